@@ -1,0 +1,292 @@
+"""DuckDB connections, versioned schema migrations and cross-process file locking.
+
+``get_system_db()`` and ``get_analytics_db()`` keep the seed plan's contract: plain DuckDB
+connections under ``DATA_DIR`` (read at call time, default ``./data``).
+
+``Database`` is what long-running processes (the MCP server, the CLI) use: it opens the file
+lazily, hands out one cursor per operation, and lets go of the file after a short idle
+period so that other processes (a second server, the CLI) can open it. DuckDB lets only one
+process open a file read-write; a process that finds it locked retries with backoff for a
+bounded time and then raises ``DatabaseLockedError`` naming the holder's PID.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, SchemaError
+from mcp_state.schema import LATEST_VERSION, MIGRATIONS
+
+SCHEMA_VERSION = LATEST_VERSION
+
+DEFAULT_LOCK_TIMEOUT = 10.0
+DEFAULT_IDLE_RELEASE = 2.0
+
+_LOCK_MESSAGE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
+_LOCK_PID = re.compile(r"PID (\d+)")
+
+
+def _get_data_dir() -> Path:
+    return Path(os.environ.get("DATA_DIR", "./data"))
+
+
+def system_db_path(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the system state database lives: ``DATA_DIR/state/system.duckdb``."""
+    return Path(data_dir) / "state" / "system.duckdb" if data_dir else _get_data_dir() / "state" / "system.duckdb"
+
+
+def get_system_db() -> duckdb.DuckDBPyConnection:
+    """Get a connection to the system state database. Creates folders and schema if needed."""
+    return connect(system_db_path())
+
+
+def get_analytics_db() -> duckdb.DuckDBPyConnection:
+    """Get a connection to the analytics database (parquet views)."""
+    path = _get_data_dir() / "analytics" / "server.duckdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _open_with_retry(str(path), {}, lock_timeout())
+
+
+def get_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
+    """The newest applied migration, or 0 when there is no schema."""
+    try:
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    except duckdb.CatalogException:
+        return 0
+    return int(row[0]) if row and row[0] else 0
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for another process to release the file (``MCP_STATE_LOCK_TIMEOUT``)."""
+    return float(os.environ.get("MCP_STATE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+
+
+def connect(
+    path: str | os.PathLike[str],
+    *,
+    config: Mapping[str, Any] | None = None,
+    wait: float | None = None,
+    migrate: bool = True,
+) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` (or ``:memory:``) with UTC time, retrying while another process holds it.
+
+    Creates the parent folder, applies pending schema migrations (unless ``migrate`` is
+    false) and refuses a database whose schema is newer than this code.
+    """
+    target = str(path)
+    if target != ":memory:":
+        try:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailableError(
+                f"cannot create the folder for the database {target}: {exc.strerror}. "
+                "Choose a writable location with --db or DATA_DIR."
+            ) from exc
+    conn = _open_with_retry(target, dict(config or {}), lock_timeout() if wait is None else wait)
+    try:
+        if migrate:
+            apply_migrations(conn)
+        else:
+            check_schema_version(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait
+    delay = 0.02
+    while True:
+        try:
+            conn = duckdb.connect(target, config=config)
+        except duckdb.IOException as exc:
+            message = str(exc)
+            if not _LOCK_MESSAGE.search(message):
+                raise DatabaseUnavailableError(
+                    f"cannot open the database {target}: {_first_line(message)}. "
+                    "Check that the path exists, is writable and has free space."
+                ) from exc
+            if time.monotonic() >= deadline:
+                pid = _LOCK_PID.search(message)
+                holder = f"process {pid.group(1)}" if pid else "another process"
+                raise DatabaseLockedError(
+                    f"the database {target} is held by {holder} (PID {pid.group(1) if pid else '?'}) "
+                    f"and was not released within {wait:g}s. Stop that process or wait for it to go "
+                    "idle, then retry; raise MCP_STATE_LOCK_TIMEOUT to wait longer."
+                ) from exc
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5)
+            continue
+        # Every timestamp is UTC, whatever the machine's zone: current_timestamp defaults
+        # and casts from TIMESTAMPTZ follow the session zone. Set before any lock_configuration.
+        conn.execute("SET GLOBAL TimeZone = 'UTC'")
+        return conn
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def check_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
+    version = get_schema_version(conn)
+    if version > LATEST_VERSION:
+        raise SchemaError(
+            f"this database has schema version {version}, newer than this mcp-state knows "
+            f"({LATEST_VERSION}). Upgrade mcp-state to open it."
+        )
+    return version
+
+
+def apply_migrations(conn: duckdb.DuckDBPyConnection, target: int = LATEST_VERSION) -> int:
+    """Apply every migration above the current version up to ``target``, each in its own transaction."""
+    current = check_schema_version(conn)
+    for migration in MIGRATIONS:
+        if migration.version <= current or migration.version > target:
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, current_timestamp)",
+                [migration.version],
+            )
+            conn.execute("COMMIT")
+        except duckdb.Error as exc:
+            conn.execute("ROLLBACK")
+            raise SchemaError(
+                f"schema migration {migration.version} ({migration.name}) failed and was rolled back; "
+                f"the database stays at version {current}: {_first_line(str(exc))}"
+            ) from exc
+        current = migration.version
+    return current
+
+
+# One lock serializes every write in this process. DuckDB aborts concurrent updates of one
+# row ("Conflict on update!") instead of waiting; writers queue here instead.
+WRITE_LOCK = threading.RLock()
+
+
+class Database:
+    """A database file shared politely with other processes.
+
+    Opens on first use; every operation runs on its own cursor (``session()``); after
+    ``idle_release`` seconds with no operation in flight, the file is closed so that other
+    processes can open it. ``:memory:`` databases are never released.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        config: Mapping[str, Any] | None = None,
+        idle_release: float | None = DEFAULT_IDLE_RELEASE,
+        lock_wait: float | None = None,
+        on_open: Any = None,
+    ) -> None:
+        self.path = str(path)
+        self.config = dict(config or {})
+        self.idle_release = None if self.path == ":memory:" else idle_release
+        self.lock_wait = lock_wait
+        self.on_open = on_open
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._state = threading.Condition()
+        self._active = 0
+        self._last_used = time.monotonic()
+        self._closed = False
+        self._reaper: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def open(self) -> duckdb.DuckDBPyConnection:
+        """The root connection, opened (and migrated) if it is not open now."""
+        with self._state:
+            if self._closed:
+                raise DatabaseUnavailableError("the database was closed; open a new one")
+            if self._conn is None:
+                conn = connect(self.path, config=self.config, wait=self.lock_wait)
+                if self.on_open is not None:
+                    try:
+                        self.on_open(conn)
+                    except BaseException:
+                        conn.close()
+                        raise
+                self._conn = conn
+                self._start_reaper()
+            return self._conn
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def release(self) -> bool:
+        """Close the file now if no operation is in flight; True when it was closed."""
+        with self._state:
+            if self._conn is None or self._active:
+                return False
+            self._conn.close()
+            self._conn = None
+            return True
+
+    def close(self) -> None:
+        with self._state:
+            self._closed = True
+            while self._active:
+                self._state.wait(0.05)
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._state.notify_all()
+
+    def _start_reaper(self) -> None:
+        if self.idle_release is None or (self._reaper is not None and self._reaper.is_alive()):
+            return
+        self._reaper = threading.Thread(target=self._reap, name="mcp-state-idle-release", daemon=True)
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        assert self.idle_release is not None
+        with self._state:
+            while not self._closed and self._conn is not None:
+                idle_for = time.monotonic() - self._last_used
+                if self._active == 0 and idle_for >= self.idle_release:
+                    self._conn.close()
+                    self._conn = None
+                    return
+                self._state.wait(max(0.01, self.idle_release - idle_for if self._active == 0 else self.idle_release))
+
+    # -- operations --------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor for one operation; the file stays open until it is done."""
+        with self._state:
+            root = self.open()
+            self._active += 1
+            cursor = root.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            with self._state:
+                self._active -= 1
+                self._last_used = time.monotonic()
+                self._state.notify_all()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the open database (keeps no idle accounting; prefer ``session()``)."""
+        return self.open().cursor()
+
+    def __enter__(self) -> Database:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

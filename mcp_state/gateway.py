@@ -1,0 +1,230 @@
+"""The one query gateway: every repository reads and writes through it.
+
+- Rows come back as dicts; a second column with an existing name is kept as ``name_2``.
+- JSON columns come back as Python lists and dicts; ``Json(value)`` sends one in.
+- Timestamps go in as UTC (aware datetimes are converted, naive ones are taken as UTC)
+  and come back as timezone-aware UTC datetimes.
+- Each operation runs on its own cursor, so threads never share one; writes are serialized
+  in the process (``WRITE_LOCK``) and run in a transaction that commits whole or not at all.
+- ``transaction()`` lets a caller group several repository calls (and an audit row) into
+  one transaction: repository calls made inside it on the same thread join it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+
+from mcp_state.db import WRITE_LOCK, Database
+from mcp_state.errors import ConflictError, DatabaseUnavailableError
+from mcp_state.schema import JSON_COLUMNS
+
+Source = duckdb.DuckDBPyConnection | Database
+
+
+class Json:
+    """A parameter to store as a JSON document."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def to_utc(value: datetime) -> datetime:
+    """Aware UTC datetime from an aware or naive (taken as UTC) one."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, Json):
+        return None if value.value is None else json.dumps(value.value, default=str)
+    if isinstance(value, datetime):
+        return to_utc(value).replace(tzinfo=None)
+    return value
+
+
+def _out(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return to_utc(value)
+    if name in JSON_COLUMNS and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def column_names(description: Sequence[Sequence[Any]] | None) -> list[str]:
+    """Column names with duplicates kept apart: ``id``, ``id_2``, ``id_3``..."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for col in description or ():
+        name = str(col[0])
+        if name in seen:
+            seen[name] += 1
+            candidate = f"{name}_{seen[name]}"
+            while candidate in seen:
+                seen[name] += 1
+                candidate = f"{name}_{seen[name]}"
+            seen[candidate] = 1
+            name = candidate
+        else:
+            seen[name] = 1
+        names.append(name)
+    return names
+
+
+def rows_to_dicts(description: Sequence[Sequence[Any]] | None, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    names = column_names(description)
+    return [{name: _out(name, value) for name, value in zip(names, row, strict=True)} for row in rows]
+
+
+_local = threading.local()
+
+
+def _translate(exc: duckdb.Error) -> Exception:
+    message = str(exc)
+    if isinstance(exc, duckdb.ConstraintException):
+        return ConflictError(_constraint_message(message))
+    if isinstance(exc, duckdb.IOException):
+        return DatabaseUnavailableError(
+            "the database could not be written (disk full or read-only?); nothing was changed. "
+            "Free space or fix permissions, then retry."
+        )
+    return exc
+
+
+def _constraint_message(message: str) -> str:
+    lowered = message.lower()
+    if "duplicate key" in lowered or "unique" in lowered or "primary key" in lowered:
+        return "a row with that key already exists; use a different id (or update the existing row)"
+    if "not null" in lowered:
+        return "a required value is missing"
+    return "the change breaks a rule of the schema and was not applied"
+
+
+class Gateway:
+    """Query access to one database for repositories."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    # -- cursors -------------------------------------------------------------------
+    def _key(self) -> int:
+        return id(self.source)
+
+    def _active_tx(self) -> duckdb.DuckDBPyConnection | None:
+        txs: dict[int, duckdb.DuckDBPyConnection] = getattr(_local, "txs", {})
+        return txs.get(self._key())
+
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        tx = self._active_tx()
+        if tx is not None:
+            yield tx
+            return
+        if isinstance(self.source, Database):
+            with self.source.session() as cursor:
+                yield cursor
+        else:
+            cursor = self.source.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Gateway]:
+        """Run the block as one write transaction; nested calls on this thread join it."""
+        if self._active_tx() is not None:
+            yield self
+            return
+        with WRITE_LOCK, self._cursor() as cursor:
+            if not hasattr(_local, "txs"):
+                _local.txs = {}
+            cursor.execute("BEGIN TRANSACTION")
+            _local.txs[self._key()] = cursor
+            try:
+                yield self
+            except BaseException:
+                _local.txs.pop(self._key(), None)
+                try:
+                    cursor.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                raise
+            _local.txs.pop(self._key(), None)
+            try:
+                cursor.execute("COMMIT")
+            except duckdb.Error as exc:
+                try:
+                    cursor.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                raise _translate(exc) from exc
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._active_tx() is not None
+
+    # -- queries -------------------------------------------------------------------
+    def _run(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> duckdb.DuckDBPyConnection:
+        try:
+            return cursor.execute(sql, [_param(p) for p in params])
+        except duckdb.Error as exc:
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._cursor() as cursor:
+            result = self._run(cursor, sql, params)
+            return rows_to_dicts(result.description, result.fetchall())
+
+    def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        with self._cursor() as cursor:
+            result = self._run(cursor, sql, params)
+            row = result.fetchone()
+            return None if row is None else rows_to_dicts(result.description, [row])[0]
+
+    def fetch_value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._cursor() as cursor:
+            result = self._run(cursor, sql, params)
+            row = result.fetchone()
+            return None if row is None else _out(str(result.description[0][0]), row[0])
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement in a transaction; returns the number of rows it changed."""
+        with self.transaction(), self._cursor() as cursor:
+            result = self._run(cursor, sql, params)
+            return _changed(result)
+
+    def execute_returning(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one write statement with a RETURNING clause; returns its rows."""
+        with self.transaction(), self._cursor() as cursor:
+            result = self._run(cursor, sql, params)
+            return rows_to_dicts(result.description, result.fetchall())
+
+
+def _changed(result: duckdb.DuckDBPyConnection) -> int:
+    description = result.description
+    if description and len(description) == 1 and str(description[0][0]).lower() == "count":
+        row = result.fetchone()
+        return int(row[0]) if row else 0
+    return 0

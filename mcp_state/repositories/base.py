@@ -1,0 +1,123 @@
+"""What every repository shares: the gateway, key lookups, paging and argument checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from mcp_state.db import Database
+from mcp_state.errors import InvalidArgumentError, NotFoundError
+from mcp_state.gateway import Gateway, Source
+
+
+class Repository:
+    """Base of the repositories: one table, its key columns and its listing order."""
+
+    table: str = ""
+    key: tuple[str, ...] = ("id",)
+    order_by: str = "id"
+    noun: str = "row"
+
+    def __init__(self, conn: Source | Gateway) -> None:
+        self.db = conn if isinstance(conn, Gateway) else Gateway(conn)
+
+    # -- shared reads and deletes -----------------------------------------------------
+    def _where_key(self) -> str:
+        return " AND ".join(f"{col} = ?" for col in self.key)
+
+    def _get(self, *key: Any) -> dict[str, Any] | None:
+        return self.db.fetch_one(f"SELECT * FROM {self.table} WHERE {self._where_key()}", key)
+
+    def _require(self, *key: Any) -> dict[str, Any]:
+        row = self._get(*key)
+        if row is None:
+            raise self._not_found(*key)
+        return row
+
+    def _exists(self, *key: Any) -> bool:
+        return self.db.fetch_value(f"SELECT 1 FROM {self.table} WHERE {self._where_key()}", key) is not None
+
+    def _not_found(self, *key: Any) -> NotFoundError:
+        ident = "/".join(str(k) for k in key)
+        return NotFoundError(f"no {self.noun} '{ident}' exists; check the id (list them to see what exists)")
+
+    def _list(
+        self,
+        where: str = "",
+        params: Sequence[Any] = (),
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        order_by: str | None = None,
+        table: str | None = None,
+    ) -> list[dict[str, Any]]:
+        limit, offset = check_page(limit, offset)
+        sql = f"SELECT * FROM {table or self.table}"
+        if where:
+            sql += f" WHERE {where}"
+        sql += f" ORDER BY {order_by or self.order_by}"
+        args = list(params)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        if offset:
+            sql += " OFFSET ?"
+            args.append(offset)
+        return self.db.fetch_all(sql, args)
+
+    def _count(self, where: str = "", params: Sequence[Any] = ()) -> int:
+        sql = f"SELECT count(*) FROM {self.table}" + (f" WHERE {where}" if where else "")
+        return int(self.db.fetch_value(sql, params))
+
+    def _delete(self, *key: Any) -> None:
+        """Delete the row with this key, or raise NotFoundError."""
+        if not self.db.execute(f"DELETE FROM {self.table} WHERE {self._where_key()}", key):
+            raise self._not_found(*key)
+
+
+# -- argument checks: one home for each rule ---------------------------------------------
+def check_id(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentError(f"{name} must be a non-empty string")
+    if len(value) > 1024:
+        raise InvalidArgumentError(f"{name} is too long (at most 1024 characters)")
+    return value
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    allowed = tuple(allowed)
+    if isinstance(value, bool) or value not in allowed:
+        raise InvalidArgumentError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    return value
+
+
+def check_non_negative(name: str, value: Any, *, optional: bool = True) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"{name} must be a whole number of 0 or more; got {value!r}")
+    return value
+
+
+def check_page(limit: int | None, offset: int = 0) -> tuple[int | None, int]:
+    if limit is not None:
+        check_non_negative("limit", limit, optional=False)
+    check_non_negative("offset", offset, optional=False)
+    return limit, offset
+
+
+def check_str_list(name: str, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgumentError(f"{name} must be a list of strings")
+    return list(value)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, with %, _ and \\ taken literally (ESCAPE '\\')."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+__all__ = ["Database", "Repository"]

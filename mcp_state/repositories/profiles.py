@@ -1,0 +1,59 @@
+"""Repository for table profiles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mcp_state.errors import InvalidArgumentError
+from mcp_state.gateway import Json, utc_now
+from mcp_state.repositories.base import Repository, check_id
+from mcp_state.types import TableProfile
+
+
+def _flatten(row: dict[str, Any]) -> dict[str, Any]:
+    profile = dict(row["profile"]) if isinstance(row["profile"], dict) else {"profile": row["profile"]}
+    profile["profiled_at"] = row["profiled_at"]
+    return profile
+
+
+class ProfileRepository(Repository):
+    """Profiles keyed by table id. ``get``/``get_all`` return the seed's shape: the profile
+    document with ``profiled_at`` added; ``get_record``/``list_records`` return rows."""
+
+    table = "table_profiles"
+    key = ("table_id",)
+    order_by = "table_id"
+    noun = "profile for table"
+
+    def save(self, table_id: str, profile: dict[str, Any], profiled_at: datetime | None = None) -> TableProfile:
+        check_id("table_id", table_id)
+        if not isinstance(profile, dict):
+            raise InvalidArgumentError("profile must be a JSON object")
+        document = {k: v for k, v in profile.items() if k != "profiled_at"}
+        with self.db.transaction():
+            self.db.execute(
+                """INSERT INTO table_profiles (table_id, profile, profiled_at) VALUES (?, ?, ?)
+                   ON CONFLICT (table_id) DO UPDATE SET profile = excluded.profile, profiled_at = excluded.profiled_at""",
+                [table_id, Json(document), profiled_at or utc_now()],
+            )
+            return self._require(table_id)  # type: ignore[return-value]
+
+    def get(self, table_id: str) -> dict[str, Any] | None:
+        row = self._get(table_id)
+        return None if row is None else _flatten(row)
+
+    def get_all(self) -> dict[str, dict[str, Any]]:
+        return {row["table_id"]: _flatten(row) for row in self._list()}
+
+    def get_record(self, table_id: str) -> TableProfile | None:
+        return self._get(table_id)  # type: ignore[return-value]
+
+    def list_records(self, limit: int | None = None, offset: int = 0) -> list[TableProfile]:
+        return self._list(limit=limit, offset=offset)  # type: ignore[return-value]
+
+    def count(self) -> int:
+        return self._count()
+
+    def delete(self, table_id: str) -> None:
+        self._delete(table_id)

@@ -1,0 +1,337 @@
+"""The database schema as numbered migrations, and a description of every column.
+
+Each migration is applied once, in its own transaction, and recorded in ``schema_version``.
+Never edit a migration that has shipped: add a new one at the end of ``MIGRATIONS``.
+
+Timestamps are ``TIMESTAMP`` (no zone) holding UTC; the query gateway converts on the way
+in and out, and every connection runs with ``TimeZone = 'UTC'`` so ``current_timestamp``
+defaults are UTC too. Tables whose rows are listed "newest first" carry a ``seq`` column
+from a sequence, so two rows with one timestamp still have a total order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+_V1_SEED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL,
+    applied_at TIMESTAMP DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS users (
+    id VARCHAR PRIMARY KEY,
+    email VARCHAR UNIQUE NOT NULL,
+    name VARCHAR,
+    role VARCHAR DEFAULT 'analyst',
+    password_hash VARCHAR,
+    setup_token VARCHAR,
+    setup_token_created TIMESTAMP,
+    reset_token VARCHAR,
+    reset_token_created TIMESTAMP,
+    created_at TIMESTAMP DEFAULT current_timestamp,
+    updated_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS sync_state (
+    table_id VARCHAR PRIMARY KEY,
+    last_sync TIMESTAMP,
+    rows BIGINT,
+    file_size_bytes BIGINT,
+    uncompressed_size_bytes BIGINT,
+    columns INTEGER,
+    hash VARCHAR,
+    status VARCHAR DEFAULT 'ok',
+    error TEXT
+);
+
+CREATE SEQUENCE IF NOT EXISTS sync_history_seq;
+CREATE TABLE IF NOT EXISTS sync_history (
+    id VARCHAR PRIMARY KEY,
+    table_id VARCHAR NOT NULL,
+    synced_at TIMESTAMP NOT NULL,
+    rows BIGINT,
+    duration_ms INTEGER,
+    status VARCHAR,
+    error TEXT,
+    seq BIGINT NOT NULL DEFAULT nextval('sync_history_seq')
+);
+
+CREATE TABLE IF NOT EXISTS user_sync_settings (
+    user_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    enabled BOOLEAN DEFAULT false,
+    table_mode VARCHAR DEFAULT 'all',
+    tables JSON,
+    updated_at TIMESTAMP,
+    PRIMARY KEY (user_id, dataset)
+);
+
+CREATE TABLE IF NOT EXISTS knowledge_items (
+    id VARCHAR PRIMARY KEY,
+    title VARCHAR NOT NULL,
+    content TEXT,
+    category VARCHAR,
+    tags JSON,
+    status VARCHAR DEFAULT 'pending',
+    contributors JSON,
+    source_user VARCHAR,
+    audience VARCHAR,
+    created_at TIMESTAMP DEFAULT current_timestamp,
+    updated_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS knowledge_votes (
+    item_id VARCHAR NOT NULL,
+    user_id VARCHAR NOT NULL,
+    vote INTEGER,
+    voted_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (item_id, user_id)
+);
+
+CREATE SEQUENCE IF NOT EXISTS audit_log_seq;
+CREATE TABLE IF NOT EXISTS audit_log (
+    id VARCHAR PRIMARY KEY,
+    timestamp TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    user_id VARCHAR,
+    action VARCHAR NOT NULL,
+    resource VARCHAR,
+    params JSON,
+    result VARCHAR,
+    duration_ms INTEGER,
+    seq BIGINT NOT NULL DEFAULT nextval('audit_log_seq')
+);
+
+CREATE TABLE IF NOT EXISTS telegram_links (
+    user_id VARCHAR PRIMARY KEY,
+    chat_id BIGINT NOT NULL,
+    linked_at TIMESTAMP DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS pending_codes (
+    code VARCHAR PRIMARY KEY,
+    chat_id BIGINT NOT NULL,
+    created_at TIMESTAMP DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS script_registry (
+    id VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    owner VARCHAR,
+    schedule VARCHAR,
+    source TEXT NOT NULL,
+    deployed_at TIMESTAMP DEFAULT current_timestamp,
+    last_run TIMESTAMP,
+    last_status VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS table_registry (
+    id VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    folder VARCHAR,
+    sync_strategy VARCHAR,
+    primary_key VARCHAR,
+    description TEXT,
+    registered_by VARCHAR,
+    registered_at TIMESTAMP DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS table_profiles (
+    table_id VARCHAR PRIMARY KEY,
+    profile JSON NOT NULL,
+    profiled_at TIMESTAMP DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS dataset_permissions (
+    user_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    access VARCHAR DEFAULT 'read',
+    PRIMARY KEY (user_id, dataset)
+);
+
+CREATE INDEX IF NOT EXISTS sync_history_table_idx ON sync_history (table_id);
+CREATE INDEX IF NOT EXISTS audit_log_time_idx ON audit_log (timestamp);
+"""
+
+_V2_API_TOKENS = """
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id VARCHAR PRIMARY KEY,
+    actor VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL,
+    token_hash VARCHAR NOT NULL UNIQUE,
+    created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    last_used_at TIMESTAMP,
+    revoked_at TIMESTAMP
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "seed schema: the state tables", _V1_SEED_SCHEMA),
+    Migration(2, "api_tokens for HTTP bearer auth", _V2_API_TOKENS),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+# Columns whose values are JSON documents; the gateway decodes them on the way out.
+JSON_COLUMNS = frozenset({"tags", "contributors", "params", "tables", "profile"})
+
+# Columns that hold secrets: never returned by a tool, a resource, a log line or SQL.
+SECRET_COLUMNS: dict[str, frozenset[str]] = {
+    "users": frozenset({"password_hash", "setup_token", "reset_token"}),
+    "pending_codes": frozenset({"code"}),
+    "api_tokens": frozenset({"token_hash"}),
+}
+
+TABLE_DESCRIPTIONS: dict[str, str] = {
+    "users": "People who use the application, one row per account.",
+    "sync_state": "Latest sync of each data table: one row per table_id.",
+    "sync_history": "Every sync run, newest has the highest seq.",
+    "user_sync_settings": "Which datasets each user syncs, one row per (user_id, dataset).",
+    "knowledge_items": "Corporate-memory knowledge items.",
+    "knowledge_votes": "Votes on knowledge items: +1 or -1, one per (item_id, user_id).",
+    "audit_log": "Append-only log of every change and notable action.",
+    "telegram_links": "Telegram chats linked to users.",
+    "pending_codes": "One-time codes waiting to link a Telegram chat (the code itself is secret).",
+    "script_registry": "Scheduled scripts deployed by users.",
+    "table_registry": "Data tables registered for syncing.",
+    "table_profiles": "The latest data profile of each registered table.",
+    "dataset_permissions": "Per-user access levels on datasets.",
+    "api_tokens": "Bearer tokens for the HTTP transport (only a hash is stored).",
+    "schema_version": "Applied schema migrations.",
+}
+
+COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "users": {
+        "id": "User id (legacy data uses the email).",
+        "email": "Unique email address.",
+        "name": "Display name.",
+        "role": "One of admin, analyst, viewer.",
+        "password_hash": "Secret: password hash.",
+        "setup_token": "Secret: account setup token.",
+        "setup_token_created": "When the setup token was issued (UTC).",
+        "reset_token": "Secret: password reset token.",
+        "reset_token_created": "When the reset token was issued (UTC).",
+        "created_at": "When the account was created (UTC).",
+        "updated_at": "When the account last changed (UTC).",
+    },
+    "sync_state": {
+        "table_id": "Id of the synced table.",
+        "last_sync": "When the table last synced (UTC).",
+        "rows": "Row count after the last sync.",
+        "file_size_bytes": "Size of the synced file in bytes.",
+        "uncompressed_size_bytes": "Uncompressed size in bytes.",
+        "columns": "Number of columns.",
+        "hash": "Content hash of the last synced file.",
+        "status": "One of ok, error, running, skipped.",
+        "error": "Error message of the last sync, if it failed.",
+    },
+    "sync_history": {
+        "id": "Run id.",
+        "table_id": "Id of the synced table.",
+        "synced_at": "When the run finished (UTC).",
+        "rows": "Rows synced.",
+        "duration_ms": "How long the run took, in milliseconds.",
+        "status": "One of ok, error, running, skipped.",
+        "error": "Error message, if the run failed.",
+        "seq": "Insertion order; breaks ties between runs with one timestamp.",
+    },
+    "user_sync_settings": {
+        "user_id": "The user.",
+        "dataset": "The dataset.",
+        "enabled": "Whether the user syncs this dataset.",
+        "table_mode": "all (every table) or selected (only those in tables).",
+        "tables": "JSON list of table ids when table_mode is selected.",
+        "updated_at": "When the setting last changed (UTC).",
+    },
+    "knowledge_items": {
+        "id": "Item id.",
+        "title": "Title.",
+        "content": "Body text.",
+        "category": "Free-form category, e.g. metrics.",
+        "tags": "JSON list of tags.",
+        "status": "One of pending, approved, rejected, archived.",
+        "contributors": "JSON list of user ids who contributed.",
+        "source_user": "Who proposed the item.",
+        "audience": "Who the item is for, e.g. all.",
+        "created_at": "When the item was created (UTC).",
+        "updated_at": "When the item last changed (UTC).",
+    },
+    "knowledge_votes": {
+        "item_id": "The knowledge item.",
+        "user_id": "The voter.",
+        "vote": "+1 or -1.",
+        "voted_at": "When the vote was cast (UTC).",
+    },
+    "audit_log": {
+        "id": "Entry id.",
+        "timestamp": "When it happened (UTC).",
+        "user_id": "The actor.",
+        "action": "What was done, e.g. a tool name.",
+        "resource": "The id of what it touched.",
+        "params": "JSON arguments, secrets removed.",
+        "result": "ok, or the kind of error.",
+        "duration_ms": "How long it took, in milliseconds.",
+        "seq": "Insertion order; breaks ties between entries with one timestamp.",
+    },
+    "telegram_links": {
+        "user_id": "The user.",
+        "chat_id": "Telegram chat id.",
+        "linked_at": "When the chat was linked (UTC).",
+    },
+    "pending_codes": {
+        "code": "Secret: the one-time code.",
+        "chat_id": "Telegram chat waiting to be linked.",
+        "created_at": "When the code was issued (UTC).",
+    },
+    "script_registry": {
+        "id": "Script id.",
+        "name": "Name.",
+        "owner": "Owning user.",
+        "schedule": "Cron expression.",
+        "source": "Script source code.",
+        "deployed_at": "When it was deployed (UTC).",
+        "last_run": "When it last ran (UTC).",
+        "last_status": "Status of the last run: ok, error, running, skipped.",
+    },
+    "table_registry": {
+        "id": "Table id.",
+        "name": "Display name.",
+        "folder": "Folder it syncs into.",
+        "sync_strategy": "e.g. full or incremental.",
+        "primary_key": "Primary key column(s).",
+        "description": "What the table holds.",
+        "registered_by": "Who registered it.",
+        "registered_at": "When it was registered (UTC).",
+    },
+    "table_profiles": {
+        "table_id": "The profiled table.",
+        "profile": "JSON profile (row_count, columns, ...).",
+        "profiled_at": "When the profile was taken (UTC).",
+    },
+    "dataset_permissions": {
+        "user_id": "The user.",
+        "dataset": "The dataset.",
+        "access": "One of read, write, admin.",
+    },
+    "api_tokens": {
+        "id": "Token id (safe to show).",
+        "actor": "Audit actor of requests made with the token.",
+        "scope": "One of read, write, admin.",
+        "token_hash": "Secret: SHA-256 of the token.",
+        "created_at": "When the token was created (UTC).",
+        "last_used_at": "When the token was last used (UTC).",
+        "revoked_at": "When the token was revoked (UTC), or null.",
+    },
+    "schema_version": {
+        "version": "Applied migration number.",
+        "applied_at": "When it was applied (UTC).",
+    },
+}

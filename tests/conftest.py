@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from mcp_state.db import get_system_db
+
+SAMPLE_DATA = Path(__file__).resolve().parent.parent / "mcp_state" / "sample_data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, monkeypatch):
+    """Every test gets its own DATA_DIR, so nothing leaks into ./data or between tests."""
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    yield
+
+
+@pytest.fixture
+def db_conn(tmp_path):
+    """A fresh DuckDB file with the schema (the seed plan's fixture)."""
+    os.environ["DATA_DIR"] = str(tmp_path / "data")
+    conn = get_system_db()
+    yield conn
+    conn.close()
