@@ -69,6 +69,41 @@ class Repository:
         sql = f"SELECT count(*) FROM {self.table}" + (f" WHERE {where}" if where else "")
         return int(self.db.fetch_value(sql, params))
 
+    def _upsert(
+        self,
+        values: dict[str, Any],
+        *,
+        keep: tuple[str, ...] = (),
+        insert_only: tuple[str, ...] = (),
+        table: str | None = None,
+        key: tuple[str, ...] | None = None,
+    ) -> None:
+        """Insert the row, or update the existing row with the same key.
+
+        ``keep``: columns that keep their stored value when the new one is NULL.
+        ``insert_only``: columns written on insert and never changed by an update.
+
+        An UPDATE then (if it matched nothing) an INSERT, in one transaction under the
+        process write lock: DuckDB's ``ON CONFLICT DO UPDATE`` costs about three times a
+        plain UPDATE. Another process cannot interleave (it cannot open the file meanwhile).
+        """
+        table = table or self.table
+        key_cols = key or self.key
+        where = " AND ".join(f"{col} = ?" for col in key_cols)
+        key_values = [values[col] for col in key_cols]
+        sets = [col for col in values if col not in key_cols and col not in insert_only]
+        assignments = ", ".join(f"{col} = coalesce(?, {col})" if col in keep else f"{col} = ?" for col in sets)
+        with self.db.transaction():
+            if sets:
+                updated = self.db.execute(
+                    f"UPDATE {table} SET {assignments} WHERE {where}", [*(values[c] for c in sets), *key_values]
+                )
+            else:
+                updated = self.db.fetch_value(f"SELECT count(*) FROM {table} WHERE {where}", key_values)
+            if not updated:
+                placeholders = ", ".join("?" for _ in values)
+                self.db.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({placeholders})", list(values.values()))
+
     def _delete(self, *key: Any) -> None:
         """Delete the row with this key, or raise NotFoundError."""
         if not self.db.execute(f"DELETE FROM {self.table} WHERE {self._where_key()}", key):

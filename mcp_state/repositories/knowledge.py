@@ -149,10 +149,10 @@ class KnowledgeRepository(Repository):
         check_choice("vote", vote, (1, -1))
         with self.db.transaction():
             self._require(item_id)
-            self.db.execute(
-                """INSERT INTO knowledge_votes (item_id, user_id, vote, voted_at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (item_id, user_id) DO UPDATE SET vote = excluded.vote, voted_at = excluded.voted_at""",
-                [item_id, user_id, vote, utc_now()],
+            self._upsert(
+                {"item_id": item_id, "user_id": user_id, "vote": vote, "voted_at": utc_now()},
+                table="knowledge_votes",
+                key=("item_id", "user_id"),
             )
             return self.get_votes(item_id)
 

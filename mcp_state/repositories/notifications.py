@@ -29,11 +29,7 @@ class TelegramRepository(Repository):
         check_id("user_id", user_id)
         _check_chat_id(chat_id)
         with self.db.transaction():
-            self.db.execute(
-                """INSERT INTO telegram_links (user_id, chat_id, linked_at) VALUES (?, ?, ?)
-                   ON CONFLICT (user_id) DO UPDATE SET chat_id = excluded.chat_id, linked_at = excluded.linked_at""",
-                [user_id, chat_id, linked_at or utc_now()],
-            )
+            self._upsert({"user_id": user_id, "chat_id": chat_id, "linked_at": linked_at or utc_now()})
             return self._require(user_id)  # type: ignore[return-value]
 
     def unlink_user(self, user_id: str) -> None:
@@ -115,13 +111,10 @@ class ScriptRepository(Repository):
         if not isinstance(source, str):
             raise InvalidArgumentError("source must be a string")
         with self.db.transaction():
-            self.db.execute(
-                """INSERT INTO script_registry (id, name, owner, schedule, source, deployed_at)
-                   VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (id) DO UPDATE SET name = excluded.name,
-                       owner = coalesce(excluded.owner, script_registry.owner),
-                       schedule = excluded.schedule, source = excluded.source, deployed_at = excluded.deployed_at""",
-                [id, name, owner, schedule, source, deployed_at or utc_now()],
+            self._upsert(
+                {"id": id, "name": name, "owner": owner, "schedule": schedule, "source": source,
+                 "deployed_at": deployed_at or utc_now()},
+                keep=("owner",),
             )
             return self._require(id)  # type: ignore[return-value]
 

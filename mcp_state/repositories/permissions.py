@@ -20,11 +20,7 @@ class DatasetPermissionRepository(Repository):
         check_id("dataset", dataset)
         check_choice("access", access, ACCESS_LEVELS)
         with self.db.transaction():
-            self.db.execute(
-                """INSERT INTO dataset_permissions (user_id, dataset, access) VALUES (?, ?, ?)
-                   ON CONFLICT (user_id, dataset) DO UPDATE SET access = excluded.access""",
-                [user_id, dataset, access],
-            )
+            self._upsert({"user_id": user_id, "dataset": dataset, "access": access})
             return self._require(user_id, dataset)  # type: ignore[return-value]
 
     def revoke(self, user_id: str, dataset: str) -> None:

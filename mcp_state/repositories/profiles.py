@@ -32,11 +32,7 @@ class ProfileRepository(Repository):
             raise InvalidArgumentError("profile must be a JSON object")
         document = {k: v for k, v in profile.items() if k != "profiled_at"}
         with self.db.transaction():
-            self.db.execute(
-                """INSERT INTO table_profiles (table_id, profile, profiled_at) VALUES (?, ?, ?)
-                   ON CONFLICT (table_id) DO UPDATE SET profile = excluded.profile, profiled_at = excluded.profiled_at""",
-                [table_id, Json(document), profiled_at or utc_now()],
-            )
+            self._upsert({"table_id": table_id, "profile": Json(document), "profiled_at": profiled_at or utc_now()})
             return self._require(table_id)  # type: ignore[return-value]
 
     def get(self, table_id: str) -> dict[str, Any] | None:

@@ -44,12 +44,9 @@ class SyncSettingsRepository(Repository):
         if table_mode == "all" and tables:
             raise InvalidArgumentError("tables are only used with table_mode 'selected'; leave them out for 'all'")
         with self.db.transaction():
-            self.db.execute(
-                """INSERT INTO user_sync_settings (user_id, dataset, enabled, table_mode, tables, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (user_id, dataset) DO UPDATE SET enabled = excluded.enabled,
-                       table_mode = excluded.table_mode, tables = excluded.tables, updated_at = excluded.updated_at""",
-                [user_id, dataset, enabled, table_mode, Json(tables), updated_at or utc_now()],
+            self._upsert(
+                {"user_id": user_id, "dataset": dataset, "enabled": enabled, "table_mode": table_mode,
+                 "tables": Json(tables), "updated_at": updated_at or utc_now()}
             )
             return self._require(user_id, dataset)  # type: ignore[return-value]
 

@@ -60,17 +60,10 @@ class SyncStateRepository(Repository):
         check_choice("status", status, SYNC_STATUSES)
         now = synced_at or utc_now()
         with self.db.transaction():
-            self.db.execute(
-                """INSERT INTO sync_state (table_id, last_sync, rows, file_size_bytes,
-                       uncompressed_size_bytes, columns, hash, status, error)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (table_id) DO UPDATE SET
-                       last_sync = excluded.last_sync, rows = excluded.rows,
-                       file_size_bytes = excluded.file_size_bytes,
-                       uncompressed_size_bytes = excluded.uncompressed_size_bytes,
-                       columns = excluded.columns, hash = excluded.hash,
-                       status = excluded.status, error = excluded.error""",
-                [table_id, now, rows, file_size_bytes, uncompressed_size_bytes, columns, hash, status, error],
+            self._upsert(
+                {"table_id": table_id, "last_sync": now, "rows": rows, "file_size_bytes": file_size_bytes,
+                 "uncompressed_size_bytes": uncompressed_size_bytes, "columns": columns, "hash": hash,
+                 "status": status, "error": error}
             )
             self.db.execute(
                 """INSERT INTO sync_history (id, table_id, synced_at, rows, duration_ms, status, error)

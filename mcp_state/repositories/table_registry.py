@@ -29,15 +29,11 @@ class TableRegistryRepository(Repository):
         check_id("id", id)
         check_id("name", name)
         with self.db.transaction():
-            self.db.execute(
-                """INSERT INTO table_registry (id, name, folder, sync_strategy, primary_key, description,
-                       registered_by, registered_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (id) DO UPDATE SET name = excluded.name, folder = excluded.folder,
-                       sync_strategy = excluded.sync_strategy, primary_key = excluded.primary_key,
-                       description = excluded.description,
-                       registered_by = coalesce(table_registry.registered_by, excluded.registered_by)""",
-                [id, name, folder, sync_strategy, primary_key, description, registered_by, registered_at or utc_now()],
+            self._upsert(
+                {"id": id, "name": name, "folder": folder, "sync_strategy": sync_strategy,
+                 "primary_key": primary_key, "description": description, "registered_by": registered_by,
+                 "registered_at": registered_at or utc_now()},
+                insert_only=("registered_by", "registered_at"),
             )
             return self._require(id)  # type: ignore[return-value]
 
