@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -96,15 +97,19 @@ def rows_to_dicts(description: Sequence[Sequence[Any]] | None, rows: Sequence[Se
 
 _local = threading.local()
 
+# A commit that cannot reach the disk surfaces as a TransactionException with the OS error in its text.
+_IO_FAILURE = re.compile(r"No space left on device|Could not write file|Read-only file system|Permission denied")
+
 
 def _translate(exc: duckdb.Error) -> Exception:
     message = str(exc)
     if isinstance(exc, duckdb.ConstraintException):
         return ConflictError(_constraint_message(message))
-    if isinstance(exc, duckdb.IOException):
+    if isinstance(exc, duckdb.IOException) or _IO_FAILURE.search(message):
+        reason = "the disk is full" if "No space left" in message else "the file could not be written"
         return DatabaseUnavailableError(
-            "the database could not be written (disk full or read-only?); nothing was changed. "
-            "Free space or fix permissions, then retry."
+            f"the change was not saved: {reason}; nothing was changed and earlier data is intact. "
+            "Free space or fix the file's permissions, then retry."
         )
     return exc
 
