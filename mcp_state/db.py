@@ -91,7 +91,13 @@ def connect(
                 f"cannot create the folder for the database {target}: {exc.strerror}. "
                 "Choose a writable location with --db or DATA_DIR."
             ) from exc
-    conn = _open_with_retry(target, dict(config or {}), lock_timeout() if wait is None else wait)
+    is_new = target != ":memory:" and not Path(target).exists()
+    try:
+        conn = _open_with_retry(target, dict(config or {}), lock_timeout() if wait is None else wait)
+    except DatabaseUnavailableError:
+        if is_new:  # a failed create (full disk) must not leave a broken file that blocks the next try
+            _remove_partial(target)
+        raise
     try:
         if migrate:
             apply_migrations(conn)
@@ -99,8 +105,18 @@ def connect(
             check_schema_version(conn)
     except BaseException:
         conn.close()
+        if is_new:
+            _remove_partial(target)
         raise
     return conn
+
+
+def _remove_partial(target: str) -> None:
+    for path in (Path(target), Path(target + ".wal")):
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
 def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb.DuckDBPyConnection:
