@@ -173,9 +173,34 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 );
 """
 
+_V3_REDACTED_VIEWS = """
+CREATE SCHEMA IF NOT EXISTS redacted;
+CREATE OR REPLACE VIEW redacted.users AS
+    SELECT * EXCLUDE (password_hash, setup_token, reset_token),
+           password_hash IS NOT NULL AS has_password,
+           setup_token IS NOT NULL AS has_setup_token,
+           reset_token IS NOT NULL AS has_reset_token
+    FROM main.users;
+CREATE OR REPLACE VIEW redacted.pending_codes AS SELECT * EXCLUDE (code) FROM main.pending_codes;
+CREATE OR REPLACE VIEW redacted.api_tokens AS SELECT * EXCLUDE (token_hash) FROM main.api_tokens;
+CREATE OR REPLACE VIEW redacted.sync_state AS SELECT * FROM main.sync_state;
+CREATE OR REPLACE VIEW redacted.sync_history AS SELECT * FROM main.sync_history;
+CREATE OR REPLACE VIEW redacted.user_sync_settings AS SELECT * FROM main.user_sync_settings;
+CREATE OR REPLACE VIEW redacted.knowledge_items AS SELECT * FROM main.knowledge_items;
+CREATE OR REPLACE VIEW redacted.knowledge_votes AS SELECT * FROM main.knowledge_votes;
+CREATE OR REPLACE VIEW redacted.audit_log AS SELECT * FROM main.audit_log;
+CREATE OR REPLACE VIEW redacted.telegram_links AS SELECT * FROM main.telegram_links;
+CREATE OR REPLACE VIEW redacted.script_registry AS SELECT * FROM main.script_registry;
+CREATE OR REPLACE VIEW redacted.table_registry AS SELECT * FROM main.table_registry;
+CREATE OR REPLACE VIEW redacted.table_profiles AS SELECT * FROM main.table_profiles;
+CREATE OR REPLACE VIEW redacted.dataset_permissions AS SELECT * FROM main.dataset_permissions;
+CREATE OR REPLACE VIEW redacted.schema_version AS SELECT * FROM main.schema_version;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed schema: the state tables", _V1_SEED_SCHEMA),
     Migration(2, "api_tokens for HTTP bearer auth", _V2_API_TOKENS),
+    Migration(3, "redacted views for the read-only SQL tool", _V3_REDACTED_VIEWS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -333,5 +358,20 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "schema_version": {
         "version": "Applied migration number.",
         "applied_at": "When it was applied (UTC).",
+    },
+}
+
+
+# The read-only SQL tool reads the views in this schema (migration 3) in place of the tables:
+# each is its table without the SECRET_COLUMNS, plus the yes/no flags below. A migration that
+# adds a table or a secret column must (re)create its view here too; tests/test_sql_views.py
+# fails until it does.
+REDACTED_SCHEMA = "redacted"
+
+REDACTED_FLAG_COLUMNS: dict[str, dict[str, str]] = {
+    "users": {
+        "has_password": "Whether a password is set (the hash itself is not visible).",
+        "has_setup_token": "Whether an account setup token is outstanding (the token is not visible).",
+        "has_reset_token": "Whether a password reset token is outstanding (the token is not visible).",
     },
 }
