@@ -134,9 +134,9 @@ def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb
                 ) from exc
             if time.monotonic() >= deadline:
                 pid = _LOCK_PID.search(message)
-                holder = f"process {pid.group(1)}" if pid else "another process"
+                holder = f"another process (PID {pid.group(1)})" if pid else "another process"
                 raise DatabaseLockedError(
-                    f"the database {target} is held by {holder} (PID {pid.group(1) if pid else '?'}) "
+                    f"the database {target} is held by {holder} "
                     f"and was not released within {wait:g}s. Stop that process or wait for it to go "
                     "idle, then retry; raise MCP_STATE_LOCK_TIMEOUT to wait longer."
                 ) from exc
