@@ -40,6 +40,13 @@ class AuditRepository(Repository):
         )
         return entry_id
 
+    # The shared write helpers would rewrite or remove entries: the log refuses them.
+    def _upsert(self, *args: Any, **kwargs: Any) -> None:
+        raise InvalidArgumentError("the audit log is append-only: entries cannot be changed")
+
+    def _delete(self, *key: Any) -> None:
+        raise InvalidArgumentError("the audit log is append-only: entries cannot be deleted")
+
     def get(self, entry_id: str) -> AuditEntry | None:
         return self._get(entry_id)  # type: ignore[return-value]
 
