@@ -23,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, SchemaError
+from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, InvalidArgumentError, SchemaError
 from mcp_state.schema import LATEST_VERSION, MIGRATIONS
 
 SCHEMA_VERSION = LATEST_VERSION
@@ -67,7 +67,18 @@ def get_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
 
 def lock_timeout() -> float:
     """Seconds to wait for another process to release the file (``MCP_STATE_LOCK_TIMEOUT``)."""
-    return float(os.environ.get("MCP_STATE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+    raw = os.environ.get("MCP_STATE_LOCK_TIMEOUT")
+    if raw is None:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):  # also refuses nan
+        raise InvalidArgumentError(
+            f"MCP_STATE_LOCK_TIMEOUT must be a number of seconds, 0 or more; got {raw!r}"
+        )
+    return seconds
 
 
 def connect(
@@ -246,7 +257,7 @@ class Database:
     def release(self) -> bool:
         """Close the file now if no operation is in flight; True when it was closed."""
         with self._state:
-            if self._conn is None or self._active:
+            if self._conn is None or self._active or self.path == ":memory:":  # closing it would lose it
                 return False
             self._conn.close()
             self._conn = None
