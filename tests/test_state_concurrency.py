@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 
 from mcp_state.db import Database, get_system_db
+from mcp_state.errors import ConflictError
 from mcp_state.repositories import (
     AuditRepository,
     KnowledgeRepository,
     PendingCodeRepository,
     SyncStateRepository,
+    UserRepository,
 )
 
 THREADS = 8
@@ -188,3 +190,16 @@ def test_two_concurrent_verifies_of_one_code_exactly_one_succeeds(tmp_path, atte
     assert errors == []
     assert len(results) == 2
     assert [r["chat_id"] for r in results if r is not None] == [42]
+
+
+def test_concurrent_creates_of_one_email_exactly_one_wins(tmp_path):
+    db = Database(tmp_path / "state.duckdb", idle_release=None)
+    try:
+        results, errors = _concurrently(
+            8, lambda: UserRepository(db).create(f"u{threading.get_ident()}", "same@x.io", "Same")
+        )
+        assert len(results) == 1
+        assert len(errors) == 7 and all(isinstance(e, ConflictError) for e in errors)
+        assert UserRepository(db).count() == 1
+    finally:
+        db.close()
