@@ -1,0 +1,116 @@
+"""The server factory: ``build_server(settings)`` returns a ready ``MCPServer``.
+
+Nothing is global: each call builds a server with its own lifespan (which opens the
+database for the first connection and closes it after the last), its tools (by toolset,
+only the reads with ``read_only``), resources and prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp_types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
+
+from mcp_state import __version__
+from mcp_state.errors import InvalidArgumentError
+from mcp_state.server import prompts, resources
+from mcp_state.server.audit import ToolSpec, audit_rejected
+from mcp_state.server.errors import invalid_arguments
+from mcp_state.server.state import AppState, Runtime, ServerSettings
+from mcp_state.server.tools_audit import audit
+from mcp_state.server.tools_knowledge import knowledge
+from mcp_state.server.tools_notifications import notifications
+from mcp_state.server.tools_registry import registry
+from mcp_state.server.tools_scripts import scripts
+from mcp_state.server.tools_sync import sync
+from mcp_state.server.tools_users import users
+
+RegisterToolset = Callable[[MCPServer[Any], ServerSettings], None]
+
+# Every toolset by name. Adding one is one entry: a function that registers its tools.
+TOOLSETS: dict[str, RegisterToolset] = {
+    "sync": sync.register,
+    "users": users.register,
+    "knowledge": knowledge.register,
+    "audit": audit.register,
+    "notifications": notifications.register,
+    "scripts": scripts.register,
+    "registry": registry.register,
+}
+
+INSTRUCTIONS = """\
+mcp-state holds an application's operational state: data-table syncs, users and dataset \
+permissions, a knowledge base with votes, the audit log, Telegram links, scripts and the table registry.
+Read with get_*/list_*/search_* tools (lists are paged: while has_more is true, call again with \
+offset=next_offset); change state with the other tools. Every change is audited with you as the actor.
+Resources: state://schema (every table and column, for SQL), state://sync (all tables' sync status), \
+state://sync/{table_id}, state://sync/{table_id}/history, state://knowledge/{item_id}, \
+state://users/{user_id}, state://tables/{table_id}, state://audit/recent.
+Errors say what to do next. Passwords, tokens and one-time codes are never shown."""
+
+
+class StateServer(MCPServer[AppState]):
+    """``MCPServer`` that audits, and words without echoing values, calls rejected by the input schema."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.audited_tools: dict[str, ToolSpec] = {}
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            spec = self.audited_tools.get(name)
+            if spec is not None and context is not None:
+                await audit_rejected(spec, context, arguments)
+            raise invalid_arguments(name, cause) from None
+
+
+def selected_toolsets(settings: ServerSettings, available: Mapping[str, RegisterToolset] = TOOLSETS) -> list[str]:
+    if settings.toolsets is None:
+        return list(available)
+    unknown = [name for name in settings.toolsets if name not in available]
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown toolset {', '.join(unknown)}; choose from {', '.join(available)}"
+        )
+    return list(dict.fromkeys(settings.toolsets))
+
+
+def build_server(settings: ServerSettings | None = None) -> StateServer:
+    """A new server for ``settings`` (environment defaults filled in now)."""
+    settings = (settings or ServerSettings()).resolved()
+    runtime = Runtime(settings)
+    auth_kwargs: dict[str, Any] = {}
+    if settings.transport == "http":
+        from mcp_state.server.http import auth_options
+
+        auth_kwargs = auth_options(settings, runtime)
+    mcp = StateServer(
+        "mcp-state",
+        title="mcp-state",
+        description="An application's operational state in DuckDB: syncs, users, knowledge, audit and more.",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=runtime.lifespan,
+        log_level=settings.log_level,
+        **auth_kwargs,
+    )
+    for name in selected_toolsets(settings):
+        TOOLSETS[name](mcp, settings)
+    resources.register(mcp, runtime)
+    prompts.register(mcp, runtime)
+    if settings.transport == "http":
+        from mcp_state.server.http import add_routes
+
+        add_routes(mcp)
+    return mcp

@@ -1,0 +1,294 @@
+"""The one wrapper every tool call goes through: identity, scope, transaction, audit, errors.
+
+A tool is a plain function ``fn(call, **arguments)`` whose body calls a repository method;
+``Toolset.read`` / ``Toolset.write`` describe it, ``register_tools`` turns it into an MCP
+tool. Each call of a mutating tool writes exactly one ``audit_log`` row: on success in the
+same transaction as the change, on failure (after the rollback) on its own. Reads are not
+audited. Writes run on a worker thread (they may wait for the write lock); see ``run_tool``
+for reads.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ToolAnnotations
+from pydantic import TypeAdapter
+
+from mcp_state.server.errors import error_kind, permission_denied, tool_error
+from mcp_state.server.state import AppState, Repos, ServerSettings
+
+logger = logging.getLogger("mcp_state.server")
+
+SCOPE_RANK = {"read": 0, "write": 1, "admin": 2}
+REDACTED = "[redacted]"
+_SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|api[_-]?key|credential|authorization|cookie", re.I)
+_SECRET_NAMES = frozenset({"code", "pending_code", "one_time_code", "verification_code", "otp", "pin"})
+_MAX_TEXT = 500
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the audit actor and the scope of their credential."""
+
+    actor: str
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a tool body gets besides its arguments."""
+
+    repos: Repos
+    actor: str
+
+
+Resource = str | Callable[[Mapping[str, Any], Any], str | None] | None
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    fn: Callable[..., Any]
+    name: str
+    title: str
+    description: str
+    scope: str = "read"
+    destructive: bool = False
+    idempotent: bool = True
+    resource: Resource = None
+    hint: str = ""
+    toolset: str = ""
+
+    @property
+    def mutating(self) -> bool:
+        return self.scope != "read"
+
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=not self.mutating,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=False,
+        )
+
+    def resource_of(self, arguments: Mapping[str, Any], result: Any = None) -> str | None:
+        if self.resource is None:
+            return None
+        if isinstance(self.resource, str):
+            value = arguments.get(self.resource)
+            return None if value is None else str(value)
+        try:
+            return self.resource(arguments, result)
+        except (KeyError, TypeError):
+            return None
+
+    @cached_property
+    def output(self) -> TypeAdapter[Any]:
+        """Checks a result against the output schema before its transaction commits."""
+        return TypeAdapter(inspect.signature(self.fn, eval_str=True).return_annotation)
+
+
+@dataclass
+class Toolset:
+    """The tools of one domain; ``--toolsets`` picks toolsets by name."""
+
+    name: str
+    hint: str = ""
+    specs: list[ToolSpec] = field(default_factory=list)
+
+    def read(self, title: str, *, hint: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self._add(title=title, scope="read", hint=hint)
+
+    def write(
+        self,
+        title: str,
+        *,
+        resource: Resource,
+        destructive: bool,
+        idempotent: bool,
+        scope: str = "write",
+        hint: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self._add(
+            title=title, scope=scope, resource=resource, destructive=destructive, idempotent=idempotent, hint=hint
+        )
+
+    def _add(self, *, title: str, hint: str | None, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            spec = ToolSpec(
+                fn=fn,
+                name=fn.__name__,
+                title=title,
+                description=inspect.getdoc(fn) or "",
+                hint=self.hint if hint is None else hint,
+                toolset=self.name,
+                **kwargs,
+            )
+            self.specs.append(spec)
+            return fn
+
+        return decorator
+
+    def register(self, mcp: MCPServer[Any], settings: ServerSettings) -> None:
+        register_tools(mcp, self.specs, settings)
+
+
+def register_tools(mcp: MCPServer[Any], specs: list[ToolSpec], settings: ServerSettings) -> None:
+    """Add each spec as a tool (only the reads when ``settings.read_only``)."""
+    audited: dict[str, ToolSpec] | None = getattr(mcp, "audited_tools", None)
+    for spec in specs:
+        if settings.read_only and spec.mutating:
+            continue
+        mcp.add_tool(
+            _handler(spec),
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            annotations=spec.annotations(),
+            structured_output=True,
+        )
+        if audited is not None and spec.mutating:
+            audited[spec.name] = spec
+
+
+def _handler(spec: ToolSpec) -> Callable[..., Any]:
+    """An async function with the body's parameters (minus ``call``) plus the MCP context."""
+    sig = inspect.signature(spec.fn, eval_str=True)
+    params = list(sig.parameters.values())[1:]
+
+    async def handler(ctx: Context, **arguments: Any) -> Any:
+        return await run_tool(spec, ctx, arguments)
+
+    ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+    handler.__signature__ = sig.replace(parameters=[*params, ctx_param])  # type: ignore[attr-defined]
+    handler.__annotations__ = {p.name: p.annotation for p in params} | {
+        "ctx": Context,
+        "return": sig.return_annotation,
+    }
+    handler.__name__ = handler.__qualname__ = spec.name
+    handler.__doc__ = spec.description
+    return handler
+
+
+def caller_of(ctx: Context, settings: ServerSettings) -> Caller:
+    """Over HTTP: the bearer token's actor and scope. Over stdio: the configured actor, full scope."""
+    if settings.transport != "http":
+        return Caller(settings.actor or "local", "admin")
+    user = None
+    request = ctx.request_context.request
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, Mapping):
+        user = scope.get("user")
+    token = getattr(user, "access_token", None)
+    if token is None:
+        from mcp.server.auth.middleware.auth_context import get_access_token
+
+        token = get_access_token()
+    if token is None:
+        return Caller("anonymous", "none")
+    return Caller(token.client_id, token.scopes[0] if token.scopes else "read")
+
+
+async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> Any:
+    started = time.perf_counter()
+    state: AppState = ctx.request_context.lifespan_context
+    caller = caller_of(ctx, state.settings)
+    if spec.mutating:
+        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started)
+    if state.settings.transport == "stdio" and state.db.is_open:
+        # One client and the file already open: the read costs less than a hop to a worker
+        # thread. Over HTTP (many clients), and when the file may need opening (which can
+        # wait for another process's lock), reads run on a worker thread like writes.
+        return _read(spec, state, caller, arguments)
+    return await anyio.to_thread.run_sync(_read, spec, state, caller, arguments)
+
+
+def _read(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any]) -> Any:
+    try:
+        _require_scope(spec, caller)
+        return spec.fn(Call(state.repos, caller.actor), **arguments)
+    except Exception as exc:
+        raise tool_error(spec.name, exc, spec.hint) from None
+
+
+def _write(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any], started: float) -> Any:
+    repos = state.repos
+    try:
+        _require_scope(spec, caller)
+        with repos.gateway.transaction():
+            result = spec.fn(Call(repos, caller.actor), **arguments)
+            spec.output.validate_python(result)
+            repos.audit.log(
+                user_id=caller.actor,
+                action=spec.name,
+                resource=spec.resource_of(arguments, result),
+                params=redact(arguments),
+                result="ok",
+                duration_ms=_elapsed_ms(started),
+            )
+        return result
+    except Exception as exc:
+        record_failure(state, spec, caller, arguments, error_kind(exc), started)
+        raise tool_error(spec.name, exc, spec.hint) from None
+
+
+def record_failure(
+    state: AppState, spec: ToolSpec, caller: Caller, arguments: Mapping[str, Any], kind: str, started: float
+) -> None:
+    """The audit row of a failed call, in its own transaction (the change was rolled back)."""
+    try:
+        state.repos.audit.log(
+            user_id=caller.actor,
+            action=spec.name,
+            resource=spec.resource_of(arguments),
+            params=redact(arguments),
+            result=kind,
+            duration_ms=_elapsed_ms(started),
+        )
+    except Exception as audit_exc:  # the database itself may be what failed
+        logger.error("could not write the audit row for a failed %s call: %s", spec.name, type(audit_exc).__name__)
+
+
+def _require_scope(spec: ToolSpec, caller: Caller) -> None:
+    if SCOPE_RANK.get(caller.scope, -1) < SCOPE_RANK[spec.scope]:
+        raise permission_denied(spec.name, caller.scope, spec.scope)
+
+
+def _elapsed_ms(started: float) -> int:
+    return max(0, round((time.perf_counter() - started) * 1000))
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """``value`` fit for the audit log: secret-looking keys masked, long text cut, depth bounded."""
+    if depth > 8:
+        return "[nested too deep]"
+    if isinstance(value, Mapping):
+        return {str(k): REDACTED if is_secret_key(str(k)) else redact(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [redact(v, depth + 1) for v in value[:100]]
+        return items + [f"[{len(value) - 100} more]"] if len(value) > 100 else items
+    if isinstance(value, str) and len(value) > _MAX_TEXT:
+        return value[:_MAX_TEXT] + f"... [{len(value)} characters]"
+    return value
+
+
+def is_secret_key(key: str) -> bool:
+    return key.lower() in _SECRET_NAMES or _SECRET_KEY.search(key) is not None
+
+
+async def audit_rejected(spec: ToolSpec, ctx: Context, arguments: Mapping[str, Any]) -> None:
+    """The audit row of a mutating call whose arguments failed the input schema."""
+    started = time.perf_counter()
+    state: AppState = ctx.request_context.lifespan_context
+    caller = caller_of(ctx, state.settings)
+    await anyio.to_thread.run_sync(record_failure, state, spec, caller, arguments, "invalid_argument", started)

@@ -1,0 +1,105 @@
+"""Prompts: ready-made tasks that start from the current state and say which tools to use."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+from pydantic import Field
+
+from mcp_state.gateway import to_utc, utc_now
+from mcp_state.server.resources import to_json
+from mcp_state.server.state import Runtime
+
+SHOWN = 20
+AUDIT_SAMPLE = 1000
+_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$", re.I)
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(since: str) -> datetime:
+    """``24h``, ``7d``, ``30m``, ``2w``, or an ISO 8601 date/time (UTC when it has no zone)."""
+    match = _RELATIVE.match(since)
+    if match:
+        return utc_now() - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    try:
+        return to_utc(datetime.fromisoformat(since.strip()))
+    except ValueError:
+        raise MCPError(
+            code=INVALID_PARAMS,
+            message=f"since must be a duration like 24h, 7d, 30m, 2w or an ISO date like 2025-01-31; got {since!r}",
+        ) from None
+
+
+def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
+    @mcp.prompt(title="Triage sync failures")
+    def triage_sync_failures() -> str:
+        """Investigate the tables whose latest sync failed and propose fixes."""
+        repos = runtime.state.repos
+        failing = repos.sync_state.get_all_states(status="error", limit=SHOWN)
+        total = repos.sync_state.count_states(status="error")
+        if not failing:
+            return "No table's latest sync failed (state://sync has the overview). Report that all syncs are healthy."
+        return (
+            f"{total} table(s) have a failed latest sync; the first {len(failing)} are below.\n"
+            "For each table: call get_sync_history(table_id) to see when it started failing and whether it "
+            "ever succeeded, get_registered_table(table_id) for its sync strategy and primary key, and "
+            "get_table_profile(table_id) if the error points at the data. Then group the tables by likely "
+            "cause, and for each group propose the fix and who should act. Do not change any state unless asked.\n\n"
+            f"Failing tables:\n{to_json(failing)}"
+        )
+
+    @mcp.prompt(title="Review pending knowledge")
+    def review_pending_knowledge() -> str:
+        """Review knowledge items waiting for approval and recommend approve or reject for each."""
+        repos = runtime.state.repos
+        pending = repos.knowledge.list_items(["pending"], limit=SHOWN)
+        total = repos.knowledge.count_items(["pending"])
+        if not pending:
+            return "No knowledge item is pending review. Report that the review queue is empty."
+        items = [{**item, **repos.knowledge.get_votes(item["id"])} for item in pending]
+        return (
+            f"{total} knowledge item(s) are pending review; the {len(items)} most recently changed are below "
+            "with their votes. For each: check it is accurate, specific and not a duplicate "
+            "(search_knowledge with its key terms), then recommend approve or reject with one line of reasoning. "
+            "Only after the user confirms, apply each decision with set_knowledge_status(item_id, 'approved' or "
+            "'rejected').\n\n"
+            f"Pending items:\n{to_json(items)}"
+        )
+
+    @mcp.prompt(title="Summarize audit activity")
+    def summarize_audit_activity(
+        since: Annotated[
+            str, Field(description="From when: a duration like 24h, 7d, 30m, or an ISO date like 2025-01-31.")
+        ] = "24h",
+    ) -> str:
+        """Summarize who changed what since a time, and which changes failed."""
+        start = parse_since(since)
+        repos = runtime.state.repos
+        total = repos.audit.count(since=start)
+        entries = repos.audit.query(since=start, limit=AUDIT_SAMPLE)
+        failures = [
+            {k: e[k] for k in ("timestamp", "user_id", "action", "resource", "result")}  # type: ignore[literal-required]
+            for e in entries
+            if e["result"] not in (None, "ok")
+        ][:SHOWN]
+        summary = {
+            "since": start,
+            "entries": total,
+            "counted": len(entries),
+            "by_action": dict(Counter(e["action"] for e in entries).most_common()),
+            "by_actor": dict(Counter(e["user_id"] or "unknown" for e in entries).most_common()),
+            "by_result": dict(Counter(e["result"] or "none" for e in entries).most_common()),
+            "recent_failures": failures,
+        }
+        return (
+            f"Summarize the audit activity since {start.isoformat()} for an operator: the main kinds of change, "
+            "who made them, anything unusual (bursts, failures, deletes, permission changes), and what deserves a "
+            "follow-up. Use query_audit_log(since=..., action=...) to look closer at anything notable.\n\n"
+            f"Activity:\n{to_json(summary)}"
+        )

@@ -1,0 +1,186 @@
+"""``state://`` resources: JSON views an agent (or a person in Inspector) can browse.
+
+Users appear without secrets; audit params are masked again on the way out. Templates
+offer completions for their ids.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+import pydantic_core
+from mcp.server.mcpserver import MCPServer
+from mcp_types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
+
+from mcp_state.repositories.users import public_user
+from mcp_state.schema import COLUMN_DESCRIPTIONS, JSON_COLUMNS, SECRET_COLUMNS, TABLE_DESCRIPTIONS
+from mcp_state.server.audit import redact
+from mcp_state.server.errors import resource_error
+from mcp_state.server.shapes import found
+from mcp_state.server.state import Repos, Runtime
+
+JSON = "application/json"
+OVERVIEW_LIMIT = 500
+RECENT = 50
+
+# Where each template's id comes from, for completions.
+TEMPLATE_IDS = {
+    "state://sync/{table_id}": ("sync_state", "table_id"),
+    "state://sync/{table_id}/history": ("sync_state", "table_id"),
+    "state://knowledge/{item_id}": ("knowledge_items", "id"),
+    "state://users/{user_id}": ("users", "id"),
+    "state://tables/{table_id}": ("table_registry", "id"),
+}
+PROMPT_SUGGESTIONS = {("summarize_audit_activity", "since"): ["1h", "24h", "7d", "30d"]}
+
+
+def to_json(value: Any) -> str:
+    return pydantic_core.to_json(value, indent=2, fallback=str).decode()
+
+
+def schema_document(repos: Repos) -> dict[str, Any]:
+    """Every table and column with its type and description, for writing SQL."""
+    columns = repos.gateway.fetch_all(
+        """SELECT table_name, column_name, data_type FROM information_schema.columns
+           WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"""
+    )
+    tables: dict[str, dict[str, Any]] = {}
+    for col in columns:
+        name = col["table_name"]
+        table = tables.setdefault(
+            name, {"name": name, "description": TABLE_DESCRIPTIONS.get(name, ""), "columns": []}
+        )
+        secret = col["column_name"] in SECRET_COLUMNS.get(name, ())
+        table["columns"].append(
+            {
+                "name": col["column_name"],
+                "type": col["data_type"],
+                "description": COLUMN_DESCRIPTIONS.get(name, {}).get(col["column_name"], ""),
+                **({"secret": True} if secret else {}),
+            }
+        )
+    return {
+        "database": "DuckDB",
+        "notes": [
+            "Timestamps are TIMESTAMP values holding UTC.",
+            f"JSON columns: {', '.join(sorted(JSON_COLUMNS))}.",
+            "Columns marked secret are never returned by tools or resources.",
+            "audit_log is append-only; order 'newest first' by timestamp DESC, seq DESC.",
+        ],
+        "tables": list(tables.values()),
+    }
+
+
+def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
+    def resource(uri: str, title: str, description: str) -> Callable[[Callable[..., Any]], Any]:
+        def decorator(fn: Callable[..., Any]) -> Any:
+            def guarded(**kwargs: Any) -> str:
+                try:
+                    return to_json(fn(runtime.state.repos, **kwargs))
+                except Exception as exc:
+                    raise resource_error(uri, exc) from None
+
+            sig = _without_repos(fn)
+            guarded.__signature__ = sig  # type: ignore[attr-defined]
+            guarded.__annotations__ = {name: str for name in sig.parameters} | {"return": str}
+            guarded.__name__ = guarded.__qualname__ = fn.__name__
+            guarded.__doc__ = description
+            return mcp.resource(uri, name=fn.__name__, title=title, description=description, mime_type=JSON)(guarded)
+
+        return decorator
+
+    @resource("state://schema", "Database schema", "Every table and column with its type and meaning, for SQL.")
+    def schema(repos: Repos) -> Any:
+        return schema_document(repos)
+
+    @resource("state://sync", "Sync overview", "Every table's latest sync status, with counts by status.")
+    def sync_overview(repos: Repos) -> Any:
+        states = repos.sync_state.get_all_states(limit=OVERVIEW_LIMIT + 1)
+        counts: dict[str, int] = {}
+        for status in ("ok", "error", "running", "skipped"):
+            counts[status] = repos.sync_state.count_states(status=status)
+        return {
+            "total": repos.sync_state.count_states(),
+            "by_status": counts,
+            "tables": [
+                {k: s[k] for k in ("table_id", "status", "last_sync", "rows", "error")}  # type: ignore[literal-required]
+                for s in states[:OVERVIEW_LIMIT]
+            ],
+            "truncated": len(states) > OVERVIEW_LIMIT,
+        }
+
+    @resource("state://sync/{table_id}", "Table sync state", "One table's latest sync.")
+    def sync_table(repos: Repos, table_id: str) -> Any:
+        return found(repos.sync_state.get_table_state(table_id), "sync state for table", table_id)
+
+    @resource("state://sync/{table_id}/history", "Table sync history", f"One table's last {RECENT} sync runs.")
+    def sync_history(repos: Repos, table_id: str) -> Any:
+        return {
+            "table_id": table_id,
+            "total": repos.sync_state.count_history(table_id),
+            "runs": repos.sync_state.get_sync_history(table_id, limit=RECENT),
+        }
+
+    @resource("state://knowledge/{item_id}", "Knowledge item", "A knowledge item with its vote counts.")
+    def knowledge_item(repos: Repos, item_id: str) -> Any:
+        item = found(repos.knowledge.get_by_id(item_id), "knowledge item", item_id)
+        return {**item, **repos.knowledge.get_votes(item_id)}
+
+    @resource("state://users/{user_id}", "User", "A user (no secrets) with permissions, sync settings, Telegram link.")
+    def user(repos: Repos, user_id: str) -> Any:
+        row = found(repos.users.get_by_id(user_id), "user", user_id)
+        return {
+            "user": public_user(row),
+            "dataset_permissions": repos.permissions.list_for_user(user_id),
+            "sync_settings": repos.sync_settings.get(user_id),
+            "telegram_link": repos.telegram.get_link(user_id),
+        }
+
+    @resource("state://tables/{table_id}", "Registered table", "A registered table with its profile and sync state.")
+    def table(repos: Repos, table_id: str) -> Any:
+        entry = found(repos.registry.get(table_id), "registered table", table_id)
+        return {
+            "table": entry,
+            "profile": repos.profiles.get_record(table_id),
+            "sync_state": repos.sync_state.get_table_state(table_id),
+        }
+
+    @resource("state://audit/recent", "Recent audit log", f"The newest {RECENT} audit log entries.")
+    def audit_recent(repos: Repos) -> Any:
+        entries = repos.audit.query(limit=RECENT)
+        return {"entries": [{**e, "params": redact(e["params"])} for e in entries], "total": repos.audit.count()}
+
+    @mcp.completion()
+    async def complete(
+        ref: PromptReference | ResourceTemplateReference,
+        argument: CompletionArgument,
+        context: CompletionContext | None,
+    ) -> Completion | None:
+        if isinstance(ref, PromptReference):
+            values = PROMPT_SUGGESTIONS.get((ref.name, argument.name))
+            if values is None:
+                return None
+            return Completion(values=[v for v in values if v.startswith(argument.value)])
+        source = TEMPLATE_IDS.get(ref.uri)
+        if source is None:
+            return None
+        values = await anyio.to_thread.run_sync(_ids_starting_with, runtime.state.repos, *source, argument.value)
+        return Completion(values=values[:100], has_more=len(values) > 100)
+
+
+def _ids_starting_with(repos: Repos, table: str, column: str, prefix: str) -> list[str]:
+    # table and column come from TEMPLATE_IDS above, never from the caller.
+    rows = repos.gateway.fetch_all(
+        f"SELECT {column} AS id FROM {table} WHERE starts_with({column}, ?) ORDER BY {column} LIMIT 101",
+        [prefix],
+    )
+    return [row["id"] for row in rows]
+
+
+def _without_repos(fn: Callable[..., Any]) -> inspect.Signature:
+    sig = inspect.signature(fn)
+    params = [p.replace(annotation=str) for p in list(sig.parameters.values())[1:]]
+    return sig.replace(parameters=params, return_annotation=str)

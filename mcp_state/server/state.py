@@ -1,0 +1,192 @@
+"""Server settings and the state a running server holds: one open database and its repositories.
+
+``open_database(settings)`` is the one place the server's ``Database`` is built, so that
+toolsets with their own needs (the read-only SQL engine's connection config and
+``on_open`` hook) can be passed through it. ``Runtime`` owns the lifespan: the first
+connection opens the state, the last one to leave closes it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import duckdb
+
+from mcp_state.db import DEFAULT_IDLE_RELEASE, Database, lock_timeout, system_db_path
+from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError
+from mcp_state.gateway import Gateway
+from mcp_state.repositories.audit import AuditRepository
+from mcp_state.repositories.knowledge import KnowledgeRepository
+from mcp_state.repositories.notifications import PendingCodeRepository, ScriptRepository, TelegramRepository
+from mcp_state.repositories.permissions import DatasetPermissionRepository
+from mcp_state.repositories.profiles import ProfileRepository
+from mcp_state.repositories.sync_settings import SyncSettingsRepository
+from mcp_state.repositories.sync_state import SyncStateRepository
+from mcp_state.repositories.table_registry import TableRegistryRepository
+from mcp_state.repositories.tokens import TokenRepository
+from mcp_state.repositories.users import UserRepository
+
+Transport = Literal["stdio", "http"]
+DEFAULT_PORT = 8765
+DEFAULT_CODE_TTL = 600.0
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidArgumentError(f"{name} must be a number of seconds; got {raw!r}") from None
+
+
+def default_actor() -> str:
+    """``MCP_STATE_ACTOR``, else the operating-system user, else ``local``."""
+    actor = os.environ.get("MCP_STATE_ACTOR", "").strip()
+    if actor:
+        return actor
+    try:
+        return getpass.getuser() or "local"
+    except (KeyError, OSError):
+        return "local"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How one server runs. ``None`` fields are filled from the environment by ``resolved()``."""
+
+    db_path: str | None = None
+    read_only: bool = False
+    toolsets: tuple[str, ...] | None = None
+    actor: str | None = None
+    transport: Transport = "stdio"
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    allowed_hosts: tuple[str, ...] = ()
+    lock_timeout: float | None = None
+    idle_release: float | None = None
+    code_ttl: float | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
+
+    def resolved(self) -> ServerSettings:
+        """These settings with every ``None`` taken from the environment (read now, not at import)."""
+        return replace(
+            self,
+            db_path=self.db_path or str(system_db_path()),
+            actor=self.actor or default_actor(),
+            lock_timeout=lock_timeout() if self.lock_timeout is None else self.lock_timeout,
+            idle_release=(
+                _env_float("MCP_STATE_IDLE_RELEASE", DEFAULT_IDLE_RELEASE)
+                if self.idle_release is None
+                else self.idle_release
+            ),
+            code_ttl=_env_float("MCP_STATE_CODE_TTL", DEFAULT_CODE_TTL) if self.code_ttl is None else self.code_ttl,
+        )
+
+
+def open_database(
+    settings: ServerSettings,
+    *,
+    config: Mapping[str, Any] | None = None,
+    on_open: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> Database:
+    """The server's database (opened lazily, released when idle so other processes can use it)."""
+    if not settings.db_path:
+        raise DatabaseUnavailableError("no database path: set DATA_DIR or pass --db")
+    return Database(
+        settings.db_path,
+        config=config,
+        idle_release=settings.idle_release,
+        lock_wait=settings.lock_timeout,
+        on_open=on_open,
+    )
+
+
+@dataclass(frozen=True)
+class Repos:
+    """Every repository, on one gateway: calls inside ``gateway.transaction()`` share it."""
+
+    gateway: Gateway
+    sync_state: SyncStateRepository
+    sync_settings: SyncSettingsRepository
+    users: UserRepository
+    permissions: DatasetPermissionRepository
+    knowledge: KnowledgeRepository
+    audit: AuditRepository
+    telegram: TelegramRepository
+    codes: PendingCodeRepository
+    scripts: ScriptRepository
+    registry: TableRegistryRepository
+    profiles: ProfileRepository
+    tokens: TokenRepository
+
+    @classmethod
+    def on(cls, db: Database, code_ttl: float = DEFAULT_CODE_TTL) -> Repos:
+        g = Gateway(db)
+        return cls(
+            gateway=g,
+            sync_state=SyncStateRepository(g),
+            sync_settings=SyncSettingsRepository(g),
+            users=UserRepository(g),
+            permissions=DatasetPermissionRepository(g),
+            knowledge=KnowledgeRepository(g),
+            audit=AuditRepository(g),
+            telegram=TelegramRepository(g),
+            codes=PendingCodeRepository(g, ttl=code_ttl),
+            scripts=ScriptRepository(g),
+            registry=TableRegistryRepository(g),
+            profiles=ProfileRepository(g),
+            tokens=TokenRepository(g),
+        )
+
+
+@dataclass
+class AppState:
+    """What the lifespan yields: ``ctx.request_context.lifespan_context`` in every handler."""
+
+    settings: ServerSettings
+    db: Database
+    repos: Repos = field(repr=False)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class Runtime:
+    """Opens the state for the first connection and closes it after the last one.
+
+    Handlers reach the state through their context; static resources, completions and the
+    HTTP token check (which get no context) through ``Runtime.state``.
+    """
+
+    def __init__(self, settings: ServerSettings, open_db: Callable[[ServerSettings], Database] = open_database):
+        self.settings = settings
+        self._open_db = open_db
+        self._state: AppState | None = None
+        self._users = 0
+
+    @property
+    def state(self) -> AppState:
+        if self._state is None:
+            raise DatabaseUnavailableError("the server is not running (its lifespan has not started)")
+        return self._state
+
+    @asynccontextmanager
+    async def lifespan(self, _server: object) -> AsyncIterator[AppState]:
+        if self._state is None:
+            db = self._open_db(self.settings)
+            self._state = AppState(self.settings, db, Repos.on(db, self.settings.code_ttl or DEFAULT_CODE_TTL))
+        self._users += 1
+        try:
+            yield self._state
+        finally:
+            self._users -= 1
+            if self._users == 0 and self._state is not None:
+                state, self._state = self._state, None
+                state.close()
