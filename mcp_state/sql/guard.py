@@ -1,0 +1,393 @@
+"""The statement gate of the read-only SQL tool (layers 1 to 3).
+
+1. ``check_size``: the SQL text is at most ``MAX_SQL_CHARS`` characters.
+2. ``check_statement``: DuckDB's own parser finds exactly one statement, and it is a ``SELECT``
+   (which is also how DuckDB parses ``WITH``, ``FROM``-first, ``VALUES``, ``DESCRIBE``,
+   ``SHOW``, ``SUMMARIZE`` and ``PIVOT ... IN (...)``).
+3. ``check_tree``: the statement's parse tree from ``json_serialize_sql`` is walked whole.
+   Every query node (CTEs and subqueries included) is a read; every table is a redacted view,
+   a CTE or a metadata view; every table function is on ``TABLE_FUNCTIONS``; every other
+   function is a built-in one without side effects (``Catalog.functions``). Anything the walk
+   does not recognise is refused: it fails closed.
+
+Checking the statement type alone is not enough (``WITH d AS (DELETE ... RETURNING *) SELECT``
+is typed SELECT), nor is a read-only transaction (``json_execute_serialized_sql`` deletes
+inside one, ``COPY ... TO`` and ``SET`` run inside one); the engine adds layers 4 to 6.
+Each refusal raises ``InvalidSQLError`` naming the reason and what is allowed instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from mcp_state.errors import InvalidSQLError
+from mcp_state.schema import REDACTED_SCHEMA
+
+MAX_SQL_CHARS = 20_000
+
+ALLOWED = (
+    "SELECT, WITH (also RECURSIVE), FROM-first queries, VALUES, DESCRIBE, SHOW TABLES, SUMMARIZE, "
+    "PIVOT/UNPIVOT with an IN list"
+)
+
+# Table functions the SQL tool may call: generators and catalog metadata without paths or settings.
+TABLE_FUNCTIONS = frozenset(
+    {
+        "range",
+        "generate_series",
+        "unnest",
+        "json_each",
+        "json_tree",
+        "duckdb_tables",
+        "duckdb_views",
+        "duckdb_columns",
+        "duckdb_schemas",
+        "duckdb_types",
+        "duckdb_functions",
+        "duckdb_keywords",
+        "duckdb_constraints",
+        "duckdb_indexes",
+    }
+)
+
+# information_schema views (over duckdb_* metadata) the SQL tool may read.
+METADATA_VIEWS = frozenset({"tables", "columns", "schemata", "views", "table_constraints", "key_column_usage"})
+
+# Built-in functions refused by name, with the reason given to the caller.
+_STATE = "it changes or reads server state (sequences, settings, logs)"
+DENIED_FUNCTIONS: dict[str, str] = {
+    "nextval": _STATE,
+    "currval": _STATE,
+    "setval": _STATE,
+    "setseed": _STATE,
+    "current_setting": "settings are not visible through the SQL tool",
+    "write_log": _STATE,
+    "get_block_size": "it reads storage internals",
+    "sleep_ms": "the SQL tool does not wait",
+    "pg_sleep": "the SQL tool does not wait",
+}
+
+# Volatile built-ins that are harmless (DuckDB flags every volatile function as side-effecting).
+SAFE_VOLATILE = frozenset({"random", "uuid", "uuidv4", "uuidv7", "gen_random_uuid", "error"})
+
+# Names the parser emits that are not catalog functions (special forms bound by name).
+PARSER_FUNCTIONS = frozenset({"unnest", "unlist", "grouping", "grouping_id", "try", "columns"})
+
+_QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
+_TABLE_REFS = frozenset({"BASE_TABLE", "TABLE_FUNCTION", "JOIN", "SUBQUERY", "EXPRESSION_LIST", "EMPTY", "PIVOT", "SHOW_REF"})
+_EXPRESSIONS = frozenset(
+    {
+        "BETWEEN",
+        "CASE",
+        "CAST",
+        "COLLATE",
+        "COLUMN_REF",
+        "COMPARISON",
+        "CONJUNCTION",
+        "CONSTANT",
+        "FUNCTION",
+        "LAMBDA",
+        "LAMBDA_REF",
+        "OPERATOR",
+        "POSITIONAL_REFERENCE",
+        "STAR",
+        "SUBQUERY",
+        "WINDOW",
+        "TYPE",
+    }
+)
+_SHOW_SPECIAL = frozenset({"tables", "__show_tables_expanded"})
+
+_FILE_READERS = ("read_", "parquet_", "glob", "sniff_csv", "iceberg", "delta_scan")
+_NESTED_SQL = frozenset({"query", "query_table", "json_execute_serialized_sql"})
+
+_STATEMENT_WORDS = {
+    "INSERT": "an INSERT",
+    "UPDATE": "an UPDATE",
+    "DELETE": "a DELETE",
+    "MERGE_INTO": "a MERGE",
+    "CREATE": "a CREATE",
+    "CREATE_FUNC": "a CREATE MACRO",
+    "DROP": "a DROP",
+    "ALTER": "an ALTER",
+    "COPY": "a COPY",
+    "COPY_DATABASE": "a COPY FROM DATABASE",
+    "EXPORT": "an EXPORT DATABASE",
+    "ATTACH": "an ATTACH",
+    "DETACH": "a DETACH",
+    "LOAD": "an INSTALL or LOAD",
+    "EXTENSION": "an extension statement",
+    "PRAGMA": "a PRAGMA",
+    "SET": "a SET, RESET or USE",
+    "VARIABLE_SET": "a SET VARIABLE",
+    "TRANSACTION": "a transaction statement (BEGIN, COMMIT, ROLLBACK)",
+    "PREPARE": "a PREPARE",
+    "EXECUTE": "an EXECUTE",
+    "CALL": "a CALL",
+    "VACUUM": "a VACUUM",
+    "ANALYZE": "an ANALYZE",
+    "EXPLAIN": "an EXPLAIN",
+}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What a statement may name, read once from the database's own catalog."""
+
+    database: str
+    views: frozenset[str]
+    functions: frozenset[str]
+
+    @classmethod
+    def load(cls, cursor: duckdb.DuckDBPyConnection) -> Catalog:
+        row = cursor.execute("SELECT current_database()").fetchone()
+        database = str(row[0]) if row else ""
+        views = cursor.execute(
+            "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = ?",
+            [REDACTED_SCHEMA],
+        ).fetchall()
+        functions = cursor.execute(
+            """SELECT lower(function_name), bool_or(coalesce(has_side_effects, false))
+               FROM duckdb_functions()
+               WHERE internal AND function_type IN ('scalar', 'aggregate', 'window', 'macro')
+               GROUP BY ALL"""
+        ).fetchall()
+        allowed = {
+            name
+            for name, side_effects in functions
+            if name not in DENIED_FUNCTIONS and (not side_effects or name in SAFE_VOLATILE)
+        }
+        return cls(
+            database=database.lower(),
+            views=frozenset(str(v[0]).lower() for v in views),
+            functions=frozenset(allowed | PARSER_FUNCTIONS),
+        )
+
+
+def check_size(sql: str, max_chars: int = MAX_SQL_CHARS) -> None:
+    if not sql or not sql.strip():
+        raise InvalidSQLError(f"no SQL statement was given; send one read-only statement ({ALLOWED})")
+    if len(sql) > max_chars:
+        raise InvalidSQLError(
+            f"the SQL text is {len(sql):,} characters, over the {max_chars:,}-character limit; "
+            "shorten it (use CTEs, fewer literal values)"
+        )
+
+
+def check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """Parse with DuckDB; return the one statement's text, or refuse."""
+    try:
+        statements = cursor.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise InvalidSQLError(f"the SQL does not parse: {first_line(str(exc))}") from None
+    if len(statements) != 1:
+        if not statements:
+            raise InvalidSQLError(f"no SQL statement was given; send one read-only statement ({ALLOWED})")
+        raise InvalidSQLError(
+            f"only one read-only statement is allowed per call; found {len(statements)}. "
+            "Send each statement in its own call."
+        )
+    statement = statements[0]
+    kind = statement_kind(statement)
+    if kind == "SELECT":
+        return str(statement.query)
+    if kind == "MULTI":
+        raise InvalidSQLError(
+            "this statement expands into several (a PIVOT without an IN list creates a temporary type, "
+            "which the read-only SQL tool cannot do); list the values: PIVOT t ON col IN ('a', 'b') USING count(*)"
+        )
+    if kind == "EXPLAIN":
+        raise InvalidSQLError("EXPLAIN is not run by sql_query; call sql_explain with the SELECT instead")
+    what = _STATEMENT_WORDS.get(kind, "a statement that is not a query")
+    raise InvalidSQLError(
+        f"only read-only statements are allowed, and this is {what}; the SQL tool cannot change data, "
+        f"settings, files or the session. Allowed: {ALLOWED}"
+    )
+
+
+def statement_kind(statement: Any) -> str:
+    """The statement's type name; ``UNKNOWN`` for one the Python client cannot name (UPDATE EXTENSIONS)."""
+    try:
+        return str(statement.type.name)
+    except ValueError:
+        return "UNKNOWN"
+
+
+def check_tree(serialized: str, catalog: Catalog) -> None:
+    """Walk the ``json_serialize_sql`` tree of one statement; refuse anything not known to be a read."""
+    try:
+        tree = json.loads(serialized)
+    except (TypeError, ValueError):
+        raise InvalidSQLError("the statement could not be checked; rewrite it with standard SELECT syntax") from None
+    if tree.get("error"):
+        message = str(tree.get("error_message") or "unknown error")
+        raise InvalidSQLError(f"the statement could not be checked ({message}); allowed: {ALLOWED}")
+    statements = tree.get("statements")
+    if not isinstance(statements, list) or len(statements) != 1:
+        raise InvalidSQLError("only one read-only statement is allowed per call")
+    ctes = _cte_names(statements)
+    stack: list[Any] = [statements]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("type")
+        if "class" in node:
+            _check_expression(node, catalog)
+        elif "cte_map" in node or (isinstance(kind, str) and kind.endswith("_NODE")):
+            _check_query_node(node)
+        elif "alias" in node and "sample" in node:
+            _check_table_ref(node, catalog, ctes)
+            if kind == "TABLE_FUNCTION":
+                # The function itself was checked as a table function; walk only its arguments.
+                function = node.get("function") or {}
+                stack.append(function.get("arguments"))
+                stack.extend(v for k, v in node.items() if k != "function")
+                continue
+        stack.extend(node.values())
+
+
+def _cte_names(tree: Any) -> frozenset[str]:
+    names: set[str] = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            cte_map = node.get("cte_map")
+            if isinstance(cte_map, dict):
+                names.update(str(entry.get("key", "")).lower() for entry in cte_map.get("map") or [])
+            if node.get("type") == "RECURSIVE_CTE_NODE":
+                names.add(str(node.get("cte_name", "")).lower())
+            stack.extend(node.values())
+    return frozenset(names)
+
+
+def _check_query_node(node: dict[str, Any]) -> None:
+    kind = str(node.get("type"))
+    if kind in _QUERY_NODES:
+        return
+    for verb in ("DELETE", "INSERT", "UPDATE", "MERGE"):
+        if verb in kind:
+            raise InvalidSQLError(
+                f"only reads are allowed: the query contains {_STATEMENT_WORDS.get(verb, verb)} "
+                f"(in a CTE or subquery). The SQL tool cannot change data; allowed: {ALLOWED}"
+            )
+    raise InvalidSQLError(f"only reads are allowed: the query contains a {kind} part the SQL tool does not run")
+
+
+def _check_expression(node: dict[str, Any], catalog: Catalog) -> None:
+    cls = node.get("class")
+    if cls == "PARAMETER":
+        raise InvalidSQLError("the SQL tool takes no parameters ($1, ?); write the values into the statement")
+    if cls not in _EXPRESSIONS:
+        raise InvalidSQLError(
+            f"the query uses a construct the read-only SQL tool does not know ({cls}); "
+            "rewrite it with standard SELECT syntax"
+        )
+    if cls in ("FUNCTION", "WINDOW"):
+        check_function(str(node.get("function_name", "")), catalog)
+
+
+def check_function(name: str, catalog: Catalog) -> None:
+    """A scalar, aggregate or window function call."""
+    lowered = name.lower()
+    if lowered in DENIED_FUNCTIONS:
+        raise InvalidSQLError(
+            f"function {name} is not available: {DENIED_FUNCTIONS[lowered]}. Use ordinary scalar, "
+            "aggregate and window functions"
+        )
+    if lowered not in catalog.functions:
+        raise InvalidSQLError(
+            f"function {name} is not available in the read-only SQL tool (only built-in functions without "
+            "side effects are); use ordinary scalar, aggregate and window functions"
+        )
+
+
+def _check_table_ref(node: dict[str, Any], catalog: Catalog, ctes: frozenset[str]) -> None:
+    kind = node.get("type")
+    if kind not in _TABLE_REFS:
+        raise InvalidSQLError(
+            f"the query reads from a source the SQL tool does not know ({kind}); read the tables listed by sql_schema"
+        )
+    if kind == "BASE_TABLE":
+        if node.get("at_clause"):
+            raise InvalidSQLError("time travel (AT ...) is not available; query the tables as they are now")
+        _check_table(node.get("catalog_name"), node.get("schema_name"), node.get("table_name"), catalog, ctes)
+    elif kind == "TABLE_FUNCTION":
+        function = node.get("function") or {}
+        _check_table_function(str(function.get("function_name", "")))
+    elif kind == "SHOW_REF":
+        _check_show(node, catalog, ctes)
+    elif kind == "PIVOT" and node.get("pivot_enum"):
+        raise InvalidSQLError("PIVOT over an enum type is not available; list the values: PIVOT t ON col IN ('a', 'b')")
+
+
+def _check_table(catalog_name: Any, schema_name: Any, table_name: Any, catalog: Catalog, ctes: frozenset[str]) -> None:
+    cat = str(catalog_name or "").lower()
+    schema = str(schema_name or "").lower()
+    name = str(table_name or "").lower()
+    if not cat and not schema and name in ctes:
+        return
+    in_redacted = schema == "" or (schema == REDACTED_SCHEMA and (cat or catalog.database != REDACTED_SCHEMA))
+    if name in catalog.views and cat in ("", catalog.database) and in_redacted:
+        return
+    if schema == "information_schema" and cat in ("", catalog.database) and name in METADATA_VIEWS:
+        return
+    shown = ".".join(part for part in (str(catalog_name or ""), str(schema_name or ""), str(table_name or "")) if part)
+    if name in catalog.views:
+        raise InvalidSQLError(
+            f"table {shown} is not available: the SQL tool reads the redacted views, which leave out secret "
+            f"columns; write {name} (or {REDACTED_SCHEMA}.{name}) instead"
+        )
+    if "/" in name or "." in name or "\\" in name:
+        raise InvalidSQLError(f"reading files is not allowed ({shown}); query the tables listed by sql_schema")
+    raise InvalidSQLError(
+        f"table {shown} is not available to the SQL tool; it can read: {', '.join(sorted(catalog.views))} "
+        "(see sql_schema), CTEs you define, and table functions such as range()"
+    )
+
+
+def _check_table_function(name: str) -> None:
+    lowered = name.lower()
+    if lowered in TABLE_FUNCTIONS:
+        return
+    if lowered.startswith(_FILE_READERS):
+        why = "the SQL tool cannot read files"
+    elif lowered in _NESTED_SQL:
+        why = "the SQL tool does not run nested SQL (SQL built inside a query)"
+    else:
+        why = "it reads files, settings, paths or server internals, or changes state"
+    raise InvalidSQLError(
+        f"function {name} is not available: {why}. Table functions available: {', '.join(sorted(TABLE_FUNCTIONS))}"
+    )
+
+
+def _check_show(node: dict[str, Any], catalog: Catalog, ctes: frozenset[str]) -> None:
+    show = node.get("show_type")
+    table = str(node.get("table_name") or "")
+    if show in ("DESCRIBE", "SUMMARY", "SHOW_FROM") and not table:
+        return  # DESCRIBE/SUMMARIZE <query>: the query is walked; SHOW TABLES FROM lists names.
+    if show in ("DESCRIBE", "SUMMARY", "SHOW"):
+        _check_table(node.get("catalog_name"), node.get("schema_name"), table, catalog, ctes)
+        return
+    if show == "SHOW_SPECIAL" and table.strip('"').lower() in _SHOW_SPECIAL:
+        return
+    raise InvalidSQLError(
+        f"SHOW {table.strip(chr(34)).upper() or show} is not available; use SHOW TABLES, DESCRIBE <table> "
+        "or sql_schema"
+    )
+
+
+def first_line(message: str) -> str:
+    """DuckDB's message without the caret lines of its syntax errors."""
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else message

@@ -1,0 +1,110 @@
+"""The ``sql`` toolset: ``sql_query``, ``sql_schema`` and ``sql_explain`` on an ``MCPServer``.
+
+Thin entry points: each tool calls one ``SqlEngine`` method and returns its typed result as
+structured content, with a markdown rendering as text. Domain errors become ``ToolError`` here
+(the engine's messages already say what was refused and what is allowed instead). The tools
+are synchronous, so the SDK runs them on worker threads and a long query never blocks the
+server from serving other requests.
+
+    register_sql_tools(mcp, lambda ctx: ctx.request_context.lifespan_context.sql)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from mcp_state.errors import StateError
+from mcp_state.sql.engine import DEFAULT_LIMIT, MAX_LIMIT, SqlEngine
+from mcp_state.sql.guard import ALLOWED
+from mcp_state.sql.render import explain_markdown, query_markdown, schema_markdown
+from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaResult
+
+SqlText = Annotated[
+    str,
+    Field(
+        description=f"One read-only DuckDB statement: {ALLOWED}. Tables are the redacted views listed by sql_schema.",
+        min_length=1,
+    ),
+]
+
+
+def _annotations(title: str) -> ToolAnnotations:
+    return ToolAnnotations(
+        title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    )
+
+
+def _tool_error(exc: StateError) -> ToolError:
+    return ToolError(f"{str(exc).rstrip('.')}. [{exc.kind}]")
+
+
+def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine]) -> None:
+    """Add the read-only SQL tools to ``mcp``; ``engine_for(ctx)`` gives the engine of a request."""
+
+    @mcp.tool(
+        name="sql_query",
+        title="Run a read-only SQL query",
+        description=(
+            "Run one read-only SQL statement (DuckDB dialect) over the state's redacted tables; returns columns "
+            "with types, up to `limit` rows as JSON values and an exact `truncated` flag."
+        ),
+        annotations=_annotations("Run a read-only SQL query"),
+    )
+    def sql_query(
+        sql: SqlText,
+        ctx: Context,
+        limit: Annotated[
+            int, Field(ge=1, le=MAX_LIMIT, description=f"Most rows to return (1 to {MAX_LIMIT:,}).")
+        ] = DEFAULT_LIMIT,
+    ) -> Annotated[CallToolResult, SqlQueryResult]:
+        try:
+            result = engine_for(ctx).query(sql, limit)
+        except StateError as exc:
+            raise _tool_error(exc) from None
+        return CallToolResult(
+            content=[TextContent(type="text", text=query_markdown(result))], structured_content=dict(result)
+        )
+
+    @mcp.tool(
+        name="sql_schema",
+        title="List the tables SQL can read",
+        description=(
+            "List the tables the SQL tools can read (redacted views: secret columns left out) with column "
+            "names, types and descriptions; pass `table` for just one."
+        ),
+        annotations=_annotations("List the tables SQL can read"),
+    )
+    def sql_schema(
+        ctx: Context,
+        table: Annotated[
+            str | None, Field(description="One table name, e.g. audit_log; omit for all tables.", max_length=200)
+        ] = None,
+    ) -> Annotated[CallToolResult, SqlSchemaResult]:
+        try:
+            result = engine_for(ctx).schema(table)
+        except StateError as exc:
+            raise _tool_error(exc) from None
+        return CallToolResult(
+            content=[TextContent(type="text", text=schema_markdown(result))], structured_content=dict(result)
+        )
+
+    @mcp.tool(
+        name="sql_explain",
+        title="Explain a read-only SQL query",
+        description="Show DuckDB's query plan for one read-only statement without running it.",
+        annotations=_annotations("Explain a read-only SQL query"),
+    )
+    def sql_explain(sql: SqlText, ctx: Context) -> Annotated[CallToolResult, SqlExplainResult]:
+        try:
+            result = engine_for(ctx).explain(sql)
+        except StateError as exc:
+            raise _tool_error(exc) from None
+        return CallToolResult(
+            content=[TextContent(type="text", text=explain_markdown(result))], structured_content=dict(result)
+        )
