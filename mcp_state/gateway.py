@@ -92,7 +92,9 @@ def column_names(description: Sequence[Sequence[Any]] | None) -> list[str]:
 
 def rows_to_dicts(description: Sequence[Sequence[Any]] | None, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     names = column_names(description)
-    return [{name: _out(name, value) for name, value in zip(names, row, strict=True)} for row in rows]
+    # Decode by the column's own name: a second ``tags`` renamed ``tags_2`` is JSON all the same.
+    columns = list(zip(names, (str(col[0]) for col in description or ()), strict=True))
+    return [{name: _out(source, value) for (name, source), value in zip(columns, row, strict=True)} for row in rows]
 
 
 _local = threading.local()

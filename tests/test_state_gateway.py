@@ -105,6 +105,16 @@ def test_empty_and_missing_json_values(src):
     assert AuditRepository(src).get(AuditRepository(src).log(action="a"))["params"] is None
 
 
+def test_a_renamed_duplicate_json_column_is_decoded_too(src):
+    k = KnowledgeRepository(src)
+    k.create("k1", "t", "c", "cat", tags=["one"])
+    k.create("k2", "t", "c", "cat", tags=["two"])
+    row = Gateway(src).fetch_one(
+        "SELECT a.tags, b.tags FROM knowledge_items a JOIN knowledge_items b ON a.id = 'k1' AND b.id = 'k2'"
+    )
+    assert row == {"tags": ["one"], "tags_2": ["two"]}
+
+
 def test_only_json_columns_are_decoded(src):
     k = KnowledgeRepository(src)
     k.create("k1", '{"title": 1}', '["not", "json", "here"]', "[1]")
