@@ -59,7 +59,7 @@ def verify_pending_code(
         str, Field(min_length=1, max_length=128, description="The one-time code the user got from the Telegram bot.")
     ],
 ) -> TelegramLink:
-    """Consume a user's one-time Telegram code and link that chat to them; a code works once, for 10 minutes."""
+    """Consume a user's one-time Telegram code and link that chat to them (a code works once, then expires)."""
     found(call.repos.users.get_by_id(user_id), "user", user_id)
     pending = call.repos.codes.verify_code(code)
     if pending is None:

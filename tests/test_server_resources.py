@@ -1,0 +1,125 @@
+"""state:// resources, their completions, the prompts and the server instructions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mcp.shared.exceptions import MCPError
+from mcp_types import PromptReference, ResourceTemplateReference
+from server_support import ANA, MODES, connect, seeded_copy
+
+from mcp_state.schema import TABLE_DESCRIPTIONS
+
+pytestmark = pytest.mark.anyio
+
+STATIC = {"state://schema", "state://sync", "state://audit/recent"}
+TEMPLATES = {
+    "state://sync/{table_id}",
+    "state://sync/{table_id}/history",
+    "state://knowledge/{item_id}",
+    "state://users/{user_id}",
+    "state://tables/{table_id}",
+}
+PROMPTS = {"triage_sync_failures", "review_pending_knowledge", "summarize_audit_activity"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return seeded_copy(tmp_path)[0]
+
+
+async def read_json(client, uri: str) -> object:
+    result = await client.read_resource(uri)
+    assert result.contents[0].mime_type == "application/json"
+    return json.loads(result.contents[0].text)
+
+
+async def test_resources_list_and_read(db_path: Path, mode: str) -> None:
+    async with connect(db_path, mode) as client:
+        assert {str(r.uri) for r in (await client.list_resources()).resources} == STATIC
+        assert {t.uri_template for t in (await client.list_resource_templates()).resource_templates} == TEMPLATES
+
+        schema = await read_json(client, "state://schema")
+        tables = {t["name"]: t for t in schema["tables"]}
+        assert set(TABLE_DESCRIPTIONS) <= set(tables)
+        assert all(col["description"] for t in tables.values() for col in t["columns"])
+        users = {c["name"]: c for c in tables["users"]["columns"]}
+        assert users["password_hash"]["secret"] is True and users["email"]["type"] == "VARCHAR"
+
+        overview = await read_json(client, "state://sync")
+        assert overview["total"] == 2 and overview["by_status"]["error"] == 1 and not overview["truncated"]
+
+        state = await read_json(client, "state://sync/orders")
+        assert state["rows"] == 120
+        history = await read_json(client, "state://sync/orders/history")
+        assert history["total"] == 2 and [r["rows"] for r in history["runs"]] == [120, 100]
+
+        item = await read_json(client, "state://knowledge/km_1")
+        assert (item["title"], item["upvotes"], item["downvotes"]) == ("Revenue definition", 1, 1)
+
+        user = await read_json(client, f"state://users/{ANA}")
+        assert user["user"]["role"] == "admin" and user["dataset_permissions"][0]["access"] == "write"
+
+        table = await read_json(client, "state://tables/orders")
+        assert table["profile"]["profile"]["row_count"] == 120 and table["sync_state"]["rows"] == 120
+
+        recent = await read_json(client, "state://audit/recent")
+        assert recent["entries"][0]["action"] == "seeded"
+
+
+async def test_missing_resources_are_errors(db_path: Path, mode: str) -> None:
+    async with connect(db_path, mode) as client:
+        for uri in ("state://sync/nope", "state://knowledge/nope", "state://users/nope", "state://tables/nope"):
+            with pytest.raises(MCPError, match="no .* 'nope' exists"):
+                await client.read_resource(uri)
+
+
+async def test_template_ids_complete(db_path: Path) -> None:
+    async with connect(db_path) as client:
+        done = await client.complete(ResourceTemplateReference(uri="state://sync/{table_id}"), {"name": "table_id", "value": "or"})
+        assert done.completion.values == ["orders"]
+        done = await client.complete(ResourceTemplateReference(uri="state://users/{user_id}"), {"name": "user_id", "value": ""})
+        assert ANA in done.completion.values and len(done.completion.values) == 4
+        done = await client.complete(ResourceTemplateReference(uri="state://knowledge/{item_id}"), {"name": "item_id", "value": "km_"})
+        assert done.completion.values == ["km_1", "km_2", "km_del"]
+        done = await client.complete(PromptReference(name="summarize_audit_activity"), {"name": "since", "value": "2"})
+        assert done.completion.values == ["24h"]
+
+
+async def test_prompts(db_path: Path, mode: str) -> None:
+    async with connect(db_path, mode) as client:
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        assert set(prompts) == PROMPTS
+        assert [a.name for a in prompts["summarize_audit_activity"].arguments] == ["since"]
+
+        triage = (await client.get_prompt("triage_sync_failures")).messages[0].content.text
+        assert "customers" in triage and "source timed out" in triage and "get_sync_history" in triage
+
+        review = (await client.get_prompt("review_pending_knowledge")).messages[0].content.text
+        assert "km_1" in review and "set_knowledge_status" in review and "km_2" not in review
+
+        summary = (await client.get_prompt("summarize_audit_activity", {"since": "2025-01-01"})).messages[0].content.text
+        assert '"seeded": 1' in summary
+        recent = (await client.get_prompt("summarize_audit_activity", {"since": "1h"})).messages[0].content.text
+        assert '"entries": 0' in recent
+        with pytest.raises(MCPError, match="since must be"):
+            await client.get_prompt("summarize_audit_activity", {"since": "last tuesday"})
+
+
+async def test_instructions(db_path: Path) -> None:
+    async with connect(db_path) as client:
+        instructions = client.instructions or ""
+    assert "state://schema" in instructions and "next_offset" in instructions
+    assert len(instructions.splitlines()) <= 6
