@@ -78,9 +78,9 @@ def test_opens_lazily_and_reopens_after_release(tmp_path):
 
 
 def test_releases_the_file_after_the_idle_period_and_not_before(tmp_path):
-    db = Database(tmp_path / "s.duckdb", idle_release=0.3)
+    db = Database(tmp_path / "s.duckdb", idle_release=1.0)
     AuditRepository(db).log(action="x")
-    time.sleep(0.1)
+    time.sleep(0.2)
     assert db.is_open
     deadline = time.monotonic() + 5
     while db.is_open and time.monotonic() < deadline:

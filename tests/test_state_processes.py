@@ -94,7 +94,7 @@ def open_like_cli(path: Path, lock_wait: float) -> tuple[int, dict, str]:
         timeout=60,
         env=dict(os.environ, MCP_STATE_LOCK_TIMEOUT=str(lock_wait)),
     )
-    return proc.returncode, json.loads(proc.stdout), proc.stderr
+    return proc.returncode, json.loads(proc.stdout.splitlines()[-1]), proc.stderr
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_a_locked_file_fails_after_the_configured_wait_naming_the_holder(db_path
     finally:
         holder.stop()
     assert code == 3, stderr
-    assert lock_wait <= info["waited"] < lock_wait + 1.5
+    assert lock_wait <= info["waited"] < lock_wait + 3
     assert info["cpu"] < 0.5 * info["waited"], "the wait should back off, not spin"
     assert f"PID {holder.pid}" in stderr
     assert str(db_path) in stderr
@@ -135,7 +135,7 @@ def test_every_way_of_opening_reports_the_lock_the_same(db_path, monkeypatch):
             started = time.monotonic()
             with pytest.raises(DatabaseLockedError, match=f"PID {holder.pid}"):
                 opener()
-            assert 0.3 <= time.monotonic() - started < 2.0, name
+            assert 0.3 <= time.monotonic() - started < 5.0, name
     finally:
         holder.stop()
 
@@ -148,15 +148,23 @@ def test_the_lock_wait_defaults_to_ten_seconds_and_reads_the_environment(monkeyp
 
 
 def test_a_waiting_process_gets_in_once_the_holder_lets_go(db_path):
-    holder = Proc("hold", str(db_path), "2")
+    holder = Proc("hold", str(db_path), "stdin", stdin=True)
+    opener = None
     try:
         holder.expect("ready")
-        code, info, stderr = open_like_cli(db_path, 30)
+        opener = Proc("open", str(db_path), env={"MCP_STATE_LOCK_TIMEOUT": "30"})
+        opener.expect("trying")
+        time.sleep(0.8)  # the opener is now retrying against the held file
+        holder.send("release")
+        assert holder.popen.wait(timeout=30) == 0
+        assert opener.popen.wait(timeout=30) == 0
+        info = json.loads(opener.remaining_lines()[-1])
     finally:
         holder.stop()
-    assert code == 0, stderr
+        if opener is not None:
+            opener.stop()
     assert info["opened"]
-    assert 0.5 <= info["waited"] < 10, "it should have waited for the holder, then opened"
+    assert 0.8 <= info["waited"] < 10, "it should have waited for the holder, then opened"
 
 
 def test_an_idle_process_releases_the_file_and_takes_it_back(db_path):

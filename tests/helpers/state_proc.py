@@ -1,9 +1,10 @@
 """A second (or third) process on the state file, driven by tests/test_state_processes.py.
 
-    state_proc.py hold PATH SECONDS    open the file, print "ready", hold it, exit
+    state_proc.py hold PATH SECONDS    open the file, print "ready", hold it SECONDS (or, with
+                                       "stdin", until a line arrives), exit
     state_proc.py open PATH            open like the CLI would (MCP_STATE_LOCK_TIMEOUT applies);
-                                       print JSON {opened, waited, cpu, audit} or the error on
-                                       stderr with exit status 3
+                                       print "trying", then JSON {opened, waited, cpu, audit}, or
+                                       the error on stderr with exit status 3
     state_proc.py idle PATH IDLE       a Database that lets go after IDLE seconds; reads
                                        "write X" lines from stdin, answers "ok X" when committed
     state_proc.py writer PATH KIND     write forever, printing "ack N" after each commit returns
@@ -22,14 +23,19 @@ from mcp_state.gateway import Gateway
 from mcp_state.repositories import AuditRepository, SyncStateRepository
 
 
-def hold(path: str, seconds: float) -> None:
+def hold(path: str, seconds: str) -> None:
+    """Hold the file for SECONDS, or until a line (or EOF) on stdin when SECONDS is "stdin"."""
     conn = connect(path)
     print("ready", flush=True)
-    time.sleep(seconds)
+    if seconds == "stdin":
+        sys.stdin.readline()
+    else:
+        time.sleep(float(seconds))
     conn.close()
 
 
 def open_like_cli(path: str) -> int:
+    print("trying", flush=True)
     started, cpu = time.monotonic(), time.process_time()
     try:
         conn = connect(path)
@@ -72,7 +78,7 @@ def writer(path: str, kind: str) -> None:
 if __name__ == "__main__":
     command, path, *rest = sys.argv[1:]
     if command == "hold":
-        hold(path, float(rest[0]))
+        hold(path, rest[0])
     elif command == "open":
         sys.exit(open_like_cli(path))
     elif command == "idle":
