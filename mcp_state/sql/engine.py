@@ -157,17 +157,21 @@ class SqlEngine:
 
     def schema(self, table: str | None = None) -> SqlSchemaResult:
         """The redacted views the SQL tool reads: columns, types and descriptions."""
+        tables: dict[str, list[SqlSchemaColumn]] = {}
         with self._session() as cursor:
-            rows = cursor.execute(
-                """SELECT table_name, column_name, data_type FROM duckdb_columns()
-                   WHERE database_name = current_database() AND schema_name = ?
-                   ORDER BY table_name, column_index""",
+            names = cursor.execute(
+                "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = ? "
+                "ORDER BY view_name",
                 [REDACTED_SCHEMA],
             ).fetchall()
-        tables: dict[str, list[SqlSchemaColumn]] = {}
-        for name, column, type_ in rows:
-            described = COLUMN_DESCRIPTIONS.get(name, {}).get(column) or REDACTED_FLAG_COLUMNS.get(name, {}).get(column, "")
-            tables.setdefault(name, []).append({"name": column, "type": str(type_), "description": described})
+            for (name,) in names:
+                # Bound now, not read from the catalog: a view's catalog entry keeps the columns it
+                # had when created, while SELECT * in it follows columns added to its table since.
+                cursor.execute(f"SELECT * FROM {quote_identifier(REDACTED_SCHEMA)}.{quote_identifier(name)} LIMIT 0")
+                tables[name] = [
+                    {"name": column, "type": str(col[1]), "description": _describe(name, column)}
+                    for column, col in zip(column_names(cursor.description), cursor.description or [], strict=True)
+                ]
         if table is not None:
             wanted = table.strip().lower()
             if wanted.startswith(f"{REDACTED_SCHEMA}."):
@@ -300,6 +304,15 @@ def open_engine(path: str | os.PathLike[str] | None = None, **engine_options: An
         yield SqlEngine(db, **engine_options)
     finally:
         db.close()
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a DuckDB identifier: ``audit_log`` -> ``"audit_log"``."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _describe(table: str, column: str) -> str:
+    return COLUMN_DESCRIPTIONS.get(table, {}).get(column) or REDACTED_FLAG_COLUMNS.get(table, {}).get(column, "")
 
 
 def _message(exc: BaseException) -> str:

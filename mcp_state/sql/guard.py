@@ -201,7 +201,10 @@ def check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
             "which the read-only SQL tool cannot do); list the values: PIVOT t ON col IN ('a', 'b') USING count(*)"
         )
     if kind == "EXPLAIN":
-        raise InvalidSQLError("EXPLAIN is not run by sql_query; call sql_explain with the SELECT instead")
+        raise InvalidSQLError(
+            "EXPLAIN statements are not run here; for a plan, call sql_explain with the SELECT alone "
+            "(EXPLAIN ANALYZE is never run)"
+        )
     what = _STATEMENT_WORDS.get(kind, "a statement that is not a query")
     raise InvalidSQLError(
         f"only read-only statements are allowed, and this is {what}; the SQL tool cannot change data, "
