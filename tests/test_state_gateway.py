@@ -43,9 +43,7 @@ def test_a_join_keeps_both_tables_columns(src):
     users = UserRepository(src)
     users.create("u1", "a@x.io", "Ann")
     KnowledgeRepository(src).create("k1", "Title", "c", "cat", source_user="u1")
-    rows = Gateway(src).fetch_all(
-        "SELECT * FROM users u JOIN knowledge_items k ON k.source_user = u.id"
-    )
+    rows = Gateway(src).fetch_all("SELECT * FROM users u JOIN knowledge_items k ON k.source_user = u.id")
     assert len(rows) == 1
     row = rows[0]
     assert row["id"] == "u1" and row["id_2"] == "k1"

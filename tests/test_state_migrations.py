@@ -46,9 +46,20 @@ def test_a_fresh_database_records_each_migration_once(tmp_path):
 def test_seed_tables_all_exist():
     conn = connect(":memory:")
     expected = {
-        "schema_version", "users", "sync_state", "sync_history", "user_sync_settings", "knowledge_items",
-        "knowledge_votes", "audit_log", "telegram_links", "pending_codes", "script_registry",
-        "table_registry", "table_profiles", "dataset_permissions",
+        "schema_version",
+        "users",
+        "sync_state",
+        "sync_history",
+        "user_sync_settings",
+        "knowledge_items",
+        "knowledge_votes",
+        "audit_log",
+        "telegram_links",
+        "pending_codes",
+        "script_registry",
+        "table_registry",
+        "table_profiles",
+        "dataset_permissions",
     }
     assert expected <= tables(conn)
     conn.close()
@@ -70,7 +81,11 @@ def test_an_older_database_gets_only_the_missing_migrations(tmp_path):
     conn.close()
 
 
-GOOD = Migration(LATEST_VERSION + 1, "a good one", "CREATE TABLE extra_good (x INTEGER); INSERT INTO extra_good VALUES (1);")
+GOOD = Migration(
+    LATEST_VERSION + 1,
+    "a good one",
+    "CREATE TABLE extra_good (x INTEGER); INSERT INTO extra_good VALUES (1);",
+)
 BROKEN = Migration(
     LATEST_VERSION + 2,
     "a broken one",

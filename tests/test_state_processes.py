@@ -92,6 +92,7 @@ def open_like_cli(path: Path, lock_wait: float) -> tuple[int, dict, str]:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
         env=dict(os.environ, MCP_STATE_LOCK_TIMEOUT=str(lock_wait)),
     )
     return proc.returncode, json.loads(proc.stdout.splitlines()[-1]), proc.stderr

@@ -21,7 +21,11 @@ def state_layer_example() -> str:
 
 def test_the_readme_example_prints_what_it_says(tmp_path):
     code = state_layer_example()
-    expected = [line.split("#", 1)[1].strip() for line in code.splitlines() if line.startswith("print(") and "#" in line]
+    expected = [
+        line.split("#", 1)[1].strip()
+        for line in code.splitlines()
+        if line.startswith("print(") and "#" in line
+    ]
     assert len(expected) >= 4
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -29,6 +33,7 @@ def test_the_readme_example_prints_what_it_says(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
         env=dict(os.environ, TZ="Asia/Tokyo"),
     )
     assert proc.returncode == 0, proc.stderr

@@ -84,7 +84,9 @@ def test_knowledge_listing_is_total_when_timestamps_tie(src):
     k.create("z", "z", "c", "cat", created_at=T0 + timedelta(seconds=1))
     first = [i["id"] for i in k.list_items()]
     assert first == ["z", "a", "b", "c"]
-    assert [i["id"] for i in k.list_items(limit=2)] + [i["id"] for i in k.list_items(limit=2, offset=2)] == first
+    assert [i["id"] for i in k.list_items(limit=2)] + [
+        i["id"] for i in k.list_items(limit=2, offset=2)
+    ] == first
 
 
 # -- search --------------------------------------------------------------------------------------
@@ -124,7 +126,14 @@ def test_search_treats_wildcards_and_backslash_literally(src, query, expected):
 def test_search_can_filter_by_status_and_page(src):
     k = KnowledgeRepository(src)
     for n in range(5):
-        k.create(f"k{n}", f"metric {n}", "c", "cat", status="approved" if n % 2 else "pending", created_at=T0 + timedelta(seconds=n))
+        k.create(
+            f"k{n}",
+            f"metric {n}",
+            "c",
+            "cat",
+            status="approved" if n % 2 else "pending",
+            created_at=T0 + timedelta(seconds=n),
+        )
     assert [i["id"] for i in k.search("metric", statuses=["approved"])] == ["k3", "k1"]
     assert [i["id"] for i in k.search("metric", limit=2, offset=1)] == ["k3", "k2"]
     with pytest.raises(InvalidArgumentError):
@@ -183,13 +192,20 @@ MUTATING_AUDIT_SQL = re.compile(
 
 
 def _string_constants(path: Path) -> list[str]:
-    return [n.value for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return [
+        n.value
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
 
 
 def test_no_repository_sql_changes_or_removes_audit_rows():
     scanned = sorted((PACKAGE / "repositories").rglob("*.py")) + [PACKAGE / "gateway.py", PACKAGE / "db.py"]
     offenders = [
-        f"{path.name}: {s.strip()[:60]}" for path in scanned for s in _string_constants(path) if MUTATING_AUDIT_SQL.search(s)
+        f"{path.name}: {s.strip()[:60]}"
+        for path in scanned
+        for s in _string_constants(path)
+        if MUTATING_AUDIT_SQL.search(s)
     ]
     assert offenders == []
     # The scan does find such statements when they are there.
@@ -198,7 +214,11 @@ def test_no_repository_sql_changes_or_removes_audit_rows():
 
 
 def test_the_audit_repository_only_appends_and_reads():
-    public = {name for name, _ in inspect.getmembers(AuditRepository, inspect.isfunction) if not name.startswith("_")}
+    public = {
+        name
+        for name, _ in inspect.getmembers(AuditRepository, inspect.isfunction)
+        if not name.startswith("_")
+    }
     assert public == {"log", "get", "query", "count"}
     audit_sql = " ".join(_string_constants(PACKAGE / "repositories" / "audit.py"))
     assert "INSERT INTO audit_log" in audit_sql
@@ -227,7 +247,9 @@ def test_inherited_write_helpers_cannot_touch_the_audit_log(src):
 
 def test_logging_always_appends(src):
     audit = AuditRepository(src)
-    ids = [audit.log(user_id="u1", action="same", resource="r", params={"a": 1}, timestamp=T0) for _ in range(3)]
+    ids = [
+        audit.log(user_id="u1", action="same", resource="r", params={"a": 1}, timestamp=T0) for _ in range(3)
+    ]
     assert len(set(ids)) == 3
     assert audit.count(action="same") == 3
     snapshot = raw_rows(src, "SELECT * FROM audit_log ORDER BY seq")
@@ -258,7 +280,9 @@ def test_audit_time_range_is_half_open_and_converts_zones(src):
     assert [e["resource"] for e in got] == ["m20", "m10"]  # since inclusive, until exclusive
     assert [e["resource"] for e in audit.query(since=T0 + timedelta(minutes=35))] == ["m40"]
     assert [e["resource"] for e in audit.query(until=T0 + timedelta(minutes=5))] == ["m0"]
-    east = datetime(2024, 5, 1, 14, 20, tzinfo=UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Prague"))
+    east = datetime(2024, 5, 1, 14, 20, tzinfo=UTC).astimezone(
+        __import__("zoneinfo").ZoneInfo("Europe/Prague")
+    )
     assert [e["resource"] for e in audit.query(until=east)] != []  # an aware bound in another zone
     assert audit.count(since=T0 + timedelta(minutes=10), until=T0 + timedelta(minutes=30)) == 2
     with pytest.raises(InvalidArgumentError):
@@ -367,8 +391,14 @@ def test_permissions_grant_revoke_list_and_check(src):
     assert perms.grant("u1", "sales")["access"] == "read"
     perms.grant("u1", "finance", "admin")
     perms.grant("u2", "sales", "write")
-    assert [(p["dataset"], p["access"]) for p in perms.list_for_user("u1")] == [("finance", "admin"), ("sales", "read")]
-    assert [(p["user_id"], p["access"]) for p in perms.list_for_dataset("sales")] == [("u1", "read"), ("u2", "write")]
+    assert [(p["dataset"], p["access"]) for p in perms.list_for_user("u1")] == [
+        ("finance", "admin"),
+        ("sales", "read"),
+    ]
+    assert [(p["user_id"], p["access"]) for p in perms.list_for_dataset("sales")] == [
+        ("u1", "read"),
+        ("u2", "write"),
+    ]
     assert perms.count() == 3 and perms.count(user_id="u1") == 2 and perms.count(dataset="sales") == 2
     assert len(perms.list_all(limit=2)) == 2
 

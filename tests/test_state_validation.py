@@ -29,7 +29,14 @@ from mcp_state.repositories import (
     UserRepository,
 )
 from mcp_state.schema import COLUMN_DESCRIPTIONS
-from mcp_state.types import ACCESS_LEVELS, KNOWLEDGE_STATUSES, ROLES, SCRIPT_STATUSES, SYNC_STATUSES, TABLE_MODES
+from mcp_state.types import (
+    ACCESS_LEVELS,
+    KNOWLEDGE_STATUSES,
+    ROLES,
+    SCRIPT_STATUSES,
+    SYNC_STATUSES,
+    TABLE_MODES,
+)
 
 PACKAGE = Path(mcp_state.__file__).parent
 
@@ -95,7 +102,12 @@ def test_value_sets_match_their_documentation(values, table, column):
 
 
 def _setters(src: Any) -> dict[str, Callable[[str], Any]]:
-    k, s, u, p = KnowledgeRepository(src), SyncStateRepository(src), UserRepository(src), DatasetPermissionRepository(src)
+    k, s, u, p = (
+        KnowledgeRepository(src),
+        SyncStateRepository(src),
+        UserRepository(src),
+        DatasetPermissionRepository(src),
+    )
     scripts = ScriptRepository(src)
     k.create("k1", "t", "c", "cat")
     u.create("u1", "u1@x.io", "U")
@@ -112,7 +124,9 @@ def _setters(src: Any) -> dict[str, Callable[[str], Any]]:
         "permissions.grant": lambda v: p.grant("u1", "ds", v),
         "permissions.has_access": lambda v: p.has_access("u1", "ds", v),
         "scripts.record_run": lambda v: scripts.record_run("s1", v),
-        "sync_settings.set": lambda v: SyncSettingsRepository(src).set("u1", "ds", True, table_mode=v, tables=["a"]),
+        "sync_settings.set": lambda v: SyncSettingsRepository(src).set(
+            "u1", "ds", True, table_mode=v, tables=["a"]
+        ),
     }
 
 
@@ -298,9 +312,13 @@ def test_the_state_layer_raises_only_errors_from_the_errors_module():
         paths = [PACKAGE / part] if part.endswith(".py") else sorted((PACKAGE / part).rglob("*.py"))
         for path in paths:
             for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and isinstance(node.exc.func, ast.Name):
-                    if node.exc.func.id[0].isupper():  # a class, not a helper that builds one
-                        raised.add(node.exc.func.id)
+                if (
+                    isinstance(node, ast.Raise)
+                    and isinstance(node.exc, ast.Call)
+                    and isinstance(node.exc.func, ast.Name)
+                    and node.exc.func.id[0].isupper()  # a class, not a helper that builds one
+                ):
+                    raised.add(node.exc.func.id)
     assert raised, "the scan found nothing; it is broken"
     assert raised <= ours, raised - ours
 

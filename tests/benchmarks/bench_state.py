@@ -26,18 +26,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Figure, Stats, alternate, print_table, write_report  # noqa: E402
+from common import Figure, Stats, alternate, print_table, write_report
 
-from mcp_state.db import Database, connect  # noqa: E402
-from mcp_state.gateway import Gateway, utc_now  # noqa: E402
-from mcp_state.repositories import AuditRepository, SyncStateRepository, TelegramRepository  # noqa: E402
+from mcp_state.db import Database, connect
+from mcp_state.gateway import Gateway, utc_now
+from mcp_state.repositories import AuditRepository, SyncStateRepository, TelegramRepository
 
 FILL = [
     """INSERT INTO sync_state (table_id, last_sync, rows, file_size_bytes, hash, status)
        SELECT 't' || i, now()::TIMESTAMP, i, i * 10, md5(i::VARCHAR), 'ok' FROM range(?) r(i)""",
-    "INSERT INTO telegram_links (user_id, chat_id, linked_at) SELECT 'u' || i, i, now()::TIMESTAMP FROM range(?) r(i)",
+    """INSERT INTO telegram_links (user_id, chat_id, linked_at)
+       SELECT 'u' || i, i, now()::TIMESTAMP FROM range(?) r(i)""",
     """INSERT INTO audit_log (id, timestamp, user_id, action, resource, params)
-       SELECT uuid()::VARCHAR, now()::TIMESTAMP, 'u' || (i % 50), 'fill', 't' || i, '{"i": 1}' FROM range(?) r(i)""",
+       SELECT uuid()::VARCHAR, now()::TIMESTAMP, 'u' || (i % 50), 'fill', 't' || i, '{"i": 1}'
+       FROM range(?) r(i)""",
 ]
 
 
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             raw.execute(sql, [rows])
 
         sync, links, audit = SyncStateRepository(db), TelegramRepository(db), AuditRepository(db)
-        key = lambda prefix: f"{prefix}{rng.randrange(rows)}"  # noqa: E731
+        key = lambda prefix: f"{prefix}{rng.randrange(rows)}"
 
         sides = {
             "point read": (
@@ -76,7 +78,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                 lambda: links.link_user(key("u"), chat_id=rng.randrange(10**9)),
                 lambda: raw.execute(
                     """INSERT INTO telegram_links (user_id, chat_id, linked_at) VALUES (?, ?, ?)
-                       ON CONFLICT (user_id) DO UPDATE SET chat_id = excluded.chat_id, linked_at = excluded.linked_at""",
+                       ON CONFLICT (user_id) DO UPDATE
+                       SET chat_id = excluded.chat_id, linked_at = excluded.linked_at""",
                     [key("u"), rng.randrange(10**9), utc_now().replace(tzinfo=None)],
                 ),
             ),
@@ -85,7 +88,14 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                 lambda: raw.execute(
                     """INSERT INTO audit_log (id, timestamp, user_id, action, resource, params)
                        VALUES (?, ?, ?, ?, ?, ?)""",
-                    [str(uuid.uuid4()), utc_now().replace(tzinfo=None), "u1", "bench", key("t"), json.dumps({"n": 1})],
+                    [
+                        str(uuid.uuid4()),
+                        utc_now().replace(tzinfo=None),
+                        "u1",
+                        "bench",
+                        key("t"),
+                        json.dumps({"n": 1}),
+                    ],
                 ),
             ),
             "record sync": (
@@ -95,7 +105,11 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         }
         summary = {}
         for name, (ours, baseline) in sides.items():
-            runs = {"ours": _timed(ours)} if baseline is None else {"ours": _timed(ours), "raw": _timed(baseline)}
+            runs = (
+                {"ours": _timed(ours)}
+                if baseline is None
+                else {"ours": _timed(ours), "raw": _timed(baseline)}
+            )
             stats = alternate(runs, repetitions=ops, warmup=10)
             summary[name] = {side: _describe(s) for side, s in stats.items()}
             figures.append(
@@ -109,7 +123,10 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                     target=None,
                     ours_spread=stats["ours"].spread,
                     other_spread=stats["raw"].spread if "raw" in stats else 0.0,
-                    extra={"ours_p95": stats["ours"].p95, **({"raw_p95": stats["raw"].p95} if "raw" in stats else {})},
+                    extra={
+                        "ours_p95": stats["ours"].p95,
+                        **({"raw_p95": stats["raw"].p95} if "raw" in stats else {}),
+                    },
                 )
             )
         raw.close()
@@ -128,7 +145,8 @@ def _raw_record_sync(raw, table_id: str) -> None:  # type: ignore[no-untyped-def
     now = utc_now().replace(tzinfo=None)
     raw.execute("BEGIN TRANSACTION")
     raw.execute(
-        """INSERT INTO sync_state (table_id, last_sync, rows, file_size_bytes, hash, status) VALUES (?, ?, 1, 1, 'h', 'ok')
+        """INSERT INTO sync_state (table_id, last_sync, rows, file_size_bytes, hash, status)
+           VALUES (?, ?, 1, 1, 'h', 'ok')
            ON CONFLICT (table_id) DO UPDATE SET last_sync = excluded.last_sync, rows = excluded.rows,
                file_size_bytes = excluded.file_size_bytes, hash = excluded.hash, status = excluded.status""",
         [table_id, now],

@@ -1,14 +1,14 @@
 """A second (or third) process on the state file, driven by tests/test_state_processes.py.
 
-    state_proc.py hold PATH SECONDS    open the file, print "ready", hold it SECONDS (or, with
-                                       "stdin", until a line arrives), exit
-    state_proc.py open PATH            open like the CLI would (MCP_STATE_LOCK_TIMEOUT applies);
-                                       print "trying", then JSON {opened, waited, cpu, audit}, or
-                                       the error on stderr with exit status 3
-    state_proc.py idle PATH IDLE       a Database that lets go after IDLE seconds; reads
-                                       "write X" lines from stdin, answers "ok X" when committed
-    state_proc.py writer PATH KIND     write forever, printing "ack N" after each commit returns
-                                       (KIND: database or raw)
+state_proc.py hold PATH SECONDS    open the file, print "ready", hold it SECONDS (or, with
+                                   "stdin", until a line arrives), exit
+state_proc.py open PATH            open like the CLI would (MCP_STATE_LOCK_TIMEOUT applies);
+                                   print "trying", then JSON {opened, waited, cpu, audit}, or
+                                   the error on stderr with exit status 3
+state_proc.py idle PATH IDLE       a Database that lets go after IDLE seconds; reads
+                                   "write X" lines from stdin, answers "ok X" when committed
+state_proc.py writer PATH KIND     write forever, printing "ack N" after each commit returns
+                                   (KIND: database or raw)
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def open_like_cli(path: str) -> int:
     try:
         conn = connect(path)
     except DatabaseLockedError as exc:
-        print(json.dumps({"waited": time.monotonic() - started, "cpu": time.process_time() - cpu}), flush=True)
+        print(
+            json.dumps({"waited": time.monotonic() - started, "cpu": time.process_time() - cpu}), flush=True
+        )
         print(str(exc), file=sys.stderr, flush=True)
         return 3
     waited = time.monotonic() - started

@@ -54,23 +54,32 @@ def write() -> dict[str, object]:
 
     # The seed's raw insert: created_at comes from the current_timestamp default.
     out["before"] = utc_wall()
-    conn.execute("INSERT INTO users (id, email, name, role) VALUES ('u1', 'test@test.com', 'Test', 'analyst')")
+    conn.execute(
+        "INSERT INTO users (id, email, name, role) VALUES ('u1', 'test@test.com', 'Test', 'analyst')"
+    )
     KnowledgeRepository(conn).create("k1", "title", "content", "c")
     PendingCodeRepository(conn).create_code("FRESH", chat_id=1)
     out["after"] = utc_wall()
-    out["raw_user_created"] = conn.execute("SELECT created_at FROM users WHERE id = 'u1'").fetchone()[0].isoformat()
+    out["raw_user_created"] = (
+        conn.execute("SELECT created_at FROM users WHERE id = 'u1'").fetchone()[0].isoformat()
+    )
     out["raw_item_created"] = conn.execute("SELECT created_at FROM knowledge_items").fetchone()[0].isoformat()
     out["raw_code_created"] = conn.execute("SELECT created_at FROM pending_codes").fetchone()[0].isoformat()
     out["raw_schema_applied"] = [
-        r[0].isoformat() for r in conn.execute("SELECT applied_at FROM schema_version ORDER BY version").fetchall()
+        r[0].isoformat()
+        for r in conn.execute("SELECT applied_at FROM schema_version ORDER BY version").fetchall()
     ]
     out["repo_user_created"] = dt(UserRepository(conn).get_by_id("u1")["created_at"])
 
     sync = SyncStateRepository(conn)
     sync.update_sync("aware", rows=1, file_size_bytes=1, hash="h", synced_at=INSTANT)
     sync.update_sync("naive", rows=1, file_size_bytes=1, hash="h", synced_at=datetime(2024, 1, 1, 0, 0))
-    out["raw_aware"] = conn.execute("SELECT last_sync FROM sync_state WHERE table_id = 'aware'").fetchone()[0].isoformat()
-    out["raw_naive"] = conn.execute("SELECT last_sync FROM sync_state WHERE table_id = 'naive'").fetchone()[0].isoformat()
+    out["raw_aware"] = (
+        conn.execute("SELECT last_sync FROM sync_state WHERE table_id = 'aware'").fetchone()[0].isoformat()
+    )
+    out["raw_naive"] = (
+        conn.execute("SELECT last_sync FROM sync_state WHERE table_id = 'naive'").fetchone()[0].isoformat()
+    )
     out["repo_aware"] = dt(sync.get_last_sync("aware"))
     out["repo_history"] = dt(sync.get_sync_history("aware")[0]["synced_at"])
 
@@ -107,12 +116,12 @@ def write() -> dict[str, object]:
     SyncStateRepository(plain).update_sync("plain", rows=1, file_size_bytes=1, hash="h", synced_at=INSTANT)
     KnowledgeRepository(plain).create("k2", "title", "content", "c")
     out["plain_after"] = utc_wall()
-    out["plain_raw_aware"] = plain.execute(
-        "SELECT last_sync FROM sync_state WHERE table_id = 'plain'"
-    ).fetchone()[0].isoformat()
-    out["plain_raw_created"] = plain.execute(
-        "SELECT created_at FROM knowledge_items WHERE id = 'k2'"
-    ).fetchone()[0].isoformat()
+    out["plain_raw_aware"] = (
+        plain.execute("SELECT last_sync FROM sync_state WHERE table_id = 'plain'").fetchone()[0].isoformat()
+    )
+    out["plain_raw_created"] = (
+        plain.execute("SELECT created_at FROM knowledge_items WHERE id = 'k2'").fetchone()[0].isoformat()
+    )
     out["plain_repo_aware"] = dt(SyncStateRepository(plain).get_last_sync("plain"))
     plain.close()
     return out
