@@ -57,9 +57,18 @@ def seed(path: Path) -> dict[str, str]:
 
         sync = SyncStateRepository(db)
         sync.update_sync("orders", rows=100, file_size_bytes=2048, hash="h-orders-1", columns=5, synced_at=T0)
-        sync.update_sync("orders", rows=120, file_size_bytes=2300, hash="h-orders-2", columns=5, duration_ms=900)
-        sync.update_sync("customers", rows=0, file_size_bytes=0, hash="h-cust", status="error",
-                         error="source timed out", synced_at=T0)
+        sync.update_sync(
+            "orders", rows=120, file_size_bytes=2300, hash="h-orders-2", columns=5, duration_ms=900
+        )
+        sync.update_sync(
+            "customers",
+            rows=0,
+            file_size_bytes=0,
+            hash="h-cust",
+            status="error",
+            error="source timed out",
+            synced_at=T0,
+        )
         SyncSettingsRepository(db).set(ANA, "sales", True)
 
         perms = DatasetPermissionRepository(db)
@@ -67,15 +76,29 @@ def seed(path: Path) -> dict[str, str]:
         perms.grant(BOB, "sales", "read")
 
         knowledge = KnowledgeRepository(db)
-        knowledge.create("km_1", "Revenue definition", "Revenue is net of refunds.", "metrics",
-                         source_user=BOB, tags=["revenue"], created_at=T0)
+        knowledge.create(
+            "km_1",
+            "Revenue definition",
+            "Revenue is net of refunds.",
+            "metrics",
+            source_user=BOB,
+            tags=["revenue"],
+            created_at=T0,
+        )
         knowledge.create("km_2", "Churn", "Churn is monthly.", "metrics", status="approved", created_at=T0)
         knowledge.create("km_del", "Obsolete", "Old.", "misc", created_at=T0)
         knowledge.vote("km_1", ANA, 1)
         knowledge.vote("km_1", BOB, -1)
 
-        AuditRepository(db).log(user_id=ANA, action="seeded", resource="orders", params={"rows": 1},
-                                result="ok", duration_ms=3, timestamp=T0)
+        AuditRepository(db).log(
+            user_id=ANA,
+            action="seeded",
+            resource="orders",
+            params={"rows": 1},
+            result="ok",
+            duration_ms=3,
+            timestamp=T0,
+        )
 
         telegram = TelegramRepository(db)
         telegram.link_user(BOB, 4242)
@@ -89,8 +112,15 @@ def seed(path: Path) -> dict[str, str]:
         scripts.deploy("s_del", "Old job", owner=BOB, source="print('old')")
 
         registry = TableRegistryRepository(db)
-        registry.register("orders", "Orders", folder="sales", sync_strategy="incremental", primary_key="id",
-                          description="One row per order.", registered_by=ANA)
+        registry.register(
+            "orders",
+            "Orders",
+            folder="sales",
+            sync_strategy="incremental",
+            primary_key="id",
+            description="One row per order.",
+            registered_by=ANA,
+        )
         registry.register("old_table", "Old", folder="misc")
         ProfileRepository(db).save("orders", {"row_count": 120, "columns": [{"name": "id", "nulls": 0}]})
 
@@ -106,9 +136,19 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     # sync
     "get_sync_state": ({"table_id": "orders"}, {"table_id": "nope"}, "not_found"),
     "list_sync_states": ({"status": "error"}, {"limit": 0}, "invalid_argument"),
-    "get_sync_history": ({"table_id": "orders", "limit": 1}, {"table_id": "orders", "offset": -1}, "invalid_argument"),
+    "get_sync_history": (
+        {"table_id": "orders", "limit": 1},
+        {"table_id": "orders", "offset": -1},
+        "invalid_argument",
+    ),
     "record_sync": (
-        {"table_id": "orders", "rows": 130, "file_size_bytes": 2400, "hash": "h-orders-3", "duration_ms": 800},
+        {
+            "table_id": "orders",
+            "rows": 130,
+            "file_size_bytes": 2400,
+            "hash": "h-orders-3",
+            "duration_ms": 800,
+        },
         {"table_id": "orders", "rows": 1, "file_size_bytes": 1, "hash": "h", "status": "exploded"},
         "invalid_argument",
     ),
@@ -135,7 +175,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         {"user_id": "ghost", "dataset": "hr"},
         "not_found",
     ),
-    "revoke_dataset_access": ({"user_id": ANA, "dataset": "sales"}, {"user_id": ANA, "dataset": "none"}, "not_found"),
+    "revoke_dataset_access": (
+        {"user_id": ANA, "dataset": "sales"},
+        {"user_id": ANA, "dataset": "none"},
+        "not_found",
+    ),
     # knowledge
     "get_knowledge_item": ({"item_id": "km_1"}, {"item_id": "nope"}, "not_found"),
     "list_knowledge_items": ({"status": ["pending"]}, {"status": ["maybe"]}, "invalid_argument"),
@@ -145,10 +189,22 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         {"id": "km_1", "title": "Duplicate"},
         "conflict",
     ),
-    "update_knowledge_item": ({"item_id": "km_1", "title": "Revenue (net)"}, {"item_id": "nope", "title": "x"}, "not_found"),
-    "set_knowledge_status": ({"item_id": "km_1", "status": "approved"}, {"item_id": "km_1", "status": "done"}, "invalid_argument"),
+    "update_knowledge_item": (
+        {"item_id": "km_1", "title": "Revenue (net)"},
+        {"item_id": "nope", "title": "x"},
+        "not_found",
+    ),
+    "set_knowledge_status": (
+        {"item_id": "km_1", "status": "approved"},
+        {"item_id": "km_1", "status": "done"},
+        "invalid_argument",
+    ),
     "delete_knowledge_item": ({"item_id": "km_del"}, {"item_id": "nope"}, "not_found"),
-    "vote_knowledge_item": ({"item_id": "km_2", "vote": 1}, {"item_id": "km_2", "vote": 5}, "invalid_argument"),
+    "vote_knowledge_item": (
+        {"item_id": "km_2", "vote": 1},
+        {"item_id": "km_2", "vote": 5},
+        "invalid_argument",
+    ),
     "get_knowledge_votes": ({"item_id": "km_1"}, {"item_id": "nope"}, "not_found"),
     # audit
     "log_audit_event": (
@@ -162,11 +218,19 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         "invalid_argument",
     ),
     # notifications
-    "link_telegram_user": ({"user_id": ANA, "chat_id": 777}, {"user_id": ANA, "chat_id": "abc"}, "invalid_argument"),
+    "link_telegram_user": (
+        {"user_id": ANA, "chat_id": 777},
+        {"user_id": ANA, "chat_id": "abc"},
+        "invalid_argument",
+    ),
     "unlink_telegram_user": ({"user_id": "carol@example.com"}, {"user_id": "nobody"}, "not_found"),
     "get_telegram_link": ({"user_id": BOB}, {"user_id": "nobody"}, "not_found"),
     "list_telegram_links": ({}, {"offset": -5}, "invalid_argument"),
-    "verify_pending_code": ({"user_id": ANA, "code": PENDING_CODE}, {"user_id": ANA, "code": "000000"}, "not_found"),
+    "verify_pending_code": (
+        {"user_id": ANA, "code": PENDING_CODE},
+        {"user_id": ANA, "code": "000000"},
+        "not_found",
+    ),
     # scripts
     "deploy_script": (
         {"id": "s_new", "name": "Hourly", "source": "print(1)", "schedule": "0 * * * *"},
@@ -176,40 +240,114 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "undeploy_script": ({"script_id": "s_del"}, {"script_id": "nope"}, "not_found"),
     "get_script": ({"script_id": "s1"}, {"script_id": "nope"}, "not_found"),
     "list_scripts": ({"owner": ANA}, {"limit": "many"}, "invalid_argument"),
-    "record_script_run": ({"script_id": "s1", "status": "ok"}, {"script_id": "nope", "status": "ok"}, "not_found"),
+    "record_script_run": (
+        {"script_id": "s1", "status": "ok"},
+        {"script_id": "nope", "status": "ok"},
+        "not_found",
+    ),
     # registry
-    "register_table": ({"id": "invoices", "name": "Invoices", "folder": "finance"}, {"id": "invoices"}, "invalid_argument"),
+    "register_table": (
+        {"id": "invoices", "name": "Invoices", "folder": "finance"},
+        {"id": "invoices"},
+        "invalid_argument",
+    ),
     "unregister_table": ({"table_id": "old_table"}, {"table_id": "nope"}, "not_found"),
     "get_registered_table": ({"table_id": "orders"}, {"table_id": "nope"}, "not_found"),
     "list_registered_tables": ({"folder": "sales"}, {"limit": 201}, "invalid_argument"),
-    "save_table_profile": ({"table_id": "orders", "profile": {"row_count": 130}}, {"table_id": "orders", "profile": [1]}, "invalid_argument"),
+    "save_table_profile": (
+        {"table_id": "orders", "profile": {"row_count": 130}},
+        {"table_id": "orders", "profile": [1]},
+        "invalid_argument",
+    ),
     "get_table_profile": ({"table_id": "orders"}, {"table_id": "nope"}, "not_found"),
     "list_table_profiles": ({}, {"offset": "x"}, "invalid_argument"),
 }
 
 READ_ONLY = {
-    "get_sync_state", "list_sync_states", "get_sync_history", "get_sync_settings", "get_user", "find_user_by_email",
-    "list_users", "list_dataset_permissions", "get_knowledge_item", "list_knowledge_items", "search_knowledge",
-    "get_knowledge_votes", "query_audit_log", "get_telegram_link", "list_telegram_links", "get_script",
-    "list_scripts", "get_registered_table", "list_registered_tables", "get_table_profile", "list_table_profiles",
+    "get_sync_state",
+    "list_sync_states",
+    "get_sync_history",
+    "get_sync_settings",
+    "get_user",
+    "find_user_by_email",
+    "list_users",
+    "list_dataset_permissions",
+    "get_knowledge_item",
+    "list_knowledge_items",
+    "search_knowledge",
+    "get_knowledge_votes",
+    "query_audit_log",
+    "get_telegram_link",
+    "list_telegram_links",
+    "get_script",
+    "list_scripts",
+    "get_registered_table",
+    "list_registered_tables",
+    "get_table_profile",
+    "list_table_profiles",
 }
-ADDITIVE = {"create_user", "create_knowledge_item", "log_audit_event"}  # the only writes that overwrite nothing
-NOT_IDEMPOTENT = {"record_sync", "create_user", "create_knowledge_item", "log_audit_event", "verify_pending_code",
-                  "record_script_run"}
+ADDITIVE = {
+    "create_user",
+    "create_knowledge_item",
+    "log_audit_event",
+}  # the only writes that overwrite nothing
+NOT_IDEMPOTENT = {
+    "record_sync",
+    "create_user",
+    "create_knowledge_item",
+    "log_audit_event",
+    "verify_pending_code",
+    "record_script_run",
+}
 TOOLSETS = {
-    "sync": {"get_sync_state", "list_sync_states", "get_sync_history", "record_sync", "get_sync_settings",
-             "set_sync_settings"},
-    "users": {"get_user", "find_user_by_email", "list_users", "create_user", "update_user", "delete_user",
-              "list_dataset_permissions", "grant_dataset_access", "revoke_dataset_access"},
-    "knowledge": {"get_knowledge_item", "list_knowledge_items", "search_knowledge", "create_knowledge_item",
-                  "update_knowledge_item", "set_knowledge_status", "delete_knowledge_item", "vote_knowledge_item",
-                  "get_knowledge_votes"},
+    "sync": {
+        "get_sync_state",
+        "list_sync_states",
+        "get_sync_history",
+        "record_sync",
+        "get_sync_settings",
+        "set_sync_settings",
+    },
+    "users": {
+        "get_user",
+        "find_user_by_email",
+        "list_users",
+        "create_user",
+        "update_user",
+        "delete_user",
+        "list_dataset_permissions",
+        "grant_dataset_access",
+        "revoke_dataset_access",
+    },
+    "knowledge": {
+        "get_knowledge_item",
+        "list_knowledge_items",
+        "search_knowledge",
+        "create_knowledge_item",
+        "update_knowledge_item",
+        "set_knowledge_status",
+        "delete_knowledge_item",
+        "vote_knowledge_item",
+        "get_knowledge_votes",
+    },
     "audit": {"log_audit_event", "query_audit_log"},
-    "notifications": {"link_telegram_user", "unlink_telegram_user", "get_telegram_link", "list_telegram_links",
-                      "verify_pending_code"},
+    "notifications": {
+        "link_telegram_user",
+        "unlink_telegram_user",
+        "get_telegram_link",
+        "list_telegram_links",
+        "verify_pending_code",
+    },
     "scripts": {"deploy_script", "undeploy_script", "get_script", "list_scripts", "record_script_run"},
-    "registry": {"register_table", "unregister_table", "get_registered_table", "list_registered_tables",
-                 "save_table_profile", "get_table_profile", "list_table_profiles"},
+    "registry": {
+        "register_table",
+        "unregister_table",
+        "get_registered_table",
+        "list_registered_tables",
+        "save_table_profile",
+        "get_table_profile",
+        "list_table_profiles",
+    },
 }
 
 
@@ -235,7 +373,9 @@ def seeded_copy(tmp_path: Path, name: str = "state.duckdb") -> tuple[Path, dict[
 
 @asynccontextmanager
 async def connect(db_path: Path, mode: str = "auto", **settings: Any) -> AsyncIterator[Client]:
-    server = build_server(ServerSettings(db_path=str(db_path), actor=settings.pop("actor", "tester"), **settings))
+    server = build_server(
+        ServerSettings(db_path=str(db_path), actor=settings.pop("actor", "tester"), **settings)
+    )
     async with Client(server, mode=mode) as client:
         yield client
 

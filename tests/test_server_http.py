@@ -30,7 +30,11 @@ INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
     "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
 }
 ACCEPT = {"accept": "application/json, text/event-stream"}
 
@@ -73,7 +77,9 @@ async def test_requests_without_a_valid_token_get_401(seeded: tuple[Path, dict[s
         assert health.status_code == 200 and health.json()["status"] == "ok"
         assert (await anonymous.post("/mcp", json=LIST_TOOLS, headers=ACCEPT)).status_code == 401
         for bad in ("mcps_wrong", tokens["read"] + "x", "Basic abc", tokens["read"].removeprefix("mcps_")):
-            response = await anonymous.post("/mcp", json=LIST_TOOLS, headers={**ACCEPT, "Authorization": f"Bearer {bad}"})
+            response = await anonymous.post(
+                "/mcp", json=LIST_TOOLS, headers={**ACCEPT, "Authorization": f"Bearer {bad}"}
+            )
             assert response.status_code == 401, bad
         async with http(app, tokens["read"]) as reader:
             assert (await reader.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code == 200
@@ -92,9 +98,11 @@ async def test_wrong_host_or_origin_is_refused(seeded: tuple[Path, dict[str, str
             assert (await rebinding.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code == 421
         async with http(app, tokens["admin"], origin="http://evil.example.com") as cross_site:
             assert (await cross_site.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code == 403
-    async with running_app(db_path, allowed_hosts=("state.internal",)) as app:
-        async with http(app, tokens["admin"], host="state.internal:8765") as named:
-            assert (await named.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code == 200
+    async with (
+        running_app(db_path, allowed_hosts=("state.internal",)) as app,
+        http(app, tokens["admin"], host="state.internal:8765") as named,
+    ):
+        assert (await named.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code == 200
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -116,7 +124,9 @@ async def test_scopes_limit_tools_and_name_the_actor(
             assert not (await writer.call_tool("record_sync", sync)).is_error
             refused = await writer.call_tool("create_user", user)
             assert refused.is_error and "needs 'admin'" in refused.content[0].text
-            assert (await writer.call_tool("grant_dataset_access", {"user_id": "bob@example.com", "dataset": "x"})).is_error
+            assert (
+                await writer.call_tool("grant_dataset_access", {"user_id": "bob@example.com", "dataset": "x"})
+            ).is_error
         async with mcp_client(app, tokens["admin"], mode) as admin:
             assert not (await admin.call_tool("create_user", user)).is_error
             log = (await admin.call_tool("query_audit_log", {"limit": 5})).structured_content["items"]
@@ -138,7 +148,9 @@ def test_non_loopback_bind_needs_a_token(tmp_path: Path) -> None:
         check_can_bind(ServerSettings(db_path=str(empty), host="0.0.0.0", transport="http").resolved())
     with Database(empty) as db:
         TokenRepository(db).create("ops", "read")
-    assert check_can_bind(ServerSettings(db_path=str(empty), host="0.0.0.0", transport="http").resolved()) == 1
+    assert (
+        check_can_bind(ServerSettings(db_path=str(empty), host="0.0.0.0", transport="http").resolved()) == 1
+    )
 
 
 def test_token_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,8 +40,22 @@ def inspect(npx: str, home: Path, db_path: Path, *method: str) -> dict:
         "npm_config_update_notifier": "false",
     }
     done = subprocess.run(
-        [npx, "-y", INSPECTOR, "--cli", "-e", "MCP_STATE_ACTOR=inspector",
-         sys.executable, "-m", "mcp_state", "serve", "--db", str(db_path), *method],
+        [
+            npx,
+            "-y",
+            INSPECTOR,
+            "--cli",
+            "-e",
+            "MCP_STATE_ACTOR=inspector",
+            sys.executable,
+            "-m",
+            "mcp_state",
+            "serve",
+            "--db",
+            str(db_path),
+            *method,
+        ],
+        check=False,
         capture_output=True,
         text=True,
         timeout=240,
@@ -59,19 +73,47 @@ def test_inspector_cli(npx: str, tmp_path: Path) -> None:
     listed = inspect(npx, home, db_path, "--method", "tools/list", "--strict")
     assert len(listed["tools"]) == 43
 
-    called = inspect(npx, home, db_path, "--method", "tools/call", "--tool-name", "get_sync_state",
-                     "--tool-arg", "table_id=orders")
+    called = inspect(
+        npx,
+        home,
+        db_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "get_sync_state",
+        "--tool-arg",
+        "table_id=orders",
+    )
     assert called["isError"] is False and called["structuredContent"]["rows"] == 120
 
-    changed = inspect(npx, home, db_path, "--method", "tools/call", "--tool-name", "set_knowledge_status",
-                      "--tool-arg", "item_id=km_1", "status=approved")
+    changed = inspect(
+        npx,
+        home,
+        db_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "set_knowledge_status",
+        "--tool-arg",
+        "item_id=km_1",
+        "status=approved",
+    )
     assert changed["structuredContent"]["status"] == "approved"
 
     read = inspect(npx, home, db_path, "--method", "resources/read", "--uri", "state://sync/orders/history")
     assert json.loads(read["contents"][0]["text"])["total"] == 2
 
-    prompt = inspect(npx, home, db_path, "--method", "prompts/get", "--prompt-name", "summarize_audit_activity",
-                     "--prompt-args", "since=30d")
+    prompt = inspect(
+        npx,
+        home,
+        db_path,
+        "--method",
+        "prompts/get",
+        "--prompt-name",
+        "summarize_audit_activity",
+        "--prompt-args",
+        "since=30d",
+    )
     assert "set_knowledge_status" in prompt["messages"][0]["content"]["text"]
 
     with Database(db_path) as db:

@@ -23,7 +23,9 @@ def load(path: Path) -> dict:
 def test_server_json_is_valid() -> None:
     server = load(ROOT / "server.json")
     schema = load(SCHEMA)
-    jsonschema.validate(server, schema, cls=jsonschema.Draft7Validator, format_checker=jsonschema.FormatChecker())
+    jsonschema.validate(
+        server, schema, cls=jsonschema.Draft7Validator, format_checker=jsonschema.FormatChecker()
+    )
     assert server["$schema"] == schema["$id"]
 
 

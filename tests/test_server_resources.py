@@ -49,7 +49,9 @@ async def read_json(client, uri: str) -> object:
 async def test_resources_list_and_read(db_path: Path, mode: str) -> None:
     async with connect(db_path, mode) as client:
         assert {str(r.uri) for r in (await client.list_resources()).resources} == STATIC
-        assert {t.uri_template for t in (await client.list_resource_templates()).resource_templates} == TEMPLATES
+        assert {
+            t.uri_template for t in (await client.list_resource_templates()).resource_templates
+        } == TEMPLATES
 
         schema = await read_json(client, "state://schema")
         tables = {t["name"]: t for t in schema["tables"]}
@@ -81,20 +83,33 @@ async def test_resources_list_and_read(db_path: Path, mode: str) -> None:
 
 async def test_missing_resources_are_errors(db_path: Path, mode: str) -> None:
     async with connect(db_path, mode) as client:
-        for uri in ("state://sync/nope", "state://knowledge/nope", "state://users/nope", "state://tables/nope"):
+        for uri in (
+            "state://sync/nope",
+            "state://knowledge/nope",
+            "state://users/nope",
+            "state://tables/nope",
+        ):
             with pytest.raises(MCPError, match="no .* 'nope' exists"):
                 await client.read_resource(uri)
 
 
 async def test_template_ids_complete(db_path: Path) -> None:
     async with connect(db_path) as client:
-        done = await client.complete(ResourceTemplateReference(uri="state://sync/{table_id}"), {"name": "table_id", "value": "or"})
+        done = await client.complete(
+            ResourceTemplateReference(uri="state://sync/{table_id}"), {"name": "table_id", "value": "or"}
+        )
         assert done.completion.values == ["orders"]
-        done = await client.complete(ResourceTemplateReference(uri="state://users/{user_id}"), {"name": "user_id", "value": ""})
+        done = await client.complete(
+            ResourceTemplateReference(uri="state://users/{user_id}"), {"name": "user_id", "value": ""}
+        )
         assert ANA in done.completion.values and len(done.completion.values) == 4
-        done = await client.complete(ResourceTemplateReference(uri="state://knowledge/{item_id}"), {"name": "item_id", "value": "km_"})
+        done = await client.complete(
+            ResourceTemplateReference(uri="state://knowledge/{item_id}"), {"name": "item_id", "value": "km_"}
+        )
         assert done.completion.values == ["km_1", "km_2", "km_del"]
-        done = await client.complete(PromptReference(name="summarize_audit_activity"), {"name": "since", "value": "2"})
+        done = await client.complete(
+            PromptReference(name="summarize_audit_activity"), {"name": "since", "value": "2"}
+        )
         assert done.completion.values == ["24h"]
 
 
@@ -110,9 +125,15 @@ async def test_prompts(db_path: Path, mode: str) -> None:
         review = (await client.get_prompt("review_pending_knowledge")).messages[0].content.text
         assert "km_1" in review and "set_knowledge_status" in review and "km_2" not in review
 
-        summary = (await client.get_prompt("summarize_audit_activity", {"since": "2025-01-01"})).messages[0].content.text
+        summary = (
+            (await client.get_prompt("summarize_audit_activity", {"since": "2025-01-01"}))
+            .messages[0]
+            .content.text
+        )
         assert '"seeded": 1' in summary
-        recent = (await client.get_prompt("summarize_audit_activity", {"since": "1h"})).messages[0].content.text
+        recent = (
+            (await client.get_prompt("summarize_audit_activity", {"since": "1h"})).messages[0].content.text
+        )
         assert '"entries": 0' in recent
         with pytest.raises(MCPError, match="since must be"):
             await client.get_prompt("summarize_audit_activity", {"since": "last tuesday"})

@@ -30,7 +30,9 @@ def anyio_backend() -> str:
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_no_output_or_log_line_shows_a_secret(tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_output_or_log_line_shows_a_secret(
+    tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     db_path, seeded = seeded_copy(tmp_path)
     canaries = seeded["canaries"].splitlines()
@@ -46,7 +48,13 @@ async def test_no_output_or_log_line_shows_a_secret(tmp_path: Path, mode: str, c
             ("verify_pending_code", {"user_id": BOB, "code": SECOND_CODE}),
             ("verify_pending_code", {"user_id": "nobody", "code": PENDING_CODE}),
             ("verify_pending_code", {"user_id": ANA, "code": PENDING_CODE + "x" * 200}),
-            ("log_audit_event", {"action": "leak", "params": {"token": seeded["admin"], "nested": {"password": PENDING_CODE}}}),
+            (
+                "log_audit_event",
+                {
+                    "action": "leak",
+                    "params": {"token": seeded["admin"], "nested": {"password": PENDING_CODE}},
+                },
+            ),
             ("create_user", {"id": ANA, "email": "other@example.com"}),
             ("update_user", {"user_id": ANA, "name": "Ana B."}),
             ("find_user_by_email", {"email": ANA}),

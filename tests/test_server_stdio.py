@@ -37,12 +37,18 @@ async def test_stdio_subprocess(tmp_path: Path, mode: str) -> None:
         assert len((await client.list_tools()).tools) == 43
         state = await client.call_tool("get_sync_state", {"table_id": "orders"})
         assert state.structured_content["rows"] == 120
-        recorded = await client.call_tool("record_sync", {"table_id": "orders", "rows": 5, "file_size_bytes": 5, "hash": "s"})
+        recorded = await client.call_tool(
+            "record_sync", {"table_id": "orders", "rows": 5, "file_size_bytes": 5, "hash": "s"}
+        )
         assert not recorded.is_error
         missing = await client.call_tool("get_sync_state", {"table_id": "nope"})
         assert missing.is_error and "list_sync_states" in missing.content[0].text
         entry = (await client.call_tool("query_audit_log", {"limit": 1})).structured_content["items"][0]
-        assert (entry["user_id"], entry["action"], entry["resource"]) == ("claude-desktop", "record_sync", "orders")
+        assert (entry["user_id"], entry["action"], entry["resource"]) == (
+            "claude-desktop",
+            "record_sync",
+            "orders",
+        )
         assert "sync_state" in (await client.read_resource("state://schema")).contents[0].text
         assert (await client.get_prompt("triage_sync_failures")).messages
 
@@ -51,7 +57,13 @@ async def test_stdio_options(tmp_path: Path) -> None:
     db_path, _ = seeded_copy(tmp_path)
     async with Client(serve(db_path, "--read-only", "--toolsets", "sync,audit", "--actor", "ops")) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
-        assert names == {"get_sync_state", "list_sync_states", "get_sync_history", "get_sync_settings", "query_audit_log"}
+        assert names == {
+            "get_sync_state",
+            "list_sync_states",
+            "get_sync_history",
+            "get_sync_settings",
+            "query_audit_log",
+        }
 
 
 def test_terminal_start_explains_itself(tmp_path: Path) -> None:
@@ -86,6 +98,7 @@ def test_piped_start_stays_quiet(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mcp_state", "serve", "--db", str(tmp_path / "fresh.duckdb")],
         stdin=subprocess.DEVNULL,
+        check=False,
         capture_output=True,
         timeout=60,
     )

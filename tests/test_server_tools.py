@@ -31,6 +31,7 @@ pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "server_tools.json"
 
+
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -75,7 +76,9 @@ async def test_every_tool_with_good_and_bad_input(db_path: Path, mode: str) -> N
             after = await audit_total(client, name)
             assert after - before == (2 if mutating else 0), f"{name}: {after - before} audit rows"
             if mutating:
-                rows = (await client.call_tool("query_audit_log", {"action": name, "limit": 2})).structured_content
+                rows = (
+                    await client.call_tool("query_audit_log", {"action": name, "limit": 2})
+                ).structured_content
                 assert [row["result"] for row in rows["items"]] == [kind, "ok"]
                 assert all(row["user_id"] == "tester" for row in rows["items"])
                 assert all(isinstance(row["duration_ms"], int) for row in rows["items"])
@@ -94,13 +97,23 @@ async def test_results_say_what_they_did(db_path: Path, mode: str) -> None:
         history = (await client.call_tool("get_sync_history", {"table_id": "orders"})).structured_content
         assert history["total"] == 2 and [run["rows"] for run in history["items"]] == [120, 100]
 
-        created = (await client.call_tool("create_knowledge_item", {"id": "k9", "title": "T"})).structured_content
-        assert (created["source_user"], created["contributors"], created["status"]) == ("tester", ["tester"], "pending")
+        created = (
+            await client.call_tool("create_knowledge_item", {"id": "k9", "title": "T"})
+        ).structured_content
+        assert (created["source_user"], created["contributors"], created["status"]) == (
+            "tester",
+            ["tester"],
+            "pending",
+        )
 
-        vote = (await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": -1})).structured_content
+        vote = (
+            await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": -1})
+        ).structured_content
         assert vote == {"item_id": "km_1", "user_id": "tester", "vote": -1, "upvotes": 1, "downvotes": 2}
 
-        link = (await client.call_tool("verify_pending_code", {"user_id": ANA, "code": PENDING_CODE})).structured_content
+        link = (
+            await client.call_tool("verify_pending_code", {"user_id": ANA, "code": PENDING_CODE})
+        ).structured_content
         assert (link["user_id"], link["chat_id"]) == (ANA, 9001)
         again = await client.call_tool("verify_pending_code", {"user_id": ANA, "code": PENDING_CODE})
         assert "already used" in error_text(again)
@@ -108,13 +121,17 @@ async def test_results_say_what_they_did(db_path: Path, mode: str) -> None:
         user = (await client.call_tool("get_user", {"user_id": ANA})).structured_content
         assert user["has_password"] is True and "password_hash" not in user
 
-        logged = (await client.call_tool("log_audit_event", {"action": "x", "params": {"password": "p", "n": 1}}))
+        logged = await client.call_tool(
+            "log_audit_event", {"action": "x", "params": {"password": "p", "n": 1}}
+        )
         entry = (await client.call_tool("query_audit_log", {"action": "x"})).structured_content["items"][0]
         assert entry["id"] == logged.structured_content["id"]
         assert entry["params"] == {"password": "[redacted]", "n": 1}
 
 
-async def test_failed_change_leaves_nothing_half_done(db_path: Path, mode: str, caplog: pytest.LogCaptureFixture) -> None:
+async def test_failed_change_leaves_nothing_half_done(
+    db_path: Path, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """An unexpected database failure midway: generic message, no SQL, the first half rolled back, one audit row."""
     async with connect(db_path, mode) as client:
         before = (await client.call_tool("get_sync_state", {"table_id": "orders"})).structured_content
@@ -136,7 +153,9 @@ async def test_failed_change_leaves_nothing_half_done(db_path: Path, mode: str, 
             assert leak not in message
         after = (await client.call_tool("get_sync_state", {"table_id": "orders"})).structured_content
         assert after == before
-        rows = (await client.call_tool("query_audit_log", {"action": "record_sync", "limit": 1})).structured_content
+        rows = (
+            await client.call_tool("query_audit_log", {"action": "record_sync", "limit": 1})
+        ).structured_content
         assert rows["items"][0]["result"] == "internal_error"
     assert "sync_history" not in caplog.text and "INSERT" not in caplog.text
 
@@ -159,10 +178,17 @@ async def test_annotations_and_schemas_are_true(db_path: Path) -> None:
         if "limit" in props:
             assert (props["limit"]["minimum"], props["limit"]["maximum"]) == (1, 200), tool.name
             assert "offset" in props and props["offset"]["minimum"] == 0, tool.name
-            assert {"items", "has_more", "next_offset", "total"} <= set(tool.output_schema["properties"]), tool.name
+            assert {"items", "has_more", "next_offset", "total"} <= set(tool.output_schema["properties"]), (
+                tool.name
+            )
     schemas = {tool.name: tool.input_schema["properties"] for tool in tools}
     assert schemas["list_users"]["role"]["anyOf"][0]["enum"] == ["admin", "analyst", "viewer"]
-    assert schemas["set_knowledge_status"]["status"]["enum"] == ["pending", "approved", "rejected", "archived"]
+    assert schemas["set_knowledge_status"]["status"]["enum"] == [
+        "pending",
+        "approved",
+        "rejected",
+        "archived",
+    ]
     assert schemas["vote_knowledge_item"]["vote"]["enum"] == [1, -1]
     assert not any("password" in p for props in schemas.values() for p in props), "no tool sets a password"
     assert not any("code" in name and "verify" not in name for name in schemas), "no tool lists codes"
@@ -178,7 +204,9 @@ async def test_tool_list_snapshot(db_path: Path) -> None:
     if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(text)
-    assert text == SNAPSHOT.read_text(), "tool surface changed: rerun with UPDATE_SNAPSHOTS=1 and review the diff"
+    assert text == SNAPSHOT.read_text(), (
+        "tool surface changed: rerun with UPDATE_SNAPSHOTS=1 and review the diff"
+    )
 
 
 async def test_read_only_and_toolsets(db_path: Path) -> None:
@@ -203,7 +231,9 @@ async def test_unknown_arguments_and_tools(db_path: Path) -> None:
     async with connect(db_path) as client:
         result = await client.call_tool("drop_everything", {})
         assert result.is_error
-        result = await client.call_tool("create_user", {"id": "x", "email": "x@example.com", "password_hash": "h"})
+        result = await client.call_tool(
+            "create_user", {"id": "x", "email": "x@example.com", "password_hash": "h"}
+        )
         # Extra arguments are ignored, never stored: the user has no password.
         user = (await client.call_tool("get_user", {"user_id": "x"})).structured_content
         assert not result.is_error and user["has_password"] is False

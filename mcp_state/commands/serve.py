@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from typing import Any
@@ -21,14 +22,22 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "--db", metavar="PATH", help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)"
-    )
-    parser.add_argument("--read-only", action="store_true", help="register only the tools that do not change state")
-    parser.add_argument(
-        "--toolsets", metavar="A,B", help=f"comma-separated toolsets to expose (default: all): {TOOLSET_NAMES}"
+        "--db",
+        metavar="PATH",
+        help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)",
     )
     parser.add_argument(
-        "--actor", metavar="NAME", help="audit actor of stdio calls (default: $MCP_STATE_ACTOR, else your OS user)"
+        "--read-only", action="store_true", help="register only the tools that do not change state"
+    )
+    parser.add_argument(
+        "--toolsets",
+        metavar="A,B",
+        help=f"comma-separated toolsets to expose (default: all): {TOOLSET_NAMES}",
+    )
+    parser.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="audit actor of stdio calls (default: $MCP_STATE_ACTOR, else your OS user)",
     )
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default: stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default: 127.0.0.1)")
@@ -104,9 +113,7 @@ def stdio_banner(settings: Any, tools: int, args: argparse.Namespace) -> str:
     if args.toolsets:
         serve_args += ["--toolsets", args.toolsets]
     command = shlex.join(["mcp-state", *serve_args])
-    desktop = '{"mcpServers": {"mcp-state": {"command": "mcp-state", "args": [%s]}}}' % ", ".join(
-        f'"{a}"' for a in serve_args
-    )
+    desktop = json.dumps({"mcpServers": {"mcp-state": {"command": "mcp-state", "args": serve_args}}})
     return (
         f"mcp-state {__version__}: serving {_what(settings, tools)} over stdio as actor '{settings.actor}'.\n"
         "This is an MCP server: it talks JSON-RPC on stdin/stdout, so typing here does nothing.\n"

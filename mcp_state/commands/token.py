@@ -20,8 +20,12 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    create = actions.add_parser("create", help="create a token and print it once", description="Create a token.")
-    create.add_argument("--actor", required=True, metavar="NAME", help="audit actor for requests made with it")
+    create = actions.add_parser(
+        "create", help="create a token and print it once", description="Create a token."
+    )
+    create.add_argument(
+        "--actor", required=True, metavar="NAME", help="audit actor for requests made with it"
+    )
     create.add_argument("--scope", required=True, choices=("read", "write", "admin"), help="what it may do")
     _db_option(create)
     create.set_defaults(func=run_create)
@@ -32,7 +36,9 @@ def register(subparsers: Any) -> None:
     _db_option(listing)
     listing.set_defaults(func=run_list)
 
-    revoke = actions.add_parser("revoke", help="revoke a token by id", description="Revoke a token by its id.")
+    revoke = actions.add_parser(
+        "revoke", help="revoke a token by id", description="Revoke a token by its id."
+    )
     revoke.add_argument("token_id", metavar="ID", help="the token's id, as `token list` shows it (tok_...)")
     _db_option(revoke)
     revoke.set_defaults(func=run_revoke)
@@ -40,7 +46,9 @@ def register(subparsers: Any) -> None:
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", metavar="PATH", help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)"
+        "--db",
+        metavar="PATH",
+        help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)",
     )
 
 
@@ -78,7 +86,16 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "ACTOR", "SCOPE", "CREATED", "LAST USED", "REVOKED")]
     for r in records:
-        rows.append((r["id"], r["actor"], r["scope"], _when(r["created_at"]), _when(r["last_used_at"]), _when(r["revoked_at"])))
+        rows.append(
+            (
+                r["id"],
+                r["actor"],
+                r["scope"],
+                _when(r["created_at"]),
+                _when(r["last_used_at"]),
+                _when(r["revoked_at"]),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -75,7 +75,9 @@ class StateServer(MCPServer[AppState]):
             raise invalid_arguments(name, cause) from None
 
 
-def selected_toolsets(settings: ServerSettings, available: Mapping[str, RegisterToolset] = TOOLSETS) -> list[str]:
+def selected_toolsets(
+    settings: ServerSettings, available: Mapping[str, RegisterToolset] = TOOLSETS
+) -> list[str]:
     if settings.toolsets is None:
         return list(available)
     unknown = [name for name in settings.toolsets if name not in available]

@@ -31,7 +31,9 @@ logger = logging.getLogger("mcp_state.server")
 
 SCOPE_RANK = {"read": 0, "write": 1, "admin": 2}
 REDACTED = "[redacted]"
-_SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|api[_-]?key|credential|authorization|cookie", re.I)
+_SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api[_-]?key|credential|authorization|cookie", re.IGNORECASE
+)
 _SECRET_NAMES = frozenset({"code", "pending_code", "one_time_code", "verification_code", "otp", "pin"})
 _MAX_TEXT = 500
 
@@ -106,7 +108,9 @@ class Toolset:
     hint: str = ""
     specs: list[ToolSpec] = field(default_factory=list)
 
-    def read(self, title: str, *, hint: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def read(
+        self, title: str, *, hint: str | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return self._add(title=title, scope="read", hint=hint)
 
     def write(
@@ -120,10 +124,17 @@ class Toolset:
         hint: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return self._add(
-            title=title, scope=scope, resource=resource, destructive=destructive, idempotent=idempotent, hint=hint
+            title=title,
+            scope=scope,
+            resource=resource,
+            destructive=destructive,
+            idempotent=idempotent,
+            hint=hint,
         )
 
-    def _add(self, *, title: str, hint: str | None, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def _add(
+        self, *, title: str, hint: str | None, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             spec = ToolSpec(
                 fn=fn,
@@ -217,7 +228,7 @@ def _read(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, 
     try:
         _require_scope(spec, caller)
         return spec.fn(Call(state.repos, caller.actor), **arguments)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the server edge: every failure becomes a tool error
         raise tool_error(spec.name, exc, spec.hint) from None
 
 
@@ -237,7 +248,7 @@ def _write(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str,
                 duration_ms=_elapsed_ms(started),
             )
         return result
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the server edge: audited, then a tool error
         record_failure(state, spec, caller, arguments, error_kind(exc), started)
         raise tool_error(spec.name, exc, spec.hint) from None
 
@@ -255,8 +266,10 @@ def record_failure(
             result=kind,
             duration_ms=_elapsed_ms(started),
         )
-    except Exception as audit_exc:  # the database itself may be what failed
-        logger.error("could not write the audit row for a failed %s call: %s", spec.name, type(audit_exc).__name__)
+    except Exception as audit_exc:  # noqa: BLE001 - the database itself may be what failed
+        logger.error(
+            "could not write the audit row for a failed %s call: %s", spec.name, type(audit_exc).__name__
+        )
 
 
 def _require_scope(spec: ToolSpec, caller: Caller) -> None:
@@ -291,4 +304,6 @@ async def audit_rejected(spec: ToolSpec, ctx: Context, arguments: Mapping[str, A
     started = time.perf_counter()
     state: AppState = ctx.request_context.lifespan_context
     caller = caller_of(ctx, state.settings)
-    await anyio.to_thread.run_sync(record_failure, state, spec, caller, arguments, "invalid_argument", started)
+    await anyio.to_thread.run_sync(
+        record_failure, state, spec, caller, arguments, "invalid_argument", started
+    )

@@ -40,7 +40,9 @@ class DatabaseTokenVerifier:
         record = await anyio.to_thread.run_sync(tokens.verify, token)
         if record is None:
             return None
-        return AccessToken(token=token, client_id=record["actor"], scopes=[record["scope"]], claims={"id": record["id"]})
+        return AccessToken(
+            token=token, client_id=record["actor"], scopes=[record["scope"]], claims={"id": record["id"]}
+        )
 
 
 def auth_options(settings: ServerSettings, runtime: Runtime) -> dict[str, Any]:
@@ -48,7 +50,9 @@ def auth_options(settings: ServerSettings, runtime: Runtime) -> dict[str, Any]:
     return {
         "token_verifier": DatabaseTokenVerifier(runtime),
         # No OAuth endpoints are published (no resource_server_url); the issuer is nominal.
-        "auth": AuthSettings(issuer_url=f"http://{_url_host(settings.host)}:{settings.port}", resource_server_url=None),
+        "auth": AuthSettings(
+            issuer_url=f"http://{_url_host(settings.host)}:{settings.port}", resource_server_url=None
+        ),
     }
 
 

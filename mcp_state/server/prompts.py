@@ -18,7 +18,7 @@ from mcp_state.server.state import Runtime
 
 SHOWN = 20
 AUDIT_SAMPLE = 1000
-_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$", re.I)
+_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$", re.IGNORECASE)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 

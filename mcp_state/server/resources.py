@@ -13,7 +13,13 @@ from typing import Any
 import anyio.to_thread
 import pydantic_core
 from mcp.server.mcpserver import MCPServer
-from mcp_types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
+from mcp_types import (
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    PromptReference,
+    ResourceTemplateReference,
+)
 
 from mcp_state.repositories.users import public_user
 from mcp_state.schema import COLUMN_DESCRIPTIONS, JSON_COLUMNS, SECRET_COLUMNS, TABLE_DESCRIPTIONS
@@ -80,7 +86,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             def guarded(**kwargs: Any) -> str:
                 try:
                     return to_json(fn(runtime.state.repos, **kwargs))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - the server edge: every failure becomes a resource error
                     raise resource_error(uri, exc) from None
 
             sig = _without_repos(fn)
@@ -88,11 +94,15 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             guarded.__annotations__ = {name: str for name in sig.parameters} | {"return": str}
             guarded.__name__ = guarded.__qualname__ = fn.__name__
             guarded.__doc__ = description
-            return mcp.resource(uri, name=fn.__name__, title=title, description=description, mime_type=JSON)(guarded)
+            return mcp.resource(uri, name=fn.__name__, title=title, description=description, mime_type=JSON)(
+                guarded
+            )
 
         return decorator
 
-    @resource("state://schema", "Database schema", "Every table and column with its type and meaning, for SQL.")
+    @resource(
+        "state://schema", "Database schema", "Every table and column with its type and meaning, for SQL."
+    )
     def schema(repos: Repos) -> Any:
         return schema_document(repos)
 
@@ -116,7 +126,9 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
     def sync_table(repos: Repos, table_id: str) -> Any:
         return found(repos.sync_state.get_table_state(table_id), "sync state for table", table_id)
 
-    @resource("state://sync/{table_id}/history", "Table sync history", f"One table's last {RECENT} sync runs.")
+    @resource(
+        "state://sync/{table_id}/history", "Table sync history", f"One table's last {RECENT} sync runs."
+    )
     def sync_history(repos: Repos, table_id: str) -> Any:
         return {
             "table_id": table_id,
@@ -129,7 +141,11 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
         item = found(repos.knowledge.get_by_id(item_id), "knowledge item", item_id)
         return {**item, **repos.knowledge.get_votes(item_id)}
 
-    @resource("state://users/{user_id}", "User", "A user (no secrets) with permissions, sync settings, Telegram link.")
+    @resource(
+        "state://users/{user_id}",
+        "User",
+        "A user (no secrets) with permissions, sync settings, Telegram link.",
+    )
     def user(repos: Repos, user_id: str) -> Any:
         row = found(repos.users.get_by_id(user_id), "user", user_id)
         return {
@@ -139,7 +155,9 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "telegram_link": repos.telegram.get_link(user_id),
         }
 
-    @resource("state://tables/{table_id}", "Registered table", "A registered table with its profile and sync state.")
+    @resource(
+        "state://tables/{table_id}", "Registered table", "A registered table with its profile and sync state."
+    )
     def table(repos: Repos, table_id: str) -> Any:
         entry = found(repos.registry.get(table_id), "registered table", table_id)
         return {
@@ -151,7 +169,10 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
     @resource("state://audit/recent", "Recent audit log", f"The newest {RECENT} audit log entries.")
     def audit_recent(repos: Repos) -> Any:
         entries = repos.audit.query(limit=RECENT)
-        return {"entries": [{**e, "params": redact(e["params"])} for e in entries], "total": repos.audit.count()}
+        return {
+            "entries": [{**e, "params": redact(e["params"])} for e in entries],
+            "total": repos.audit.count(),
+        }
 
     @mcp.completion()
     async def complete(
@@ -167,7 +188,9 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
         source = TEMPLATE_IDS.get(ref.uri)
         if source is None:
             return None
-        values = await anyio.to_thread.run_sync(_ids_starting_with, runtime.state.repos, *source, argument.value)
+        values = await anyio.to_thread.run_sync(
+            _ids_starting_with, runtime.state.repos, *source, argument.value
+        )
         return Completion(values=values[:100], has_more=len(values) > 100)
 
 

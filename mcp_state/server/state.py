@@ -86,7 +86,9 @@ class ServerSettings:
                 if self.idle_release is None
                 else self.idle_release
             ),
-            code_ttl=_env_float("MCP_STATE_CODE_TTL", DEFAULT_CODE_TTL) if self.code_ttl is None else self.code_ttl,
+            code_ttl=_env_float("MCP_STATE_CODE_TTL", DEFAULT_CODE_TTL)
+            if self.code_ttl is None
+            else self.code_ttl,
         )
 
 
@@ -165,7 +167,9 @@ class Runtime:
     HTTP token check (which get no context) through ``Runtime.state``.
     """
 
-    def __init__(self, settings: ServerSettings, open_db: Callable[[ServerSettings], Database] = open_database):
+    def __init__(
+        self, settings: ServerSettings, open_db: Callable[[ServerSettings], Database] = open_database
+    ):
         self.settings = settings
         self._open_db = open_db
         self._state: AppState | None = None
@@ -181,7 +185,9 @@ class Runtime:
     async def lifespan(self, _server: object) -> AsyncIterator[AppState]:
         if self._state is None:
             db = self._open_db(self.settings)
-            self._state = AppState(self.settings, db, Repos.on(db, self.settings.code_ttl or DEFAULT_CODE_TTL))
+            self._state = AppState(
+                self.settings, db, Repos.on(db, self.settings.code_ttl or DEFAULT_CODE_TTL)
+            )
         self._users += 1
         try:
             yield self._state

@@ -21,7 +21,9 @@ audit = Toolset("audit", hint="Call query_audit_log to see recent entries.")
 )
 def log_audit_event(
     call: Call,
-    action: Annotated[str, Field(min_length=1, max_length=200, description="What happened, e.g. 'export_report'.")],
+    action: Annotated[
+        str, Field(min_length=1, max_length=200, description="What happened, e.g. 'export_report'.")
+    ],
     resource: Annotated[str | None, Field(max_length=1024, description="Id of what it touched.")] = None,
     params: Annotated[
         dict[str, Any] | None, Field(description="Details as a JSON object; secret-looking keys are masked.")
@@ -45,13 +47,20 @@ def log_audit_event(
 def query_audit_log(
     call: Call,
     user_id: Annotated[str | None, Field(max_length=1024, description="Only this actor's entries.")] = None,
-    action: Annotated[str | None, Field(max_length=200, description="Only this action, e.g. a tool name.")] = None,
+    action: Annotated[
+        str | None, Field(max_length=200, description="Only this action, e.g. a tool name.")
+    ] = None,
     resource: Annotated[str | None, Field(max_length=1024, description="Only entries about this id.")] = None,
     result: Annotated[
-        str | None, Field(max_length=200, description="Only this outcome: ok, or an error kind like not_found.")
+        str | None,
+        Field(max_length=200, description="Only this outcome: ok, or an error kind like not_found."),
     ] = None,
-    since: Annotated[datetime | None, Field(description="From this time on (ISO 8601; UTC if no zone).")] = None,
-    until: Annotated[datetime | None, Field(description="Before this time (ISO 8601; UTC if no zone).")] = None,
+    since: Annotated[
+        datetime | None, Field(description="From this time on (ISO 8601; UTC if no zone).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Field(description="Before this time (ISO 8601; UTC if no zone).")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> AuditPage:

@@ -24,9 +24,7 @@ from mcp_state.server.shapes import (
 )
 from mcp_state.types import KnowledgeItem, KnowledgeStatus
 
-knowledge = Toolset(
-    "knowledge", hint="Call search_knowledge or list_knowledge_items to find the item's id."
-)
+knowledge = Toolset("knowledge", hint="Call search_knowledge or list_knowledge_items to find the item's id.")
 
 Statuses = Annotated[
     list[KnowledgeStatus] | None, Field(max_length=4, description="Only items with one of these statuses.")
@@ -67,7 +65,9 @@ def list_knowledge_items(
 @knowledge.read("Search knowledge")
 def search_knowledge(
     call: Call,
-    query: Annotated[str, Field(min_length=1, max_length=200, description="Text to find in titles and content.")],
+    query: Annotated[
+        str, Field(min_length=1, max_length=200, description="Text to find in titles and content.")
+    ],
     status: Statuses = None,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
@@ -88,12 +88,21 @@ def create_knowledge_item(
     category: Category = None,
     tags: ItemTags = None,
     audience: Audience = None,
-    status: Annotated[KnowledgeStatus, Field(description="Review status; new items are pending.")] = "pending",
+    status: Annotated[
+        KnowledgeStatus, Field(description="Review status; new items are pending.")
+    ] = "pending",
 ) -> KnowledgeItem:
     """Propose a new knowledge item (you are recorded as its source); fails if the id exists."""
     return call.repos.knowledge.create(
-        id, title, content, category, source_user=call.actor, tags=tags, status=status,
-        contributors=[call.actor], audience=audience,
+        id,
+        title,
+        content,
+        category,
+        source_user=call.actor,
+        tags=tags,
+        status=status,
+        contributors=[call.actor],
+        audience=audience,
     )
 
 
@@ -109,7 +118,9 @@ def update_knowledge_item(
 ) -> KnowledgeItem:
     """Change a knowledge item's title, content, category, tags or audience (left out: unchanged)."""
     if all(value is None for value in (title, content, category, tags, audience)):
-        raise InvalidArgumentError("nothing to change: give at least one of title, content, category, tags, audience")
+        raise InvalidArgumentError(
+            "nothing to change: give at least one of title, content, category, tags, audience"
+        )
     return call.repos.knowledge.update(
         item_id, title=title, content=content, category=category, tags=tags, audience=audience
     )
@@ -148,7 +159,9 @@ def vote_knowledge_item(
 
 
 @knowledge.read("Get knowledge votes")
-def get_knowledge_votes(call: Call, item_id: ItemId, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> KnowledgeVotes:
+def get_knowledge_votes(
+    call: Call, item_id: ItemId, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+) -> KnowledgeVotes:
     """List who voted how on a knowledge item, newest first, with its vote counts."""
     repo = call.repos.knowledge
     found(repo.get_by_id(item_id), "knowledge item", item_id)

@@ -11,7 +11,16 @@ from pydantic import Field
 
 from mcp_state.errors import NotFoundError
 from mcp_state.server.audit import Call, Toolset
-from mcp_state.server.shapes import DEFAULT_LIMIT, Deleted, Limit, Offset, TelegramLinkPage, UserId, found, page
+from mcp_state.server.shapes import (
+    DEFAULT_LIMIT,
+    Deleted,
+    Limit,
+    Offset,
+    TelegramLinkPage,
+    UserId,
+    found,
+    page,
+)
 from mcp_state.types import TelegramLink
 
 notifications = Toolset("notifications", hint="Call list_telegram_links to see linked users.")
@@ -54,9 +63,14 @@ def list_telegram_links(call: Call, limit: Limit = DEFAULT_LIMIT, offset: Offset
 )
 def verify_pending_code(
     call: Call,
-    user_id: Annotated[str, Field(min_length=1, max_length=1024, description="The existing user to link the chat to.")],
+    user_id: Annotated[
+        str, Field(min_length=1, max_length=1024, description="The existing user to link the chat to.")
+    ],
     code: Annotated[
-        str, Field(min_length=1, max_length=128, description="The one-time code the user got from the Telegram bot.")
+        str,
+        Field(
+            min_length=1, max_length=128, description="The one-time code the user got from the Telegram bot."
+        ),
     ],
 ) -> TelegramLink:
     """Consume a user's one-time Telegram code and link that chat to them (a code works once, then expires)."""

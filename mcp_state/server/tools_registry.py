@@ -29,14 +29,21 @@ def register_table(
     id: Annotated[str, Field(min_length=1, max_length=1024, description="Table id, e.g. 'orders'.")],
     name: Annotated[str, Field(min_length=1, max_length=200, description="Display name.")],
     folder: Annotated[str | None, Field(max_length=1024, description="Folder it syncs into.")] = None,
-    sync_strategy: Annotated[str | None, Field(max_length=100, description="e.g. full or incremental.")] = None,
+    sync_strategy: Annotated[
+        str | None, Field(max_length=100, description="e.g. full or incremental.")
+    ] = None,
     primary_key: Annotated[str | None, Field(max_length=1024, description="Primary key column(s).")] = None,
     description: Annotated[str | None, Field(max_length=10_000, description="What the table holds.")] = None,
 ) -> RegisteredTable:
     """Register a table for syncing, or replace a registered table's details (who first registered it stays)."""
     return call.repos.registry.register(
-        id, name, folder=folder, sync_strategy=sync_strategy, primary_key=primary_key,
-        description=description, registered_by=call.actor,
+        id,
+        name,
+        folder=folder,
+        sync_strategy=sync_strategy,
+        primary_key=primary_key,
+        description=description,
+        registered_by=call.actor,
     )
 
 
@@ -62,7 +69,9 @@ def list_registered_tables(
 ) -> RegisteredTablePage:
     """List registered tables by name, optionally only one folder's."""
     repo = call.repos.registry
-    return page(lambda n, skip: repo.list_all(folder, limit=n, offset=skip), limit, offset, repo.count(folder))  # type: ignore[no-any-return]
+    return page(
+        lambda n, skip: repo.list_all(folder, limit=n, offset=skip), limit, offset, repo.count(folder)
+    )  # type: ignore[no-any-return]
 
 
 @registry.write("Save table profile", resource="table_id", destructive=True, idempotent=True)
@@ -70,7 +79,8 @@ def save_table_profile(
     call: Call,
     table_id: TableId,
     profile: Annotated[
-        dict[str, Any], Field(description="The profile as a JSON object, e.g. {'row_count': 10, 'columns': [...]}.")
+        dict[str, Any],
+        Field(description="The profile as a JSON object, e.g. {'row_count': 10, 'columns': [...]}."),
     ],
 ) -> TableProfile:
     """Save a table's latest data profile, replacing the previous one."""

@@ -16,10 +16,14 @@ scripts = Toolset("scripts", hint="Call list_scripts to see deployed scripts.")
 @scripts.write("Deploy script", resource="id", destructive=True, idempotent=True)
 def deploy_script(
     call: Call,
-    id: Annotated[str, Field(min_length=1, max_length=1024, description="Script id; an existing id is redeployed.")],
+    id: Annotated[
+        str, Field(min_length=1, max_length=1024, description="Script id; an existing id is redeployed.")
+    ],
     name: Annotated[str, Field(min_length=1, max_length=200, description="Human-readable name.")],
     source: Annotated[str, Field(max_length=1_000_000, description="The script's source code.")],
-    schedule: Annotated[str | None, Field(max_length=200, description="Cron expression, e.g. '0 6 * * *'.")] = None,
+    schedule: Annotated[
+        str | None, Field(max_length=200, description="Cron expression, e.g. '0 6 * * *'.")
+    ] = None,
     owner: Annotated[str | None, Field(max_length=1024, description="Owning user; defaults to you.")] = None,
 ) -> Script:
     """Deploy a script, or redeploy one (replacing its name, source and schedule; its run history stays)."""

@@ -35,7 +35,9 @@ def get_sync_state(call: Call, table_id: TableId) -> SyncState:
 @sync.read("List sync states")
 def list_sync_states(
     call: Call,
-    status: Annotated[SyncStatus | None, Field(description="Only tables whose last sync has this status.")] = None,
+    status: Annotated[
+        SyncStatus | None, Field(description="Only tables whose last sync has this status.")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> SyncStatePage:
@@ -50,9 +52,7 @@ def list_sync_states(
 
 
 @sync.read("Get sync history")
-def get_sync_history(
-    call: Call, table_id: TableId, limit: Limit = 20, offset: Offset = 0
-) -> SyncHistoryPage:
+def get_sync_history(call: Call, table_id: TableId, limit: Limit = 20, offset: Offset = 0) -> SyncHistoryPage:
     """List one table's past sync runs, newest first: use it to see when a table started failing."""
     repo = call.repos.sync_state
     return page(
@@ -73,7 +73,9 @@ def record_sync(
     uncompressed_size_bytes: Annotated[Count, Field(description="Uncompressed size in bytes.")] = 0,
     columns: Annotated[int, Field(ge=0, le=100_000, description="Number of columns.")] = 0,
     status: Annotated[SyncStatus, Field(description="Outcome of the sync.")] = "ok",
-    error: Annotated[str | None, Field(max_length=10_000, description="Error message when status is error.")] = None,
+    error: Annotated[
+        str | None, Field(max_length=10_000, description="Error message when status is error.")
+    ] = None,
     duration_ms: Annotated[Count | None, Field(description="How long the sync took, in ms.")] = None,
 ) -> SyncState:
     """Record a finished sync of a table: replaces its current state and appends a history entry."""

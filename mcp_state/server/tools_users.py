@@ -28,7 +28,9 @@ from mcp_state.types import Access, DatasetPermission, PublicUser, Role
 
 users = Toolset("users", hint="Call list_users or find_user_by_email to find the user's id.")
 
-Email = Annotated[str, Field(min_length=3, max_length=320, description="Email address, e.g. ana@example.com.")]
+Email = Annotated[
+    str, Field(min_length=3, max_length=320, description="Email address, e.g. ana@example.com.")
+]
 NewName = Annotated[str | None, Field(max_length=200, description="Display name.")]
 
 
@@ -53,7 +55,9 @@ def list_users(
 ) -> UserPage:
     """List user accounts by email, optionally only one role."""
     repo = call.repos.users
-    result = page(lambda n, skip: repo.list_all(role=role, limit=n, offset=skip), limit, offset, repo.count(role=role))
+    result = page(
+        lambda n, skip: repo.list_all(role=role, limit=n, offset=skip), limit, offset, repo.count(role=role)
+    )
     result["items"] = [public_user(row) for row in result["items"]]
     return result  # type: ignore[no-any-return]
 
@@ -79,7 +83,9 @@ def update_user(
     role: Annotated[Role | None, Field(description="New role.")] = None,
 ) -> PublicUser:
     """Change a user's email, name or role (fields left out stay as they are)."""
-    changes = {key: value for key, value in (("email", email), ("name", name), ("role", role)) if value is not None}
+    changes = {
+        key: value for key, value in (("email", email), ("name", name), ("role", role)) if value is not None
+    }
     if not changes:
         raise InvalidArgumentError("nothing to change: give at least one of email, name or role")
     return public_user(call.repos.users.update(user_id, **changes))
@@ -95,8 +101,12 @@ def delete_user(call: Call, user_id: UserId) -> Deleted:
 @users.read("List dataset permissions")
 def list_dataset_permissions(
     call: Call,
-    user_id: Annotated[str | None, Field(max_length=1024, description="Only this user's permissions.")] = None,
-    dataset: Annotated[str | None, Field(max_length=1024, description="Only permissions on this dataset.")] = None,
+    user_id: Annotated[
+        str | None, Field(max_length=1024, description="Only this user's permissions.")
+    ] = None,
+    dataset: Annotated[
+        str | None, Field(max_length=1024, description="Only permissions on this dataset.")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> PermissionPage:

@@ -62,16 +62,26 @@ def seed(path: Path) -> None:
     with Database(path, idle_release=None) as db:
         repo = SyncStateRepository(db)
         for i in range(1000):
-            repo.update_sync(f"table_{i:04d}", rows=i, file_size_bytes=i * 10, hash=f"h{i}", columns=3,
-                             synced_at=datetime(2025, 1, 1, tzinfo=UTC))
-        repo.update_sync("orders", rows=10, file_size_bytes=100, hash="abc", uncompressed_size_bytes=200, columns=3)
+            repo.update_sync(
+                f"table_{i:04d}",
+                rows=i,
+                file_size_bytes=i * 10,
+                hash=f"h{i}",
+                columns=3,
+                synced_at=datetime(2025, 1, 1, tzinfo=UTC),
+            )
+        repo.update_sync(
+            "orders", rows=10, file_size_bytes=100, hash="abc", uncompressed_size_bytes=200, columns=3
+        )
 
 
 def server_params(work: Path) -> dict[str, StdioServerParameters]:
     env = {"DATA_DIR": str(work / "data"), "MCP_STATE_ACTOR": "bench", "PATH": "/usr/bin:/bin"}
     return {
         "mcp-state": StdioServerParameters(
-            command=sys.executable, args=["-m", "mcp_state", "serve", "--db", str(work / "state.duckdb")], env=env
+            command=sys.executable,
+            args=["-m", "mcp_state", "serve", "--db", str(work / "state.duckdb")],
+            env=env,
         ),
         "bare": StdioServerParameters(command=sys.executable, args=[str(work / "bare_server.py")], env=env),
     }
@@ -84,7 +94,10 @@ def summary(samples: list[float]) -> tuple[float, float, float]:
 
 
 async def latency(params: dict[str, StdioServerParameters], calls: int, mode: str) -> dict[str, list[float]]:
-    plan = {"mcp-state": ("get_sync_state", {"table_id": "orders"}), "bare": ("constant", {"table_id": "orders"})}
+    plan = {
+        "mcp-state": ("get_sync_state", {"table_id": "orders"}),
+        "bare": ("constant", {"table_id": "orders"}),
+    }
     samples: dict[str, list[float]] = {name: [] for name in plan}
     async with Client(params["mcp-state"], mode=mode) as ours, Client(params["bare"], mode=mode) as bare:
         clients = {"mcp-state": ours, "bare": bare}
@@ -102,7 +115,9 @@ async def latency(params: dict[str, StdioServerParameters], calls: int, mode: st
     return samples
 
 
-async def cold_start(params: dict[str, StdioServerParameters], starts: int, mode: str) -> dict[str, list[float]]:
+async def cold_start(
+    params: dict[str, StdioServerParameters], starts: int, mode: str
+) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in params}
     for i in range(starts + 1):
         order = list(params) if i % 2 == 0 else list(reversed(params))
@@ -118,8 +133,10 @@ async def cold_start(params: dict[str, StdioServerParameters], starts: int, mode
 
 
 def table(title: str, samples: dict[str, list[float]], target: float) -> str:
-    rows = [f"{title} ({len(samples['bare'])} samples each)",
-            f"  {'server':<10} {'median ms':>10} {'p95 ms':>10} {'mean ms':>10}"]
+    rows = [
+        f"{title} ({len(samples['bare'])} samples each)",
+        f"  {'server':<10} {'median ms':>10} {'p95 ms':>10} {'mean ms':>10}",
+    ]
     stats = {name: summary(values) for name, values in samples.items()}
     for name, (med, p95, mean) in stats.items():
         rows.append(f"  {name:<10} {med:>10.3f} {p95:>10.3f} {mean:>10.3f}")
@@ -130,7 +147,9 @@ def table(title: str, samples: dict[str, list[float]], target: float) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=1000, help="timed calls per server (default 1000)")
     parser.add_argument("--starts", type=int, default=15, help="timed cold starts per server (default 15)")
     parser.add_argument("--mode", default="auto", choices=("auto", "legacy"), help="client protocol mode")
@@ -141,8 +160,20 @@ def main() -> int:
         seed(work / "state.duckdb")
         params = server_params(work)
         print(f"python {sys.version.split()[0]}, client mode {args.mode}")
-        print(table("get_sync_state vs constant tool, one call over stdio", anyio.run(latency, params, args.calls, args.mode), 1.25))
-        print(table("cold start to an answered tools/list", anyio.run(cold_start, params, args.starts, args.mode), 1.3))
+        print(
+            table(
+                "get_sync_state vs constant tool, one call over stdio",
+                anyio.run(latency, params, args.calls, args.mode),
+                1.25,
+            )
+        )
+        print(
+            table(
+                "cold start to an answered tools/list",
+                anyio.run(cold_start, params, args.starts, args.mode),
+                1.3,
+            )
+        )
     return 0
 
 
