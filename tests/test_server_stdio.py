@@ -90,7 +90,7 @@ def test_terminal_start_explains_itself(tmp_path: Path) -> None:
         proc.stderr.close()  # type: ignore[union-attr]
     text = said.decode()
     assert "over stdio as actor 'me'" in text and str(db_path) in text and "43 tools" in text
-    assert "claude mcp add mcp-state -- mcp-state serve --db" in text
+    assert f"claude mcp add mcp-state -- {sys.executable} -m mcp_state serve --db {db_path}" in text
     assert "npx @modelcontextprotocol/inspector" in text and "typing here does nothing" in text
 
 

@@ -107,13 +107,14 @@ def stdio_banner(settings: Any, tools: int, args: argparse.Namespace) -> str:
 
     from mcp_state import __version__
 
-    serve_args = ["serve", "--db", str(Path(settings.db_path).resolve())]
+    launcher = _launcher()
+    serve_args = [*launcher[1:], "serve", "--db", str(Path(settings.db_path).resolve())]
     if args.read_only:
         serve_args.append("--read-only")
     if args.toolsets:
         serve_args += ["--toolsets", args.toolsets]
-    command = shlex.join(["mcp-state", *serve_args])
-    desktop = json.dumps({"mcpServers": {"mcp-state": {"command": "mcp-state", "args": serve_args}}})
+    command = shlex.join([launcher[0], *serve_args])
+    desktop = json.dumps({"mcpServers": {"mcp-state": {"command": launcher[0], "args": serve_args}}})
     return (
         f"mcp-state {__version__}: serving {_what(settings, tools)} over stdio as actor '{settings.actor}'.\n"
         "This is an MCP server: it talks JSON-RPC on stdin/stdout, so typing here does nothing.\n"
@@ -123,6 +124,16 @@ def stdio_banner(settings: Any, tools: int, args: argparse.Namespace) -> str:
         f"  MCP Inspector:  npx @modelcontextprotocol/inspector {command}\n"
         "Press Ctrl-C to stop."
     )
+
+
+def _launcher() -> list[str]:
+    """How this process was started, with absolute paths: clients do not share your PATH."""
+    from pathlib import Path
+
+    script = Path(sys.argv[0])
+    if script.name == "mcp-state" and script.is_file():
+        return [str(script.resolve())]
+    return [sys.executable, "-m", "mcp_state"]
 
 
 def http_banner(settings: Any, active_tokens: int, tools: int) -> str:

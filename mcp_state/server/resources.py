@@ -22,7 +22,14 @@ from mcp_types import (
 )
 
 from mcp_state.repositories.users import public_user
-from mcp_state.schema import COLUMN_DESCRIPTIONS, JSON_COLUMNS, SECRET_COLUMNS, TABLE_DESCRIPTIONS
+from mcp_state.schema import (
+    COLUMN_DESCRIPTIONS,
+    JSON_COLUMNS,
+    REDACTED_FLAG_COLUMNS,
+    REDACTED_SCHEMA,
+    SECRET_COLUMNS,
+    TABLE_DESCRIPTIONS,
+)
 from mcp_state.server.audit import redact
 from mcp_state.server.errors import resource_error
 from mcp_state.server.shapes import found
@@ -74,6 +81,10 @@ def schema_document(repos: Repos) -> dict[str, Any]:
             "Timestamps are TIMESTAMP values holding UTC.",
             f"JSON columns: {', '.join(sorted(JSON_COLUMNS))}.",
             "Columns marked secret are never returned by tools or resources.",
+            f"The read-only SQL tools read the views in schema '{REDACTED_SCHEMA}': each table without its "
+            "secret columns; users there also has "
+            + ", ".join(sorted(REDACTED_FLAG_COLUMNS.get("users", {})))
+            + " (true/false).",
             "audit_log is append-only; order 'newest first' by timestamp DESC, seq DESC.",
         ],
         "tables": list(tables.values()),
