@@ -9,11 +9,13 @@ import threading
 import time
 
 import anyio
+import duckdb
 import pytest
 from sql_support import make_server, seeded_db_path, with_client
 
 from mcp_state.errors import InvalidArgumentError, InvalidSQLError, QueryTimeoutError
 from mcp_state.sql import SqlEngine, hardened_database
+from mcp_state.sql.engine import Watchdog
 from mcp_state.sql.guard import MAX_SQL_CHARS
 
 LIMIT = 1.0
@@ -164,5 +166,24 @@ def test_a_query_over_the_memory_limit_fails_cleanly(tmp_path):
         with pytest.raises(InvalidSQLError, match="more memory than the SQL tool allows"):
             engine.query("SELECT list(range) FROM range(100000000)")
         assert engine.query("SELECT count(*) FROM users")["rows"] == [[4]]
+    finally:
+        db.close()
+
+
+def test_the_watchdog_interrupts_on_time_and_never_after_release(tmp_path):
+    path = seeded_db_path(tmp_path / "data")
+    db = hardened_database(path, idle_release=None)
+    watchdog = Watchdog()
+    try:
+        # These cursors have no max_execution_time: only the watchdog can stop them.
+        with db.session() as slow, db.session() as other:
+            watchdog.release(watchdog.watch(other, 0.2))
+            watchdog.watch(slow, 0.3)
+            started = time.monotonic()
+            with pytest.raises(duckdb.InterruptException):
+                slow.execute("SELECT count(*) FROM range(1e13::BIGINT)").fetchall()
+            assert 0.25 <= time.monotonic() - started < 0.8
+            time.sleep(0.1)
+            assert other.execute("SELECT count(*) FROM range(10000000)").fetchone() == (10000000,)
     finally:
         db.close()

@@ -7,8 +7,8 @@
    ``hardening``); and rows fetched lazily, ``limit + 1`` of them, so a huge result never
    materialises and ``truncated`` is exact.
 
-Every query also re-checks that the instance is hardened (layer 5, ``hardening``) and refuses
-to run on one that is not. Values come back JSON-safe (``json_safe``); the output is capped
+The engine also checks that the instance is hardened (layer 5, ``hardening``), once each time
+the file is opened, and refuses to run anything on one that is not. Values come back JSON-safe (``json_safe``); the output is capped
 at ``max_output_chars`` characters with a message saying how to narrow the query.
 
     engine = SqlEngine(hardened_database(path))
@@ -18,6 +18,7 @@ at ``max_output_chars`` characters with a message saying how to narrow the query
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import os
@@ -73,7 +74,7 @@ WATCHDOG_GRACE = 0.1
 
 _MAX_SAFE_INT = 2**53 - 1
 
-_CHECK_SQL = "SELECT json_serialize_sql(?), " + ", ".join(f"current_setting('{name}')" for name in REQUIRED_SETTINGS)
+_SETTINGS_SQL = "SELECT " + ", ".join(f"current_setting('{name}')" for name in REQUIRED_SETTINGS)
 
 
 class SqlEngine:
@@ -97,6 +98,8 @@ class SqlEngine:
         self.max_sql_chars = max_sql_chars
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
+        self._hardened_root: duckdb.DuckDBPyConnection | None = None
+        self._watchdog = Watchdog()
 
     # -- the three operations ---------------------------------------------------------------
     def query(self, sql: str, limit: int = DEFAULT_LIMIT) -> SqlQueryResult:
@@ -216,35 +219,42 @@ class SqlEngine:
                     "the read-only SQL tool is off: the database was not opened with its hardening "
                     f"({self._scrub(_message(exc))}); open it with mcp_state.sql.hardened_database"
                 ) from None
-            watchdog = threading.Timer(self.timeout + WATCHDOG_GRACE, cursor.interrupt)
-            watchdog.daemon = True
-            watchdog.start()
+            token = self._watchdog.watch(cursor, self.timeout + WATCHDOG_GRACE)
             try:
+                self._check_hardened(cursor)
                 yield cursor
             finally:
-                watchdog.cancel()
+                self._watchdog.release(token)
                 try:
                     cursor.execute("ROLLBACK")
                 except duckdb.Error:
                     pass  # an interrupted or failed transaction; closing the cursor ends it
 
-    def _check(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
-        """Layers 2, 3 and 5 for ``sql``; returns the one statement's text."""
-        text = check_statement(cursor, sql)
-        try:
-            row = cursor.execute(_CHECK_SQL, [sql]).fetchone()
-        except duckdb.Error as exc:
-            raise self._translate(exc) from None
+    def _check_hardened(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Layer 5: refuse an instance that was not opened hardened. Checked once per opening
+        of the file (the configuration is locked, so it cannot change while it stays open)."""
+        root = self.db.open()  # the open root: this session keeps it from being released
+        if root is self._hardened_root:
+            return
+        row = cursor.execute(_SETTINGS_SQL).fetchone()
         assert row is not None
-        serialized, *settings = row
-        problems = hardening_problems(dict(zip(REQUIRED_SETTINGS, settings, strict=True)))
+        problems = hardening_problems(dict(zip(REQUIRED_SETTINGS, row, strict=True)))
         if problems:
             raise DatabaseUnavailableError(
                 "the read-only SQL tool is off: the database was not opened with its hardening ("
                 + "; ".join(problems)
                 + "); open it with mcp_state.sql.hardened_database"
             )
-        check_tree(serialized, self._load_catalog(cursor))
+        self._hardened_root = root
+
+    def _check(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
+        """Layers 2 and 3 for ``sql``; returns the one statement's text."""
+        text = check_statement(cursor, sql)
+        try:
+            row = cursor.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+        except duckdb.Error as exc:
+            raise self._translate(exc) from None
+        check_tree(row[0] if row else "", self._load_catalog(cursor))
         return text
 
     def _load_catalog(self, cursor: duckdb.DuckDBPyConnection) -> Catalog:
@@ -259,6 +269,9 @@ class SqlEngine:
         return limit
 
     def _cap(self, rows: list[list[Any]]) -> tuple[list[list[Any]], bool]:
+        """The leading rows whose JSON fits in ``max_output_chars``, and whether any were left out."""
+        if len(json.dumps(rows, ensure_ascii=False)) <= self.max_output_chars:
+            return rows, False
         size = 0
         for index, row in enumerate(rows):
             size += len(json.dumps(row, ensure_ascii=False)) + 1
@@ -286,6 +299,45 @@ class SqlEngine:
         for path in _private_paths(self.db.path):
             message = message.replace(path, "<path>")
         return message
+
+
+class Watchdog:
+    """One thread that calls ``interrupt()`` on each watched cursor whose time is up.
+
+    (A timer thread per query costs more than the guards: starting one waits for the switch.)
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[int, tuple[float, duckdb.DuckDBPyConnection]] = {}
+        self._ids = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, cursor: duckdb.DuckDBPyConnection, seconds: float) -> int:
+        """Interrupt ``cursor`` in ``seconds`` unless released first; returns the token to release."""
+        with self._wake:
+            token = next(self._ids)
+            self._due[token] = (time.monotonic() + seconds, cursor)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mcp-state-sql-watchdog", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+            return token
+
+    def release(self, token: int) -> None:
+        with self._wake:
+            self._due.pop(token, None)
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, cursor) in list(self._due.items()):
+                    if deadline <= now:
+                        del self._due[token]
+                        cursor.interrupt()
+                soonest = min((deadline for deadline, _ in self._due.values()), default=None)
+                self._wake.wait(None if soonest is None else max(0.0, soonest - now))
 
 
 @contextmanager
