@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import Any
 
 import anyio.to_thread
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import TypeAdapter
@@ -202,8 +203,6 @@ def caller_of(ctx: Context, settings: ServerSettings) -> Caller:
         user = scope.get("user")
     token = getattr(user, "access_token", None)
     if token is None:
-        from mcp.server.auth.middleware.auth_context import get_access_token
-
         token = get_access_token()
     if token is None:
         return Caller("anonymous", "none")
