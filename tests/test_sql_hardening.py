@@ -242,3 +242,17 @@ def test_fact_interrupt_from_another_thread_stops_a_running_query(hardened):
             cursor.execute("SELECT count(*) FROM range(1e13::BIGINT)").fetchall()
         assert time.monotonic() - started < 1.0
         assert cursor.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_memory_threads_and_spill_space_are_bounded(tmp_path):
+    path = seeded_db_path(tmp_path / "data")
+    db = hardened_database(path, idle_release=None, memory_limit="256MB", threads=1)
+    try:
+        with db.session() as cursor:
+            values = cursor.execute(
+                "SELECT current_setting('memory_limit'), current_setting('threads'), "
+                "current_setting('max_temp_directory_size')"
+            ).fetchone()
+    finally:
+        db.close()
+    assert values == ("244.1 MiB", 1, "1.8 GiB")

@@ -10,6 +10,7 @@ from sql_support import CANARIES, make_server, result_text, seeded_db_path, with
 
 from mcp_state.db import Database
 from mcp_state.sql import SqlEngine
+from mcp_state.sql.render import cell
 from mcp_state.sql.tools import register_sql_tools
 
 # A snapshot of the surface: a change here shows in review.
@@ -156,3 +157,10 @@ def test_arguments_out_of_range_are_refused_by_the_schema(tmp_path):
         ]
 
     assert all(r.is_error for r in with_client(make_server(path), body))
+
+
+def test_markdown_cells_stay_on_one_line_and_escape_pipes():
+    assert cell(None) == "NULL" and cell(True) == "true" and cell(1.5) == "1.5"
+    assert cell("a|b\nc\td") == "a\\|b c d"
+    assert cell({"k": [1, 2]}) == '{"k": [1, 2]}'
+    assert cell("x" * 100, width=10) == "x" * 9 + "…"

@@ -24,11 +24,12 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -48,6 +49,7 @@ from mcp_state.gateway import column_names
 from mcp_state.schema import COLUMN_DESCRIPTIONS, REDACTED_FLAG_COLUMNS, REDACTED_SCHEMA, TABLE_DESCRIPTIONS
 from mcp_state.sql.guard import (
     MAX_SQL_CHARS,
+    METADATA_VIEWS,
     TABLE_FUNCTIONS,
     Catalog,
     check_size,
@@ -120,7 +122,8 @@ class SqlEngine:
         columns: list[SqlColumn] = [
             {"name": name, "type": type_} for name, type_ in zip(column_names(description), types, strict=True)
         ]
-        rows, capped = self._cap([[json_safe(v, t) for v, t in zip(row, types, strict=True)] for row in raw[:limit]])
+        convert = [converter(t) for t in types]
+        rows, capped = self._cap([[c(v) for c, v in zip(convert, row, strict=True)] for row in raw[:limit]])
         result: SqlQueryResult = {
             "columns": columns,
             "rows": rows,
@@ -195,7 +198,8 @@ class SqlEngine:
             "note": (
                 f"Each table is a view in schema {REDACTED_SCHEMA} without its secret columns (flags such as "
                 f"has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. Also readable: "
-                f"CTEs, information_schema.tables/columns, and the table functions {', '.join(sorted(TABLE_FUNCTIONS))}."
+                f"CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table functions "
+                f"{', '.join(sorted(TABLE_FUNCTIONS))}."
             ),
         }
 
@@ -390,6 +394,23 @@ def _private_paths(db_path: str) -> list[str]:
     paths.add(str(Path.home()))
     # Longest first, so a path is replaced before a prefix of it.
     return sorted((p for p in paths if p not in ("", ".", "/")), key=len, reverse=True)
+
+
+# DuckDB types whose Python values are already JSON-safe as they come.
+_PLAIN_TYPES = frozenset(
+    {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER", '"NULL"'}
+)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def converter(type_name: str) -> Callable[[Any], Any]:
+    """The ``json_safe`` conversion for values of one column type (the identity where it can be)."""
+    if type_name in _PLAIN_TYPES:
+        return _as_is
+    return partial(json_safe, type_name=type_name)
 
 
 def json_safe(value: Any, type_name: str | None = None) -> Any:

@@ -232,46 +232,39 @@ def check_tree(serialized: str, catalog: Catalog) -> None:
     statements = tree.get("statements")
     if not isinstance(statements, list) or len(statements) != 1:
         raise InvalidSQLError("only one read-only statement is allowed per call")
-    ctes = _cte_names(statements)
+    ctes: set[str] = set()
+    tables: list[tuple[Any, Any, Any]] = []  # checked once every CTE name is known
     stack: list[Any] = [statements]
     while stack:
         node = stack.pop()
         if isinstance(node, list):
-            stack.extend(node)
-            continue
-        if not isinstance(node, dict):
+            stack.extend(item for item in node if isinstance(item, dict | list))
             continue
         kind = node.get("type")
         if "class" in node:
             _check_expression(node, catalog)
         elif "cte_map" in node or (isinstance(kind, str) and kind.endswith("_NODE")):
             _check_query_node(node)
+            _collect_ctes(node, ctes)
         elif "alias" in node and "sample" in node:
-            _check_table_ref(node, catalog, ctes)
+            _check_table_ref(node, tables)
             if kind == "TABLE_FUNCTION":
                 # The function itself was checked as a table function; walk only its arguments.
                 function = node.get("function") or {}
-                stack.append(function.get("arguments"))
-                stack.extend(v for k, v in node.items() if k != "function")
+                stack.append(function.get("arguments") or [])
+                stack.extend(v for k, v in node.items() if k != "function" and isinstance(v, dict | list))
                 continue
-        stack.extend(node.values())
+        stack.extend(v for v in node.values() if isinstance(v, dict | list))
+    for catalog_name, schema_name, table_name in tables:
+        _check_table(catalog_name, schema_name, table_name, catalog, frozenset(ctes))
 
 
-def _cte_names(tree: Any) -> frozenset[str]:
-    names: set[str] = set()
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            cte_map = node.get("cte_map")
-            if isinstance(cte_map, dict):
-                names.update(str(entry.get("key", "")).lower() for entry in cte_map.get("map") or [])
-            if node.get("type") == "RECURSIVE_CTE_NODE":
-                names.add(str(node.get("cte_name", "")).lower())
-            stack.extend(node.values())
-    return frozenset(names)
+def _collect_ctes(node: dict[str, Any], names: set[str]) -> None:
+    cte_map = node.get("cte_map")
+    if isinstance(cte_map, dict):
+        names.update(str(entry.get("key", "")).lower() for entry in cte_map.get("map") or [])
+    if node.get("type") == "RECURSIVE_CTE_NODE":
+        names.add(str(node.get("cte_name", "")).lower())
 
 
 def _check_query_node(node: dict[str, Any]) -> None:
@@ -315,7 +308,8 @@ def check_function(name: str, catalog: Catalog) -> None:
         )
 
 
-def _check_table_ref(node: dict[str, Any], catalog: Catalog, ctes: frozenset[str]) -> None:
+def _check_table_ref(node: dict[str, Any], tables: list[tuple[Any, Any, Any]]) -> None:
+    """A FROM item; table names go to ``tables``, to be checked once the CTE names are known."""
     kind = node.get("type")
     if kind not in _TABLE_REFS:
         raise InvalidSQLError(
@@ -324,12 +318,12 @@ def _check_table_ref(node: dict[str, Any], catalog: Catalog, ctes: frozenset[str
     if kind == "BASE_TABLE":
         if node.get("at_clause"):
             raise InvalidSQLError("time travel (AT ...) is not available; query the tables as they are now")
-        _check_table(node.get("catalog_name"), node.get("schema_name"), node.get("table_name"), catalog, ctes)
+        tables.append((node.get("catalog_name"), node.get("schema_name"), node.get("table_name")))
     elif kind == "TABLE_FUNCTION":
         function = node.get("function") or {}
         _check_table_function(str(function.get("function_name", "")))
     elif kind == "SHOW_REF":
-        _check_show(node, catalog, ctes)
+        _check_show(node, tables)
     elif kind == "PIVOT" and node.get("pivot_enum"):
         raise InvalidSQLError("PIVOT over an enum type is not available; list the values: PIVOT t ON col IN ('a', 'b')")
 
@@ -374,13 +368,13 @@ def _check_table_function(name: str) -> None:
     )
 
 
-def _check_show(node: dict[str, Any], catalog: Catalog, ctes: frozenset[str]) -> None:
+def _check_show(node: dict[str, Any], tables: list[tuple[Any, Any, Any]]) -> None:
     show = node.get("show_type")
     table = str(node.get("table_name") or "")
     if show in ("DESCRIBE", "SUMMARY", "SHOW_FROM") and not table:
         return  # DESCRIBE/SUMMARIZE <query>: the query is walked; SHOW TABLES FROM lists names.
     if show in ("DESCRIBE", "SUMMARY", "SHOW"):
-        _check_table(node.get("catalog_name"), node.get("schema_name"), table, catalog, ctes)
+        tables.append((node.get("catalog_name"), node.get("schema_name"), table))
         return
     if show == "SHOW_SPECIAL" and table.strip('"').lower() in _SHOW_SPECIAL:
         return

@@ -35,6 +35,7 @@ import duckdb
 from mcp_state.db import Database
 
 DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_SPILL_LIMIT = "2GB"
 DEFAULT_THREADS = 4
 
 # What a hardened instance reports through current_setting(); the engine checks each query.
@@ -71,6 +72,8 @@ def hardened_config(
         # A table name never reads a Python variable (a DataFrame in some caller's frame).
         "python_enable_replacements": False,
         "memory_limit": memory_limit,
+        # A query that spills (a big sort) may not fill the disk the state is written to.
+        "max_temp_directory_size": DEFAULT_SPILL_LIMIT,
         "threads": threads or min(DEFAULT_THREADS, os.cpu_count() or 1),
         # Changeable after the lock: the engine sets its time limit per cursor.
         "allowed_configs": ["max_execution_time"],

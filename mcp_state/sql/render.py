@@ -16,9 +16,16 @@ def cell(value: Any, width: int | None = CELL_WIDTH) -> str:
         text = "NULL"
     elif isinstance(value, str):
         text = value
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float):
+        text = str(value)
     else:
         text = json.dumps(value, ensure_ascii=False)
-    text = " ".join(text.split()).replace("|", "\\|")
+    if "\n" in text or "\r" in text or "\t" in text:
+        text = " ".join(text.split())
+    if "|" in text:
+        text = text.replace("|", "\\|")
     if width is not None and len(text) > width:
         text = text[: width - 1] + "…"
     return text
