@@ -151,10 +151,10 @@ class SqlEngine:
         with self._session() as cursor:
             text = self._check(cursor, sql)
             explain_sql = f"EXPLAIN {text.strip()}\n"
-            statements = cursor.extract_statements(explain_sql)
-            if len(statements) != 1 or statement_kind(statements[0]) != "EXPLAIN":
-                raise InvalidSQLError("the statement could not be explained; send one SELECT")
             try:
+                statements = cursor.extract_statements(explain_sql)
+                if len(statements) != 1 or statement_kind(statements[0]) != "EXPLAIN":
+                    raise InvalidSQLError("the statement could not be explained; send one SELECT")
                 plan_rows = cursor.execute(explain_sql).fetchall()
             except duckdb.Error as exc:
                 raise self._translate(exc) from None
@@ -249,6 +249,8 @@ class SqlEngine:
                 + "; ".join(problems)
                 + "); open it with mcp_state.sql.hardened_database"
             )
+        with self._catalog_lock:
+            self._catalog = None  # reread: another process may have migrated the file meanwhile
         self._hardened_root = root
 
     def _check(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
