@@ -123,6 +123,8 @@ def _run_mixed_workload(source: Any, ops: int = OPS, pause_every: int = 0) -> No
     assert audit.count(action="op") == THREADS * len(range(3, ops, 5))
     seqs = [e["seq"] for e in audit.query(limit=None)]
     assert len(set(seqs)) == len(seqs)
+    # Newest first by time agrees with commit order: stamps are taken under the write lock.
+    assert seqs == sorted(seqs, reverse=True)
 
 
 @pytest.mark.slow

@@ -33,11 +33,13 @@ class AuditRepository(Repository):
         check_id("action", action)
         check_non_negative("duration_ms", duration_ms)
         entry_id = str(uuid.uuid4())
-        self.db.execute(
-            """INSERT INTO audit_log (id, timestamp, user_id, action, resource, params, result, duration_ms)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            [entry_id, timestamp or utc_now(), user_id, action, resource, Json(params), result, duration_ms],
-        )
+        with self.db.transaction():
+            # Stamped under the write lock, so timestamp order and seq order agree across threads.
+            self.db.execute(
+                """INSERT INTO audit_log (id, timestamp, user_id, action, resource, params, result, duration_ms)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [entry_id, timestamp or utc_now(), user_id, action, resource, Json(params), result, duration_ms],
+            )
         return entry_id
 
     # The shared write helpers would rewrite or remove entries: the log refuses them.

@@ -58,8 +58,9 @@ class SyncStateRepository(Repository):
         ):
             check_non_negative(name, value)
         check_choice("status", status, SYNC_STATUSES)
-        now = synced_at or utc_now()
         with self.db.transaction():
+            # Stamped under the write lock, so time order and commit order agree across threads.
+            now = synced_at or utc_now()
             self._upsert(
                 {"table_id": table_id, "last_sync": now, "rows": rows, "file_size_bytes": file_size_bytes,
                  "uncompressed_size_bytes": uncompressed_size_bytes, "columns": columns, "hash": hash,
