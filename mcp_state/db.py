@@ -156,7 +156,9 @@ def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb
             continue
         # Every timestamp is UTC, whatever the machine's zone: current_timestamp defaults
         # and casts from TIMESTAMPTZ follow the session zone. Set before any lock_configuration.
-        conn.execute("SET GLOBAL TimeZone = 'UTC'")
+        # (An instance this process already has open, shared by DuckDB, is UTC and may be locked.)
+        if conn.execute("SELECT current_setting('TimeZone')").fetchone() != ("UTC",):
+            conn.execute("SET GLOBAL TimeZone = 'UTC'")
         return conn
 
 

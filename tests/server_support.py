@@ -261,6 +261,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     ),
     "get_table_profile": ({"table_id": "orders"}, {"table_id": "nope"}, "not_found"),
     "list_table_profiles": ({}, {"offset": "x"}, "invalid_argument"),
+    # sql
+    "sql_query": ({"sql": "SELECT count(*) AS n FROM sync_state"}, {"sql": ""}, "invalid_argument"),
+    "sql_schema": ({"table": "audit_log"}, {"table": "nope"}, "not_found"),
+    "sql_explain": ({"sql": "SELECT * FROM audit_log"}, {"sql": ""}, "invalid_argument"),
 }
 
 READ_ONLY = {
@@ -285,6 +289,9 @@ READ_ONLY = {
     "list_registered_tables",
     "get_table_profile",
     "list_table_profiles",
+    "sql_query",
+    "sql_schema",
+    "sql_explain",
 }
 ADDITIVE = {
     "create_user",
@@ -348,6 +355,7 @@ TOOLSETS = {
         "get_table_profile",
         "list_table_profiles",
     },
+    "sql": {"sql_query", "sql_schema", "sql_explain"},
 }
 
 

@@ -20,7 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_state.db import Database
 from mcp_state.gateway import Gateway
 from mcp_state.sql import SqlEngine, hardened_database
-from mcp_state.sql.tools import register_sql_tools
+from mcp_state.server.tools_sql import register_sql_tools
 
 T = TypeVar("T")
 

@@ -21,6 +21,7 @@ from mcp_state.errors import PermissionDeniedError
 from mcp_state.repositories.tokens import TokenRepository
 from mcp_state.server import ServerSettings, build_server
 from mcp_state.server.http import check_can_bind, http_app
+from mcp_state.sql.hardening import hardened_database
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +85,7 @@ async def test_requests_without_a_valid_token_get_401(seeded: tuple[Path, dict[s
         async with http(app, tokens["read"]) as reader:
             assert (await reader.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code == 200
 
-        with Database(db_path) as db:
+        with hardened_database(db_path) as db:
             token_id = TokenRepository(db).list_all()[0]["id"]  # the read token: created first
         assert main(["token", "revoke", token_id, "--db", str(db_path)]) == 0
         async with http(app, tokens["read"]) as revoked:
@@ -115,7 +116,7 @@ async def test_scopes_limit_tools_and_name_the_actor(
     user = {"id": "eve@example.com", "email": "eve@example.com"}
     async with running_app(db_path) as app:
         async with mcp_client(app, tokens["read"], mode) as reader:
-            assert len((await reader.list_tools()).tools) == 43
+            assert len((await reader.list_tools()).tools) == 46
             assert not (await reader.call_tool("get_sync_state", {"table_id": "orders"})).is_error
             refused = await reader.call_tool("record_sync", sync)
             assert refused.is_error and refused.content[0].text.endswith("[permission_denied]")

@@ -26,6 +26,7 @@ from server_support import (
 
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.server import ServerSettings, build_server
+from mcp_state.sql.hardening import hardened_config
 
 pytestmark = pytest.mark.anyio
 
@@ -136,7 +137,8 @@ async def test_failed_change_leaves_nothing_half_done(
     async with connect(db_path, mode) as client:
         before = (await client.call_tool("get_sync_state", {"table_id": "orders"})).structured_content
         # record_sync upserts sync_state, then inserts into sync_history: make the second step fail.
-        raw = duckdb.connect(str(db_path))  # same process: DuckDB shares the open database
+        # Same process and configuration: DuckDB shares the server's open database.
+        raw = duckdb.connect(str(db_path), config=hardened_config(db_path))
         raw.execute("DROP INDEX sync_history_table_idx")
         raw.execute("ALTER TABLE sync_history RENAME TO sync_history_gone")
         try:
@@ -175,7 +177,9 @@ async def test_annotations_and_schemas_are_true(db_path: Path) -> None:
         props = tool.input_schema.get("properties", {})
         for param, schema in props.items():
             assert schema.get("description"), f"{tool.name}.{param} has no description"
-        if "limit" in props:
+        if tool.name == "sql_query":  # not a paged list: a row cap for one query
+            assert (props["limit"]["minimum"], props["limit"]["maximum"]) == (1, 10_000)
+        elif "limit" in props:
             assert (props["limit"]["minimum"], props["limit"]["maximum"]) == (1, 200), tool.name
             assert "offset" in props and props["offset"]["minimum"] == 0, tool.name
             assert {"items", "has_more", "next_offset", "total"} <= set(tool.output_schema["properties"]), (

@@ -11,7 +11,7 @@ from sql_support import CANARIES, make_server, result_text, seeded_db_path, with
 from mcp_state.db import Database
 from mcp_state.sql import SqlEngine
 from mcp_state.sql.render import cell
-from mcp_state.sql.tools import register_sql_tools
+from mcp_state.server.tools_sql import register_sql_tools
 
 # A snapshot of the surface: a change here shows in review.
 SURFACE = {

@@ -53,10 +53,12 @@ def _db_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _tokens(args: argparse.Namespace) -> Any:
-    from mcp_state.db import Database, system_db_path
+    from mcp_state.db import system_db_path
     from mcp_state.repositories.tokens import TokenRepository
+    from mcp_state.sql.hardening import hardened_database
 
-    db = Database(args.db or system_db_path(), idle_release=None)
+    # Configured like the server's, so both can share the file within one process too.
+    db = hardened_database(args.db or system_db_path(), idle_release=None)
     return db, TokenRepository(db)
 
 

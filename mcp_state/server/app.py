@@ -28,8 +28,15 @@ from mcp_state.server.tools_registry import registry
 from mcp_state.server.tools_scripts import scripts
 from mcp_state.server.tools_sync import sync
 from mcp_state.server.tools_users import users
+from mcp_state.server.tools_sql import register_sql_tools
 
 RegisterToolset = Callable[[MCPServer[Any], ServerSettings], None]
+
+
+def register_sql(mcp: MCPServer[Any], settings: ServerSettings) -> None:
+    """The read-only SQL toolset (sql_query, sql_schema, sql_explain) on the server's own engine."""
+    register_sql_tools(mcp, lambda ctx: ctx.request_context.lifespan_context.sql)
+
 
 # Every toolset by name. Adding one is one entry: a function that registers its tools.
 TOOLSETS: dict[str, RegisterToolset] = {
@@ -40,6 +47,7 @@ TOOLSETS: dict[str, RegisterToolset] = {
     "notifications": notifications.register,
     "scripts": scripts.register,
     "registry": registry.register,
+    "sql": register_sql,
 }
 
 INSTRUCTIONS = """\
@@ -50,6 +58,8 @@ offset=next_offset); change state with the other tools. Every change is audited 
 Resources: state://schema (every table and column, for SQL), state://sync (all tables' sync status), \
 state://sync/{table_id}, state://sync/{table_id}/history, state://knowledge/{item_id}, \
 state://users/{user_id}, state://tables/{table_id}, state://audit/recent.
+For questions the tools do not answer, sql_query runs one read-only DuckDB SELECT over redacted \
+views of every table (sql_schema lists them).
 Errors say what to do next. Passwords, tokens and one-time codes are never shown."""
 
 

@@ -30,6 +30,8 @@ from mcp_state.repositories.sync_state import SyncStateRepository
 from mcp_state.repositories.table_registry import TableRegistryRepository
 from mcp_state.repositories.tokens import TokenRepository
 from mcp_state.repositories.users import UserRepository
+from mcp_state.sql.engine import SqlEngine
+from mcp_state.sql.hardening import harden, hardened_config
 
 Transport = Literal["stdio", "http"]
 DEFAULT_PORT = 8765
@@ -98,15 +100,19 @@ def open_database(
     config: Mapping[str, Any] | None = None,
     on_open: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> Database:
-    """The server's database (opened lazily, released when idle so other processes can use it)."""
+    """The server's database (opened lazily, released when idle so other processes can use it).
+
+    Hardened for the read-only SQL tool by default (no file access beyond the database, no
+    extension loading, configuration locked): the SQL tool and the other tools share it.
+    """
     if not settings.db_path:
         raise DatabaseUnavailableError("no database path: set DATA_DIR or pass --db")
     return Database(
         settings.db_path,
-        config=config,
+        config=hardened_config(settings.db_path) if config is None else config,
         idle_release=settings.idle_release,
         lock_wait=settings.lock_timeout,
-        on_open=on_open,
+        on_open=harden if on_open is None else on_open,
     )
 
 
@@ -155,6 +161,7 @@ class AppState:
     settings: ServerSettings
     db: Database
     repos: Repos = field(repr=False)
+    sql: SqlEngine = field(repr=False)
 
     def close(self) -> None:
         self.db.close()
@@ -186,7 +193,7 @@ class Runtime:
         if self._state is None:
             db = self._open_db(self.settings)
             self._state = AppState(
-                self.settings, db, Repos.on(db, self.settings.code_ttl or DEFAULT_CODE_TTL)
+                self.settings, db, Repos.on(db, self.settings.code_ttl or DEFAULT_CODE_TTL), SqlEngine(db)
             )
         self._users += 1
         try:

@@ -85,7 +85,9 @@ def hardened_config(
 
 def harden(conn: duckdb.DuckDBPyConnection) -> None:
     """``Database``'s ``on_open`` hook: lock the configuration (last, after migrations)."""
-    conn.execute("SET GLOBAL lock_configuration = true")
+    # Idempotent: DuckDB hands a second opener in this process the same, already locked, instance.
+    if conn.execute("SELECT current_setting('lock_configuration')").fetchone() != (True,):
+        conn.execute("SET GLOBAL lock_configuration = true")
 
 
 def hardened_database(path: str | os.PathLike[str], **kwargs: Any) -> Database:

@@ -30,7 +30,7 @@ from mcp.server.mcpserver import MCPServer  # noqa: E402
 from mcp_state.gateway import Gateway  # noqa: E402
 from mcp_state.sql import SqlEngine, hardened_database  # noqa: E402
 from mcp_state.sql.guard import check_statement, check_tree  # noqa: E402
-from mcp_state.sql.tools import register_sql_tools  # noqa: E402
+from mcp_state.server.tools_sql import register_sql_tools  # noqa: E402
 
 QUERIES = {
     "GROUP BY action over {rows} audit rows": (

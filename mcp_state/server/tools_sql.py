@@ -1,8 +1,9 @@
 """The ``sql`` toolset: ``sql_query``, ``sql_schema`` and ``sql_explain`` on an ``MCPServer``.
 
 Thin entry points: each tool calls one ``SqlEngine`` method and returns its typed result as
-structured content, with a markdown rendering as text. Domain errors become ``ToolError`` here
-(the engine's messages already say what was refused and what is allowed instead). The tools
+structured content, with a markdown rendering as text. Errors are translated by
+``mcp_state.server.errors.tool_error`` like every other tool's (the engine's messages already
+say what was refused and what is allowed instead). The tools
 are synchronous, so the SDK runs them on worker threads and a long query never blocks the
 server from serving other requests.
 
@@ -15,11 +16,10 @@ from collections.abc import Callable
 from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from mcp_state.errors import StateError
+from mcp_state.server.errors import tool_error
 from mcp_state.sql.engine import DEFAULT_LIMIT, MAX_LIMIT, SqlEngine
 from mcp_state.sql.guard import ALLOWED
 from mcp_state.sql.render import explain_markdown, query_markdown, schema_markdown
@@ -40,10 +40,6 @@ def _annotations(title: str) -> ToolAnnotations:
     )
 
 
-def _tool_error(exc: StateError) -> ToolError:
-    return ToolError(f"{str(exc).rstrip('.')}. [{exc.kind}]")
-
-
 def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine]) -> None:
     """Add the read-only SQL tools to ``mcp``; ``engine_for(ctx)`` gives the engine of a request."""
 
@@ -51,8 +47,8 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
         name="sql_query",
         title="Run a read-only SQL query",
         description=(
-            "Run one read-only SQL statement (DuckDB dialect) over the state's redacted tables; returns columns "
-            "with types, up to `limit` rows as JSON values and an exact `truncated` flag."
+            "Answer questions the other tools cannot: one read-only DuckDB SELECT over the redacted state tables; "
+            "rows as JSON."
         ),
         annotations=_annotations("Run a read-only SQL query"),
     )
@@ -65,8 +61,8 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     ) -> Annotated[CallToolResult, SqlQueryResult]:
         try:
             result = engine_for(ctx).query(sql, limit)
-        except StateError as exc:
-            raise _tool_error(exc) from None
+        except Exception as exc:  # noqa: BLE001 - translated (and a crash logged without its text) in one place
+            raise tool_error("sql_query", exc) from None
         return CallToolResult(
             content=[TextContent(type="text", text=query_markdown(result))], structured_content=dict(result)
         )
@@ -74,10 +70,7 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     @mcp.tool(
         name="sql_schema",
         title="List the tables SQL can read",
-        description=(
-            "List the tables the SQL tools can read (redacted views: secret columns left out) with column "
-            "names, types and descriptions; pass `table` for just one."
-        ),
+        description="List the tables and columns sql_query can read, with types and descriptions, before writing SQL.",
         annotations=_annotations("List the tables SQL can read"),
     )
     def sql_schema(
@@ -88,8 +81,8 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     ) -> Annotated[CallToolResult, SqlSchemaResult]:
         try:
             result = engine_for(ctx).schema(table)
-        except StateError as exc:
-            raise _tool_error(exc) from None
+        except Exception as exc:  # noqa: BLE001 - translated (and a crash logged without its text) in one place
+            raise tool_error("sql_schema", exc, hint="Call sql_schema without a table to list them all.") from None
         return CallToolResult(
             content=[TextContent(type="text", text=schema_markdown(result))], structured_content=dict(result)
         )
@@ -97,14 +90,14 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     @mcp.tool(
         name="sql_explain",
         title="Explain a read-only SQL query",
-        description="Show DuckDB's query plan for one read-only statement without running it.",
+        description="Show DuckDB's plan for one read-only statement without running it, to check a slow query.",
         annotations=_annotations("Explain a read-only SQL query"),
     )
     def sql_explain(sql: SqlText, ctx: Context) -> Annotated[CallToolResult, SqlExplainResult]:
         try:
             result = engine_for(ctx).explain(sql)
-        except StateError as exc:
-            raise _tool_error(exc) from None
+        except Exception as exc:  # noqa: BLE001 - translated (and a crash logged without its text) in one place
+            raise tool_error("sql_explain", exc) from None
         return CallToolResult(
             content=[TextContent(type="text", text=explain_markdown(result))], structured_content=dict(result)
         )
