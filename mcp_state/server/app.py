@@ -13,6 +13,7 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
 from mcp_state import __version__
@@ -20,6 +21,7 @@ from mcp_state.errors import InvalidArgumentError
 from mcp_state.server import prompts, resources
 from mcp_state.server.audit import ToolSpec, audit_rejected
 from mcp_state.server.errors import invalid_arguments
+from mcp_state.server.shapes import compact_schema
 from mcp_state.server.state import AppState, Runtime, ServerSettings
 from mcp_state.server.tools_audit import audit
 from mcp_state.server.tools_knowledge import knowledge
@@ -69,6 +71,18 @@ class StateServer(MCPServer[AppState]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.audited_tools: dict[str, ToolSpec] = {}
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The tools with compacted schemas (same validation, fewer bytes of an agent's context)."""
+        return [
+            tool.model_copy(
+                update={
+                    "input_schema": compact_schema(tool.input_schema),
+                    "output_schema": None if tool.output_schema is None else compact_schema(tool.output_schema),
+                }
+            )
+            for tool in await super().list_tools()
+        ]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None

@@ -184,3 +184,39 @@ class TableProfilePage(TypedDict):
     total: int | None
     has_more: bool
     next_offset: int | None
+
+
+# Keywords that only constrain one JSON type, so ``anyOf [X, null]`` can fold into ``type: [X, "null"]``.
+_FOLDABLE = frozenset(
+    {"type", "format", "items", "description", "default", "minimum", "maximum", "exclusiveMinimum",
+     "exclusiveMaximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "properties",
+     "required", "additionalProperties"}
+)
+
+
+def compact_schema(schema: Any) -> Any:
+    """The same JSON Schema, shorter: agents pay for ``tools/list`` in context.
+
+    Drops ``title`` annotations (pydantic's "Table Id" echoes of property names) and folds
+    ``anyOf: [{type: X, ...}, {type: null}]`` into ``type: [X, "null"]``. Validation is unchanged.
+    """
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: compact_schema(value) for key, value in schema.items() if key != "title"}
+    for names in ("properties", "$defs"):  # keys here are names, not keywords: keep a field called "title"
+        if isinstance(schema.get(names), dict):
+            out[names] = {name: compact_schema(sub) for name, sub in schema[names].items()}
+    any_of = out.get("anyOf")
+    if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
+        other = any_of[0] if any_of[1] == {"type": "null"} else any_of[1]
+        if (
+            isinstance(other, dict)
+            and isinstance(other.get("type"), str)
+            and set(other) <= _FOLDABLE
+            and not set(other) & (set(out) - {"anyOf"})
+        ):
+            rest = {key: value for key, value in out.items() if key != "anyOf"}
+            out = {**other, "type": [other["type"], "null"], **rest}
+    return out
