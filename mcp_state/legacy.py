@@ -201,6 +201,7 @@ class Kind:
     unique: tuple[tuple[str, str], ...] = ()  # (SQL over columns, what it is) besides the key
     generated_key: str = ""  # prefix of ids made from the content when an entry has none
     ordered: bool = False  # has a ``seq`` column: new rows are numbered in file order
+    append_only: bool = False  # a stored row is never rewritten: an entry that differs is a problem
     insert_nulls: tuple[str, ...] = ()  # columns the layout has no place for
     checks: tuple[tuple[str, str], ...] = ()  # (SQL over columns that is a problem, message)
     references: tuple[Reference, ...] = ()
@@ -374,6 +375,7 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind(
         "audit", "audit/audit.jsonl", "audit_log", Shape.LINES, key=("id",), generated_key="a-", ordered=True,
+        append_only=True,
         fields=(
             Field("id", IDENT),
             Field("timestamp", TIMESTAMP, required=True),

@@ -23,7 +23,8 @@ What it guarantees:
   one made from its content (``h-``/``a-`` + MD5 of its values, ``-2``, ``-3``... for exact
   repeats), so a second run finds every row unchanged and writes nothing.
 - Up to date: a run over changed files inserts new entries and updates entries whose values
-  changed, leaving ``seq`` (insertion order) as it was. Rows in the database that are not in
+  changed, leaving ``seq`` (insertion order) as it was. The audit log is append-only: a
+  stored entry is never rewritten, and a file entry that differs from it is a problem. Rows in the database that are not in
   the files are kept and counted ("in the database only"): after the first run the
   database is the live store, and the MCP server may have added rows the files never had.
   To mirror the files exactly, migrate into a new database (``--db``).
@@ -253,9 +254,9 @@ class _Run:
         self.progress = progress
         self.documents: dict[str, str | Problem] = {}  # file -> staging table, or why it cannot be read
         self.problems: list[Problem] = []
-        if progress is not None:
-            conn.execute("SET enable_progress_bar = true")
-            conn.execute("SET enable_progress_bar_print = false")
+        # DuckDB would draw its own bar on the terminal for statements over 2 s; never let it.
+        conn.execute("SET enable_progress_bar_print = false")
+        conn.execute(f"SET enable_progress_bar = {'true' if progress is not None else 'false'}")
 
     # -- statements ----------------------------------------------------------------------
     def _sql(self, step: str, sql: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
@@ -319,6 +320,8 @@ class _Run:
             self._flag_dangling(kind, ref)
         for column in kind.db_unique:
             self._flag_taken(kind, column)
+        if kind.append_only:
+            self._flag_rewrites(kind)
         report.read += int(self._value(f"SELECT count(*) FROM {staged}"))
         shown = ", ".join(f"CASE WHEN _generated THEN NULL ELSE {k} END" for k in kind.key)
         rows = self.conn.execute(
@@ -476,7 +479,7 @@ class _Run:
 
     def _flag_taken(self, kind: Kind, column: str) -> None:
         """A value unique in the table that a stored row with another key already has."""
-        match = " AND ".join(f"t.{k} = s.{k}" for k in kind.key)
+        match = _match(kind)
         self.conn.execute(
             f"""UPDATE _staged_{kind.name} AS s
                 SET _problem = '{column} "' || s.{column} || '" already belongs to another row in the database ('
@@ -484,6 +487,17 @@ class _Run:
                                    WHERE lower(t.{column}) = lower(s.{column}) LIMIT 1) || ')'
                 WHERE s._problem IS NULL
                   AND EXISTS (SELECT 1 FROM {kind.table} t WHERE lower(t.{column}) = lower(s.{column}) AND NOT ({match}))"""
+        )
+
+    def _flag_rewrites(self, kind: Kind) -> None:
+        """An entry of an append-only table that is stored with other values (it would be rewritten)."""
+        if not self._value(f"SELECT EXISTS (SELECT 1 FROM {kind.table})"):
+            return
+        self.conn.execute(
+            f"""UPDATE _staged_{kind.name} AS s SET _problem = $message FROM {kind.table} t
+                WHERE s._problem IS NULL AND {_match(kind)} AND ({_differs_any(kind)})""",
+            {"message": f"already in the database with other values; {kind.table} is append-only, so a stored "
+                        "entry is never rewritten (give the changed entry a new id)"},
         )
 
     # -- writing -------------------------------------------------------------------------
@@ -494,9 +508,8 @@ class _Run:
     def _write(self, kind: Kind, dry_run: bool) -> None:
         report = self.report[kind.name]
         staged = f"_staged_{kind.name}"
-        match = " AND ".join(f"t.{k} = s.{k}" for k in kind.key)
+        match, differs = _match(kind), _differs_any(kind)
         new = f"s._problem IS NULL AND NOT EXISTS (SELECT 1 FROM {kind.table} t WHERE {match})"
-        differs = " OR ".join(_differs(c) for c in kind.compared) or "false"
         step = f"{kind.file}: writing {kind.table}"
         valid, first, last = self.conn.execute(
             f"SELECT count(*), min(_n), max(_n) FROM {staged} WHERE _problem IS NULL"
@@ -510,7 +523,7 @@ class _Run:
         else:  # an empty table: every valid entry is new (and the anti-join can go)
             new = "s._problem IS NULL"
         changed = 0
-        if stored and valid > count:
+        if stored and valid > count and not kind.append_only:
             if dry_run:
                 changed = int(self._value(f"SELECT count(*) FROM {staged} s JOIN {kind.table} t ON {match} "
                                           f"WHERE s._problem IS NULL AND ({differs})"))
@@ -687,10 +700,17 @@ def _parent_problem(kind: Kind, type_: str, child: str | None) -> str:
     return f'"{where}" must be a JSON object, not {_json_kind(child)}'
 
 
-def _differs(column: str) -> str:
-    if column in JSON_COLUMNS:
-        return f"json(t.{column}) IS DISTINCT FROM s.{column}"
-    return f"t.{column} IS DISTINCT FROM s.{column}"
+def _match(kind: Kind) -> str:
+    """Staged row ``s`` and stored row ``t`` have one key."""
+    return " AND ".join(f"t.{k} = s.{k}" for k in kind.key)
+
+
+def _differs_any(kind: Kind) -> str:
+    """Stored row ``t`` differs from staged row ``s`` in a column the layout carries (JSON by value)."""
+    return " OR ".join(
+        f"json(t.{c}) IS DISTINCT FROM s.{c}" if c in JSON_COLUMNS else f"t.{c} IS DISTINCT FROM s.{c}"
+        for c in kind.compared
+    ) or "false"
 
 
 def _count_of(result: duckdb.DuckDBPyConnection) -> int:

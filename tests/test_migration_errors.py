@@ -71,6 +71,9 @@ CASES = {
         lambda p: edit_json(p, lambda d: d["petr@acme.com"]["datasets"].update(sales={"enabled": True,
                                                                                        "table_mode": "selected"})),
         ['sync_settings.json, petr@acme.com/sales: table_mode "selected" needs the list of tables']),
+    "rewritten audit entry": (
+        "audit/audit.jsonl", lambda p: p.write_text(p.read_text().replace('"action": "login"', '"action": "logout"')),
+        ["audit/audit.jsonl, line 1 (id a1): already in the database with other values; audit_log is append-only"]),
     "blank id": (
         "corporate-memory/knowledge.json", lambda p: edit_json(p, knowledge_with({"id": "  ", "title": "Blank"})),
         ['knowledge.json, entry #3: "id" must be a non-empty string']),
