@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Figure, Stats, alternate, print_table, write_report  # noqa: E402
+from common import Figure, Stats, alternate, print_table, write_report
 
-from mcp_state.db import Database  # noqa: E402
-from mcp_state.gateway import Gateway  # noqa: E402
-from mcp_state.repositories.sync_state import SyncStateRepository  # noqa: E402
+from mcp_state.db import Database
+from mcp_state.gateway import Gateway
+from mcp_state.repositories.sync_state import SyncStateRepository
 
 
 def seed_duckdb(path: Path, tables: int) -> Database:
@@ -42,7 +42,12 @@ def seed_duckdb(path: Path, tables: int) -> Database:
 def seed_json(path: Path, tables: int) -> None:
     data = {
         "tables": {
-            f"t{i}": {"last_sync": "2026-03-27T08:00:00Z", "rows": i, "file_size_bytes": i * 10, "hash": f"{i:x}"}
+            f"t{i}": {
+                "last_sync": "2026-03-27T08:00:00Z",
+                "rows": i,
+                "file_size_bytes": i * 10,
+                "hash": f"{i:x}",
+            }
             for i in range(tables)
         }
     }
@@ -117,14 +122,19 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             legacy_ops = max(2, min(50, 2_000_000 // (size * 10)))
 
             def ours() -> None:
-                repo.update_sync(f"t{rng.randrange(size)}", rows=rng.randrange(10**6), file_size_bytes=1, hash="h")
+                repo.update_sync(
+                    f"t{rng.randrange(size)}", rows=rng.randrange(10**6), file_size_bytes=1, hash="h"
+                )
 
             def theirs() -> None:
                 legacy_record_sync(legacy, f"t{rng.randrange(size)}", rng.randrange(10**6))
 
-            stats = alternate({"ours": per_op(ours, ours_ops), "legacy": per_op(theirs, legacy_ops)},
-                              repetitions=reps)
-            figures.append(_figure(f"record_sync, {size:,} tables", stats, target=30 if size == 10_000 else None))
+            stats = alternate(
+                {"ours": per_op(ours, ours_ops), "legacy": per_op(theirs, legacy_ops)}, repetitions=reps
+            )
+            figures.append(
+                _figure(f"record_sync, {size:,} tables", stats, target=30 if size == 10_000 else None)
+            )
 
             if size == 10_000:
                 lock = threading.Lock()
@@ -161,6 +171,7 @@ def _figure(name: str, stats: dict[str, Stats], *, target: float | None) -> Figu
         kind="speedup",
         ours_spread=stats["ours"].spread,
         other_spread=stats["legacy"].spread,
+        section="writes",
     )
 
 

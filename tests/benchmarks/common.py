@@ -13,8 +13,8 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +32,10 @@ class Stats:
     def pct(self, q: float) -> float:
         ordered = sorted(self.samples)
         return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+    @property
+    def p50(self) -> float:
+        return self.median
 
     @property
     def p95(self) -> float:
@@ -65,6 +69,24 @@ def alternate(
     return {name: Stats(values) for name, values in samples.items()}
 
 
+async def alternate_async(
+    sides: dict[str, Callable[[], Awaitable[float | None]]], *, repetitions: int, warmup: int = 1
+) -> dict[str, Stats]:
+    """``alternate`` for coroutines (sides that talk to a server over one event loop)."""
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    for round_no in range(warmup + repetitions):
+        order = list(sides.items())
+        if round_no % 2:
+            order.reverse()
+        for name, fn in order:
+            start = time.perf_counter()
+            measured = await fn()
+            elapsed = time.perf_counter() - start if measured is None else measured
+            if round_no >= warmup:
+                samples[name].append(elapsed)
+    return {name: Stats(values) for name, values in samples.items()}
+
+
 @dataclass
 class Figure:
     """One comparison: ``ours`` against ``other``; ``target`` bounds ours/other."""
@@ -76,11 +98,14 @@ class Figure:
     other: float
     unit: str
     target: float | None
-    # "max": ours/other must be at most target; "speedup": other/ours must be at least target.
+    # "max": ours/other must be at most target; "speedup": other/ours must be at least target;
+    # "limit": ours itself must be at most target (in ``unit``); other is a reference.
     kind: str = "max"
     ours_spread: float = 0.0
     other_spread: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    section: str = ""
+    note: str = ""
 
     @property
     def ratio(self) -> float:
@@ -92,12 +117,27 @@ class Figure:
     def met(self) -> bool | None:
         if self.target is None:
             return None
+        if self.kind == "limit":
+            return self.ours <= self.target
         return self.ratio >= self.target if self.kind == "speedup" else self.ratio <= self.target
 
     def describe_target(self) -> str:
         if self.target is None:
             return "-"
+        if self.kind == "limit":
+            return f"≤ {format_value(self.target, self.unit)}"
         return f"≥ {self.target:g}× faster" if self.kind == "speedup" else f"≤ {self.target:g}×"
+
+    def describe_ratio(self) -> str:
+        if not self.other:
+            return "-"
+        return f"{self.ratio:.2f}× faster" if self.kind == "speedup" else f"{self.ratio:.2f}×"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Figure:
+        """A figure back from a report (``ratio`` and ``met`` are derived, so dropped)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
 
 
 def machine() -> dict[str, str]:
@@ -105,10 +145,42 @@ def machine() -> dict[str, str]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": _cpu_model(),
         "cpus": str(os.cpu_count()),
+        "memory": _memory(),
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?",
         "duckdb": _version("duckdb"),
         "mcp": _version("mcp"),
     }
+
+
+def describe_machine(info: dict[str, str]) -> str:
+    """One line: ``2 CPUs (Intel Xeon ...), 4 GB, Linux-..., Python 3.11.7, DuckDB 2.0.1, mcp 2.3.0``."""
+    return (
+        f"{info.get('cpus', '?')} CPUs ({info.get('cpu', '?')}), {info.get('memory', '?')}, "
+        f"{info.get('platform', '?')}, Python {info.get('python', '?')}, DuckDB {info.get('duckdb', '?')}, "
+        f"mcp {info.get('mcp', '?')}"
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 2**20:.0f} GB RAM"
+    except OSError:
+        pass
+    return "?"
 
 
 def _version(module: str) -> str:
@@ -131,35 +203,118 @@ def format_value(value: float, unit: str) -> str:
         return f"{value:,.0f} B"
     if unit == "MB":
         return f"{value:.1f} MB"
+    if unit == "B/tool":
+        return f"{value:,.0f} B/tool"
     return f"{value:g} {unit}"
 
 
-def print_table(figures: list[Figure], out=sys.stdout) -> None:
-    header = ("figure", "mcp-state", "baseline", "ratio", "target", "met")
-    rows = [header]
+HEADER = ("figure", "mcp-state", "baseline", "ratio", "target", "met")
+
+
+def table_rows(figures: list[Figure]) -> list[tuple[str, ...]]:
+    """One row per figure: figure, ours (± spread), baseline (± spread), ratio, target, met."""
+    rows = []
     for fig in figures:
-        ours = f"{format_value(fig.ours, fig.unit)} ±{fig.ours_spread:.0%}" if fig.ours_spread else format_value(fig.ours, fig.unit)
+        ours = format_value(fig.ours, fig.unit) + (f" ±{fig.ours_spread:.0%}" if fig.ours_spread else "")
         other = (
             f"{fig.other_label}: {format_value(fig.other, fig.unit)}"
             + (f" ±{fig.other_spread:.0%}" if fig.other_spread else "")
+            if fig.other_label
+            else "-"
         )
         met = {True: "yes", False: "NO", None: "-"}[fig.met]
-        rows.append((fig.name, ours, other, f"{fig.ratio:.2f}×", fig.describe_target(), met))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+        rows.append((fig.name, ours, other, fig.describe_ratio(), fig.describe_target(), met))
+    return rows
+
+
+def print_table(figures: list[Figure], out=sys.stdout) -> None:
+    rows = [HEADER, *table_rows(figures)]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(HEADER))]
     for i, row in enumerate(rows):
-        print(" | ".join(str(cell).ljust(widths[j]) for j, cell in enumerate(row)), file=out)
+        print(" | ".join(str(cell).ljust(widths[j]) for j, cell in enumerate(row)).rstrip(), file=out)
         if i == 0:
             print("-+-".join("-" * w for w in widths), file=out)
 
 
-def write_report(name: str, figures: list[Figure], notes: dict[str, object] | None = None) -> Path:
+def markdown_table(figures: list[Figure]) -> str:
+    """The same table in Markdown (for the README)."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += [
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table_rows(figures)
+    ]
+    return "\n".join(lines)
+
+
+def write_report(
+    name: str, figures: list[Figure], notes: dict[str, object] | None = None, *, path: Path | None = None
+) -> Path:
     """Write ``results/<name>.json`` (figures plus the machine) and return its path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+    path = path or RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "machine": machine(),
         "figures": [dict(asdict(f), ratio=f.ratio, met=f.met) for f in figures],
         "notes": notes or {},
     }
     path.write_text(json.dumps(payload, indent=2, default=str))
+    return path
+
+
+def read_report(path: Path) -> tuple[list[Figure], dict[str, object], dict[str, str]]:
+    """Figures, notes and machine of a report written by ``write_report``."""
+    payload = json.loads(path.read_text())
+    figures = [Figure.from_dict(item) for item in payload.get("figures", [])]
+    return figures, payload.get("notes", {}), payload.get("machine", {})
+
+
+def plot(figures: list[Figure], path: Path, title: str = "") -> Path | None:
+    """A PNG: per figure, mcp-state's bar next to its baseline's, with the ratio and the target.
+
+    matplotlib is the optional ``bench`` extra; without it, say how to get it and return None.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(
+            'no chart: matplotlib is not installed. Install it with `pip install -e ".[bench]"` '
+            "(or `pip install matplotlib`) and run again.",
+            file=sys.stderr,
+        )
+        return None
+    shown = [f for f in figures if f.other_label or f.kind == "limit"]
+    cols = 3
+    rows = max(1, -(-len(shown) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 4.2, rows * 2.5), squeeze=False)
+    scale = {"s": (1e3, "ms"), "MB": (1, "MB"), "B/tool": (1, "bytes per tool"), "B": (1, "bytes")}
+    for ax, figure in zip(axes.flat, shown, strict=False):
+        factor, unit = scale.get(figure.unit, (1, figure.unit))
+        labels, values, colors = ["mcp-state"], [figure.ours * factor], []
+        if figure.other_label:
+            labels.append(figure.other_label)
+            values.append(figure.other * factor)
+        colors = ["#2b6cb0" if figure.met is not False else "#c53030", "#a0aec0"][: len(values)]
+        ax.barh(labels[::-1], values[::-1], color=colors[::-1])
+        if figure.kind == "limit" and figure.target is not None:
+            ax.axvline(figure.target * factor, color="#718096", linestyle="--", linewidth=1)
+        verdict = {True: "met", False: "MISSED", None: "no target"}[figure.met]
+        ratio = figure.describe_ratio() if figure.other_label and figure.kind != "limit" else ""
+        ax.set_title(
+            f"{figure.name}\n{ratio}  target {figure.describe_target()}: {verdict}".strip(), fontsize=8
+        )
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(unit, fontsize=7)
+        for y, value in enumerate(values[::-1]):
+            ax.text(value, y, f" {value:,.3g}", va="center", fontsize=7)
+        ax.margins(x=0.25)
+    for ax in list(axes.flat)[len(shown) :]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     return path
