@@ -19,14 +19,16 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_state import __version__
-from mcp_state.errors import PermissionDeniedError
+from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, PermissionDeniedError
 from mcp_state.repositories.tokens import TokenRepository
 from mcp_state.server.state import Runtime, ServerSettings, open_database
 
 MCP_PATH = "/mcp"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+SERVER_ERROR = -32000  # JSON-RPC: implementation-defined server error
 
 
 class DatabaseTokenVerifier:
@@ -84,11 +86,48 @@ def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
     )
 
 
+class DatabaseBusyResponse:
+    """A request whose bearer-token check cannot reach the database gets 503 and the reason.
+
+    Every ``/mcp`` request checks its token in the database before any tool runs, so while
+    another process holds the file (or it cannot be opened) that check fails. The caller gets
+    the clear error ("held by another process (PID n)") as a JSON-RPC error, which MCP clients
+    show, instead of a bare 500 and a traceback in the server log.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except (DatabaseLockedError, DatabaseUnavailableError) as exc:
+            if started:
+                raise
+            error = {"code": SERVER_ERROR, "message": f"{exc} [{exc.kind}]"}
+            response = JSONResponse(
+                {"jsonrpc": "2.0", "id": None, "error": error}, status_code=503, headers={"Retry-After": "1"}
+            )
+            await response(scope, receive, send)
+
+
 def http_app(mcp: MCPServer[Any], settings: ServerSettings) -> Starlette:
     """The ASGI app: ``/mcp`` (bearer token required) and ``/healthz``."""
-    return mcp.streamable_http_app(
+    app = mcp.streamable_http_app(
         streamable_http_path=MCP_PATH, transport_security=transport_security(settings), host=settings.host
     )
+    app.add_middleware(DatabaseBusyResponse)  # outermost: around the token check
+    return app
 
 
 def check_can_bind(settings: ServerSettings) -> int:
