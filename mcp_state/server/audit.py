@@ -3,8 +3,8 @@
 A tool is a plain function ``fn(call, **arguments)`` whose body calls a repository method;
 ``Toolset.read`` / ``Toolset.write`` describe it, ``register_tools`` turns it into an MCP
 tool. Each call of a mutating tool writes exactly one ``audit_log`` row: on success in the
-same transaction as the change, on failure (after the rollback) on its own. Reads are not
-audited. Writes run on a worker thread (they may wait for the write lock); see ``run_tool``
+same transaction as the change, on failure (after the rollback) on its own, except when the
+file is held by another process (see ``record_failure``). Reads are not audited. Writes run on a worker thread (they may wait for the write lock); see ``run_tool``
 for reads.
 """
 
@@ -25,6 +25,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import TypeAdapter
 
+from mcp_state.errors import DatabaseLockedError
 from mcp_state.server.errors import error_kind, permission_denied, tool_error
 from mcp_state.server.state import AppState, Repos, ServerSettings
 
@@ -255,7 +256,16 @@ def _write(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str,
 def record_failure(
     state: AppState, spec: ToolSpec, caller: Caller, arguments: Mapping[str, Any], kind: str, started: float
 ) -> None:
-    """The audit row of a failed call, in its own transaction (the change was rolled back)."""
+    """The audit row of a failed call, in its own transaction (the change was rolled back).
+
+    A call that failed because another process holds the file gets none: writing it would wait
+    for the same lock again, doubling the bounded wait the caller was promised.
+    """
+    if kind == DatabaseLockedError.kind and not state.db.is_open:
+        logger.warning(
+            "no audit row for a %s call that failed: the database is held by another process", spec.name
+        )
+        return
     try:
         state.repos.audit.log(
             user_id=caller.actor,
