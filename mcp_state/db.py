@@ -294,20 +294,33 @@ class Database:
 
     # -- operations --------------------------------------------------------------------
     @contextmanager
-    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A fresh cursor for one operation; the file stays open until it is done."""
+    def hold(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Keep the file open for one operation; yields the open root connection.
+
+        For callers that keep cursors of their own between operations (the SQL engine): a
+        cursor belongs to the root it came from, and closing the root closes it, so a kept
+        cursor is only valid while ``hold()`` yields that same root. Never close the root.
+        """
         with self._state:
             root = self.open()
             self._active += 1
-            cursor = root.cursor()
         try:
-            yield cursor
+            yield root
         finally:
-            cursor.close()
             with self._state:
                 self._active -= 1
                 self._last_used = time.monotonic()
                 self._state.notify_all()
+
+    @contextmanager
+    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor for one operation; the file stays open until it is done."""
+        with self.hold() as root:
+            cursor = root.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the open database (keeps no idle accounting; prefer ``session()``)."""

@@ -24,6 +24,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -73,6 +74,8 @@ MAX_OUTPUT_CHARS = 50_000
 DEFAULT_TIMEOUT = 10.0
 # The watchdog fires this long after DuckDB's own limit, in case that one is not checked.
 WATCHDOG_GRACE = 0.1
+# Accepted statements whose verdict is kept (per opening of the file), most recently used first.
+VERDICTS_KEPT = 512
 
 _MAX_SAFE_INT = 2**53 - 1
 
@@ -100,8 +103,10 @@ class SqlEngine:
         self.max_sql_chars = max_sql_chars
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
+        self._verdicts: OrderedDict[str, str] = OrderedDict()  # accepted SQL text -> its statement
         self._hardened_root: duckdb.DuckDBPyConnection | None = None
         self._watchdog = Watchdog()
+        self._local = threading.local()
 
     # -- the three operations ---------------------------------------------------------------
     def query(self, sql: str, limit: int = DEFAULT_LIMIT) -> SqlQueryResult:
@@ -206,38 +211,84 @@ class SqlEngine:
     # -- layers 4 and 6: the cursor, the transaction, the time limit ----------------------
     @contextmanager
     def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.db.session() as cursor:
-            try:
-                cursor.execute(
-                    f"SET SESSION search_path = '{REDACTED_SCHEMA}'; "
-                    f"SET SESSION max_execution_time = {max(1, round(self.timeout * 1000))}; "
-                    "BEGIN TRANSACTION READ ONLY"
-                )
-            except duckdb.CatalogException:
-                raise DatabaseUnavailableError(
-                    f"the database has no redacted views (schema {REDACTED_SCHEMA}); open it once with this "
-                    "mcp-state so that its migrations apply, then retry"
-                ) from None
-            except duckdb.Error as exc:
-                raise DatabaseUnavailableError(
-                    "the read-only SQL tool is off: the database was not opened with its hardening "
-                    f"({self._scrub(_message(exc))}); open it with mcp_state.sql.hardened_database"
-                ) from None
+        """This thread's cursor, in a read-only transaction that is always rolled back.
+
+        Each thread keeps one cursor per opening of the file, with the session settings (the
+        redacted views first on the search path, the time limit) applied once; a cursor that
+        saw any failure, or whose time ran out, is closed and the next call makes a new one.
+        """
+        with self.db.hold() as root:
+            cursor = self._begin(root)
             token = self._watchdog.watch(cursor, self.timeout + WATCHDOG_GRACE)
+            clean = False
             try:
-                self._check_hardened(cursor)
+                self._check_hardened(cursor, root)
                 yield cursor
+                clean = True
             finally:
-                self._watchdog.release(token)
+                clean = self._watchdog.release(token) and clean
                 try:
                     cursor.execute("ROLLBACK")
                 except duckdb.Error:
-                    pass  # an interrupted or failed transaction; closing the cursor ends it
+                    clean = False  # an interrupted or failed transaction; closing the cursor ends it
+                if not clean:
+                    self._discard(cursor)
 
-    def _check_hardened(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def _begin(self, root: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor in a new read-only transaction (a kept cursor that cannot start
+        one, say closed underneath, is replaced once)."""
+        for attempt in (1, 2):
+            cursor = self._cursor(root)
+            try:
+                cursor.execute("BEGIN TRANSACTION READ ONLY")
+                return cursor
+            except duckdb.Error as exc:
+                self._discard(cursor)
+                if attempt == 2:
+                    raise DatabaseUnavailableError(
+                        f"the read-only SQL tool could not start a transaction: {self._scrub(_message(exc))}"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _cursor(self, root: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on ``root`` (the file's current opening), set up on first use."""
+        kept = self._local.__dict__
+        if kept.get("root") is root and kept.get("cursor") is not None:
+            return kept["cursor"]
+        cursor = root.cursor()
+        try:
+            cursor.execute(
+                f"SET SESSION search_path = '{REDACTED_SCHEMA}'; "
+                f"SET SESSION max_execution_time = {max(1, round(self.timeout * 1000))}"
+            )
+        except duckdb.CatalogException:
+            cursor.close()
+            raise DatabaseUnavailableError(
+                f"the database has no redacted views (schema {REDACTED_SCHEMA}); open it once with this "
+                "mcp-state so that its migrations apply, then retry"
+            ) from None
+        except duckdb.Error as exc:
+            cursor.close()
+            raise DatabaseUnavailableError(
+                "the read-only SQL tool is off: the database was not opened with its hardening "
+                f"({self._scrub(_message(exc))}); open it with mcp_state.sql.hardened_database"
+            ) from None
+        # The previous opening's cursor (if any) was closed with its root.
+        kept["root"], kept["cursor"] = root, cursor
+        return cursor
+
+    def _discard(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        kept = self._local.__dict__
+        if kept.get("cursor") is cursor:
+            kept["root"] = kept["cursor"] = None
+        try:
+            cursor.close()
+        except duckdb.Error:
+            pass
+
+    def _check_hardened(self, cursor: duckdb.DuckDBPyConnection, root: duckdb.DuckDBPyConnection) -> None:
         """Layer 5: refuse an instance that was not opened hardened. Checked once per opening
         of the file (the configuration is locked, so it cannot change while it stays open)."""
-        root = self.db.open()  # the open root: this session keeps it from being released
         if root is self._hardened_root:
             return
         row = cursor.execute(_SETTINGS_SQL).fetchone()
@@ -250,17 +301,36 @@ class SqlEngine:
                 + "); open it with mcp_state.sql.hardened_database"
             )
         with self._catalog_lock:
-            self._catalog = None  # reread: another process may have migrated the file meanwhile
+            # Reread: another process may have migrated the file meanwhile; and with the
+            # catalog go the verdicts checked against it.
+            self._catalog = None
+            self._verdicts.clear()
         self._hardened_root = root
 
     def _check(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
-        """Layers 2 and 3 for ``sql``; returns the one statement's text."""
+        """Layers 2 and 3 for ``sql``; returns the one statement's text.
+
+        A statement's verdict depends only on its text and the catalog (the parser and the
+        parse tree are DuckDB's, the walk is a pure function), so an accepted text is kept
+        until the catalog is reread; refusals are not kept.
+        """
+        with self._catalog_lock:
+            text = self._verdicts.get(sql)
+            if text is not None:
+                self._verdicts.move_to_end(sql)
+                return text
         text = check_statement(cursor, sql)
         try:
             row = cursor.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
         except duckdb.Error as exc:
             raise self._translate(exc) from None
-        check_tree(row[0] if row else "", self._load_catalog(cursor))
+        catalog = self._load_catalog(cursor)
+        check_tree(row[0] if row else "", catalog)
+        with self._catalog_lock:
+            if self._catalog is catalog:
+                self._verdicts[sql] = text
+                while len(self._verdicts) > VERDICTS_KEPT:
+                    self._verdicts.popitem(last=False)
         return text
 
     def _load_catalog(self, cursor: duckdb.DuckDBPyConnection) -> Catalog:
@@ -330,9 +400,10 @@ class Watchdog:
             self._wake.notify()
             return token
 
-    def release(self, token: int) -> None:
+    def release(self, token: int) -> bool:
+        """Stop watching; False when the time had run out (the cursor was interrupted)."""
         with self._wake:
-            self._due.pop(token, None)
+            return self._due.pop(token, None) is not None
 
     def _run(self) -> None:
         with self._wake:
