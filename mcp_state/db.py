@@ -16,7 +16,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,29 @@ def connect(
     Creates the parent folder, applies pending schema migrations (unless ``migrate`` is
     false) and refuses a database whose schema is newer than this code.
     """
+    conn = _connect(path, config=config, wait=wait, migrate=migrate)
+    if str(path) != ":memory:":
+        # A raw connection can write to the file (and shares the instance with a Database on
+        # it in this process) without a Database knowing: no cached reads for that file.
+        _RAW_PATHS.add(_real(str(path)))
+    return conn
+
+
+# Files this process has opened through ``connect()``: their Databases never cache reads.
+_RAW_PATHS: set[str] = set()
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def _connect(
+    path: str | os.PathLike[str],
+    *,
+    config: Mapping[str, Any] | None = None,
+    wait: float | None = None,
+    migrate: bool = True,
+) -> duckdb.DuckDBPyConnection:
     target = str(path)
     if target != ":memory:":
         try:
@@ -205,12 +229,30 @@ def apply_migrations(conn: duckdb.DuckDBPyConnection, target: int = LATEST_VERSI
 WRITE_LOCK = threading.RLock()
 
 
+MISS = _MISS = object()
+
+
 class Database:
     """A database file shared politely with other processes.
 
     Opens on first use; every operation runs on its own cursor (``session()``); after
     ``idle_release`` seconds with no operation in flight, the file is closed so that other
     processes can open it. ``:memory:`` databases are never released.
+
+    ``read_cache=N`` keeps the answers of up to N cached reads (``Gateway.fetch_one(...,
+    cache=True)``; the repositories' lookups by key). A cached answer is never stale:
+
+    - while this process has the file open it holds DuckDB's lock on it, so no other process
+      can change it; every opening (and closing) of the file drops the cache;
+    - in this process, every operation that may write (every ``session()`` and ``hold()``
+      except the cached reads' own) drops the cache when it starts and when it ends, and
+      while one is in flight the cache is neither read nor filled; a read's answer is kept
+      only if no such operation started while it ran;
+    - handing out the root connection (``open()``) or a bare cursor (``cursor()``), or
+      opening the same file with ``connect()``, turns the cache off for good, since writes
+      through those are not seen. (A ``duckdb.connect`` of the same file elsewhere in this
+      process shares this instance unseen too: do not write through one to a file a cached
+      Database has open.)
     """
 
     def __init__(
@@ -221,27 +263,45 @@ class Database:
         idle_release: float | None = DEFAULT_IDLE_RELEASE,
         lock_wait: float | None = None,
         on_open: Any = None,
+        read_cache: int = 0,
     ) -> None:
         self.path = str(path)
         self.config = dict(config or {})
         self.idle_release = None if self.path == ":memory:" else idle_release
         self.lock_wait = lock_wait
         self.on_open = on_open
+        self.read_cache = read_cache
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._state = threading.Condition()
         self._active = 0
         self._last_used = time.monotonic()
         self._closed = False
         self._reaper: threading.Thread | None = None
+        # The read cache: answers by key, valid for one generation; any possible change bumps it.
+        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+        self._generation = 0
+        self._writers = 0
+        self._uncached = read_cache <= 0
+        self._real_path = self.path if self.path == ":memory:" else _real(self.path)
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> duckdb.DuckDBPyConnection:
-        """The root connection, opened (and migrated) if it is not open now."""
+        """The root connection, opened (and migrated) if it is not open now.
+
+        Whoever holds the root can write without this object seeing it: the read cache is
+        turned off.
+        """
+        with self._state:
+            self._uncached = True
+            self._cache.clear()
+            return self._open()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
         with self._state:
             if self._closed:
                 raise DatabaseUnavailableError("the database was closed; open a new one")
             if self._conn is None:
-                conn = connect(self.path, config=self.config, wait=self.lock_wait)
+                conn = _connect(self.path, config=self.config, wait=self.lock_wait)
                 if self.on_open is not None:
                     try:
                         self.on_open(conn)
@@ -249,8 +309,14 @@ class Database:
                         conn.close()
                         raise
                 self._conn = conn
+                self._changed()  # another process may have written while the file was closed
                 self._start_reaper()
             return self._conn
+
+    def _changed(self) -> None:
+        """Something may have changed: no cached answer from before is valid (under ``_state``)."""
+        self._generation += 1
+        self._cache.clear()
 
     @property
     def is_open(self) -> bool:
@@ -263,6 +329,7 @@ class Database:
                 return False
             self._conn.close()
             self._conn = None
+            self._changed()
             return True
 
     def close(self) -> None:
@@ -273,6 +340,7 @@ class Database:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            self._changed()
             self._state.notify_all()
 
     def _start_reaper(self) -> None:
@@ -289,6 +357,7 @@ class Database:
                 if self._active == 0 and idle_for >= self.idle_release:
                     self._conn.close()
                     self._conn = None
+                    self._changed()
                     return
                 self._state.wait(max(0.01, self.idle_release - idle_for if self._active == 0 else self.idle_release))
 
@@ -300,22 +369,38 @@ class Database:
         For callers that keep cursors of their own between operations (the SQL engine): a
         cursor belongs to the root it came from, and closing the root closes it, so a kept
         cursor is only valid while ``hold()`` yields that same root. Never close the root.
+        The operation counts as one that may write (see the read cache).
         """
-        with self._state:
-            root = self.open()
-            self._active += 1
-        try:
+        with self._hold(writes=True) as (root, _):
             yield root
+
+    @contextmanager
+    def _hold(self, *, writes: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, int | None]]:
+        """The root, kept open, and the generation a read's answer may be cached under (or None)."""
+        with self._state:
+            root = self._open()
+            self._active += 1
+            if writes:
+                self._writers += 1
+                self._changed()
+                ticket = None
+            else:
+                ticket = None if self._uncached or self._writers else self._generation
+        try:
+            yield root, ticket
         finally:
             with self._state:
                 self._active -= 1
+                if writes:
+                    self._writers -= 1
+                    self._changed()
                 self._last_used = time.monotonic()
                 self._state.notify_all()
 
     @contextmanager
     def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A fresh cursor for one operation; the file stays open until it is done."""
-        with self.hold() as root:
+        with self._hold(writes=True) as (root, _):
             cursor = root.cursor()
             try:
                 yield cursor
@@ -323,11 +408,51 @@ class Database:
                 cursor.close()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor on the open database (keeps no idle accounting; prefer ``session()``)."""
+        """A cursor on the open database (keeps no idle accounting and turns the read cache
+        off; prefer ``session()``)."""
         return self.open().cursor()
 
+    # -- the read cache ------------------------------------------------------------------
+    @property
+    def caching(self) -> bool:
+        """Whether reads may be answered from the cache (see the class notes)."""
+        return not self._uncached and self._real_path not in _RAW_PATHS
+
+    def cached(self, key: Hashable) -> Any:
+        """The cached answer for ``key``, or ``MISS``."""
+        with self._state:
+            if self._writers or not self.caching:
+                return _MISS
+            value = self._cache.get(key, _MISS)
+            if value is not _MISS:
+                self._cache.move_to_end(key)
+            return value
+
+    @contextmanager
+    def reading(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, int | None]]:
+        """A fresh cursor for one read whose answer may be cached, and its ticket for ``keep``.
+
+        Only for statements that do not write: the read does not drop the cache.
+        """
+        with self._hold(writes=False) as (root, ticket):
+            cursor = root.cursor()
+            try:
+                yield cursor, ticket
+            finally:
+                cursor.close()
+
+    def keep(self, key: Hashable, value: Any, ticket: int | None) -> None:
+        """Cache ``value`` read under ``ticket``, unless something may have changed since."""
+        with self._state:
+            if ticket is None or ticket != self._generation or self._writers or not self.caching:
+                return
+            self._cache[key] = value
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.read_cache:
+                self._cache.popitem(last=False)
+
     def __enter__(self) -> Database:
-        self.open()
+        self._open()
         return self
 
     def __exit__(self, *exc: object) -> None:

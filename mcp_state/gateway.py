@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -22,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from mcp_state.db import WRITE_LOCK, Database
+from mcp_state.db import MISS, WRITE_LOCK, Database
 from mcp_state.errors import ConflictError, DatabaseUnavailableError
 from mcp_state.schema import JSON_COLUMNS
 
@@ -204,11 +205,34 @@ class Gateway:
             result = self._run(cursor, sql, params)
             return rows_to_dicts(result.description, result.fetchall())
 
-    def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+    def fetch_one(self, sql: str, params: Sequence[Any] = (), *, cache: bool = False) -> dict[str, Any] | None:
+        """The first row of a read, or None. ``cache=True``: the answer may come from the
+        ``Database``'s read cache (for reads that depend only on the stored data: no clock,
+        no randomness); see ``Database`` for why a cached answer is never stale."""
+        if cache and isinstance(self.source, Database) and self._active_tx() is None and self.source.caching:
+            return self._fetch_one_cached(self.source, sql, params)
         with self._cursor() as cursor:
             result = self._run(cursor, sql, params)
             row = result.fetchone()
             return None if row is None else rows_to_dicts(result.description, [row])[0]
+
+    def _fetch_one_cached(self, db: Database, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        key = ("fetch_one", sql, *(_param(p) for p in params))
+        try:
+            hash(key)
+        except TypeError:  # a list or dict parameter: not a key
+            key = None
+        if key is not None:
+            found = db.cached(key)
+            if found is not MISS:
+                return _copy_row(found)
+        with db.reading() as (cursor, ticket):
+            result = self._run(cursor, sql, params)
+            row = result.fetchone()
+            answer = None if row is None else rows_to_dicts(result.description, [row])[0]
+        if key is not None:
+            db.keep(key, answer, ticket)
+        return _copy_row(answer)
 
     def fetch_value(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._cursor() as cursor:
@@ -227,6 +251,13 @@ class Gateway:
         with self.transaction(), self._cursor() as cursor:
             result = self._run(cursor, sql, params)
             return rows_to_dicts(result.description, result.fetchall())
+
+
+def _copy_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A row the caller may change without changing the cached one (JSON values are lists and dicts)."""
+    if row is None:
+        return None
+    return {k: copy.deepcopy(v) if isinstance(v, list | dict) else v for k, v in row.items()}
 
 
 def _changed(result: duckdb.DuckDBPyConnection) -> int:

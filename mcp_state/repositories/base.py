@@ -26,7 +26,7 @@ class Repository:
         return " AND ".join(f"{col} = ?" for col in self.key)
 
     def _get(self, *key: Any) -> dict[str, Any] | None:
-        return self.db.fetch_one(f"SELECT * FROM {self.table} WHERE {self._where_key()}", key)
+        return self.db.fetch_one(f"SELECT * FROM {self.table} WHERE {self._where_key()}", key, cache=True)
 
     def _require(self, *key: Any) -> dict[str, Any]:
         row = self._get(*key)

@@ -36,6 +36,7 @@ from mcp_state.sql.hardening import harden, hardened_config
 Transport = Literal["stdio", "http"]
 DEFAULT_PORT = 8765
 DEFAULT_CODE_TTL = 600.0
+READ_CACHE_ROWS = 1024
 
 
 def _env_float(name: str, default: float) -> float:
@@ -104,6 +105,8 @@ def open_database(
 
     Hardened for the read-only SQL tool by default (no file access beyond the database, no
     extension loading, configuration locked): the SQL tool and the other tools share it.
+    Lookups by key are cached (``READ_CACHE_ROWS`` rows; see ``Database`` for why a cached
+    answer is never stale): an agent reads the same rows again and again.
     """
     if not settings.db_path:
         raise DatabaseUnavailableError("no database path: set DATA_DIR or pass --db")
@@ -113,6 +116,7 @@ def open_database(
         idle_release=settings.idle_release,
         lock_wait=settings.lock_timeout,
         on_open=harden if on_open is None else on_open,
+        read_cache=READ_CACHE_ROWS,
     )
 
 
