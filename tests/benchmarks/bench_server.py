@@ -2,12 +2,13 @@
 
     python tests/benchmarks/bench_server.py [--calls 1000] [--starts 15] [--mode auto|legacy] [--quick]
 
-1. Latency of one tool call over stdio, through the SDK's own client, p50 and p95. Four
-   servers run at once and each round calls every one of them, in alternating order:
+1. Latency of one tool call over stdio, through the SDK's own client, p50 and p95. Three
+   servers run at once and each round makes each of these calls once, in a random order:
    - ``mcp-state serve`` (1,000 tables' sync states): ``get_sync_state`` of one table, called
      again and again (what the target is about), and of a different table each call (every
      read a first read, so it always runs a query);
-   - the floor: the same SDK serving a tool that returns a constant row of the same shape;
+   - the floor: the same SDK serving a tool that returns a constant row of the same shape
+     (an ``async`` tool, so the SDK runs it without a hop to a worker thread);
    - connect-per-call: the same SDK serving ``get_sync_state`` that opens the DuckDB file on
      every call (read-only), as connect-per-query servers do, on a copy of the same file.
    Targets: p50 at most 1.25x the constant tool, and at least 5x faster than connect-per-call.
@@ -67,7 +68,7 @@ BARE_SERVER = textwrap.dedent(
     + '''
 
     @mcp.tool()
-    def constant(table_id: str) -> SyncState:
+    async def constant(table_id: str) -> SyncState:
         """Return a constant sync state."""
         return ROW
 
@@ -194,7 +195,7 @@ async def latency(work: Path, calls: int, mode: str) -> dict[str, Stats]:
         for _ in range(30):
             for name in ("same table", "constant", "connect-per-call"):
                 await sides[name]()
-        return await alternate_async(sides, repetitions=calls, warmup=0)
+        return await alternate_async(sides, repetitions=calls, warmup=0, shuffle=True)
 
 
 # -- 2. cold start ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -70,13 +71,25 @@ def alternate(
 
 
 async def alternate_async(
-    sides: dict[str, Callable[[], Awaitable[float | None]]], *, repetitions: int, warmup: int = 1
+    sides: dict[str, Callable[[], Awaitable[float | None]]],
+    *,
+    repetitions: int,
+    warmup: int = 1,
+    shuffle: bool = False,
 ) -> dict[str, Stats]:
-    """``alternate`` for coroutines (sides that talk to a server over one event loop)."""
+    """``alternate`` for coroutines (sides that talk to a server over one event loop).
+
+    ``shuffle``: a new random order each round (seeded), for more than two sides, so that no
+    side always follows the same one (a server called right after another call to itself
+    finds its process warm; one called after a slow side finds it cold).
+    """
     samples: dict[str, list[float]] = {name: [] for name in sides}
+    rng = random.Random(0)
     for round_no in range(warmup + repetitions):
         order = list(sides.items())
-        if round_no % 2:
+        if shuffle:
+            rng.shuffle(order)
+        elif round_no % 2:
             order.reverse()
         for name, fn in order:
             start = time.perf_counter()
