@@ -126,6 +126,16 @@ def _constraint_message(message: str) -> str:
     return "the change breaks a rule of the schema and was not applied"
 
 
+class _Transaction:
+    """A gateway transaction on this thread: its cursor, and whether BEGIN has been sent."""
+
+    __slots__ = ("begun", "cursor")
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = cursor
+        self.begun = False
+
+
 class Gateway:
     """Query access to one database for repositories."""
 
@@ -136,15 +146,15 @@ class Gateway:
     def _key(self) -> int:
         return id(self.source)
 
-    def _active_tx(self) -> duckdb.DuckDBPyConnection | None:
-        txs: dict[int, duckdb.DuckDBPyConnection] = getattr(_local, "txs", {})
+    def _active_tx(self) -> _Transaction | None:
+        txs: dict[int, _Transaction] = getattr(_local, "txs", {})
         return txs.get(self._key())
 
     @contextmanager
     def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
         tx = self._active_tx()
         if tx is not None:
-            yield tx
+            yield tx.cursor
             return
         if isinstance(self.source, Database):
             with self.source.session() as cursor:
@@ -158,25 +168,32 @@ class Gateway:
 
     @contextmanager
     def transaction(self) -> Iterator[Gateway]:
-        """Run the block as one write transaction; nested calls on this thread join it."""
+        """Run the block as one write transaction; nested calls on this thread join it.
+
+        ``BEGIN`` goes with the block's first statement (one call to DuckDB fewer); a block
+        that runs none begins and commits nothing.
+        """
         if self._active_tx() is not None:
             yield self
             return
         with WRITE_LOCK, self._cursor() as cursor:
             if not hasattr(_local, "txs"):
                 _local.txs = {}
-            cursor.execute("BEGIN TRANSACTION")
-            _local.txs[self._key()] = cursor
+            tx = _Transaction(cursor)
+            _local.txs[self._key()] = tx
             try:
                 yield self
             except BaseException:
                 _local.txs.pop(self._key(), None)
-                try:
-                    cursor.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
+                if tx.begun:
+                    try:
+                        cursor.execute("ROLLBACK")
+                    except duckdb.Error:
+                        pass
                 raise
             _local.txs.pop(self._key(), None)
+            if not tx.begun:
+                return
             try:
                 cursor.execute("COMMIT")
             except duckdb.Error as exc:
@@ -192,9 +209,23 @@ class Gateway:
 
     # -- queries -------------------------------------------------------------------
     def _run(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> duckdb.DuckDBPyConnection:
+        tx = self._active_tx()
+        begin = tx is not None and not tx.begun
+        if begin:
+            # DuckDB binds parameters to the last statement: "BEGIN; <sql>" keeps them for <sql>.
+            assert tx is not None
+            tx.begun = True
+            sql = "BEGIN TRANSACTION;\n" + sql
         try:
             return cursor.execute(sql, [_param(p) for p in params])
         except duckdb.Error as exc:
+            if begin:
+                # If <sql> did not even parse, BEGIN did not run either: begin now, so that the
+                # rest of the block (should the caller carry on) stays in one transaction.
+                try:
+                    cursor.execute("BEGIN TRANSACTION")
+                except duckdb.Error:
+                    pass  # it did run
             translated = _translate(exc)
             if translated is exc:
                 raise
@@ -242,15 +273,28 @@ class Gateway:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement in a transaction; returns the number of rows it changed."""
-        with self.transaction(), self._cursor() as cursor:
+        with self._write(sql) as cursor:
             result = self._run(cursor, sql, params)
             return _changed(result)
 
     def execute_returning(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run one write statement with a RETURNING clause; returns its rows."""
-        with self.transaction(), self._cursor() as cursor:
+        with self._write(sql) as cursor:
             result = self._run(cursor, sql, params)
             return rows_to_dicts(result.description, result.fetchall())
+
+    @contextmanager
+    def _write(self, sql: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for one write: inside the caller's transaction if there is one; else, for
+        one statement, on its own under the write lock (DuckDB commits a lone statement as one
+        transaction, durably, so BEGIN and COMMIT would only add two calls); else (a ``;``
+        anywhere, even in a string) in a transaction of its own."""
+        if self._active_tx() is None and ";" not in sql.strip().rstrip(";"):
+            with WRITE_LOCK, self._cursor() as cursor:
+                yield cursor
+            return
+        with self.transaction(), self._cursor() as cursor:
+            yield cursor
 
 
 def _copy_row(row: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -43,7 +43,7 @@ class AuditRepository(Repository):
         return entry_id
 
     # The shared write helpers would rewrite or remove entries: the log refuses them.
-    def _upsert(self, *args: Any, **kwargs: Any) -> None:
+    def _upsert(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise InvalidArgumentError("the audit log is append-only: entries cannot be changed")
 
     def _delete(self, *key: Any) -> None:

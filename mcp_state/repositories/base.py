@@ -77,8 +77,8 @@ class Repository:
         insert_only: tuple[str, ...] = (),
         table: str | None = None,
         key: tuple[str, ...] | None = None,
-    ) -> None:
-        """Insert the row, or update the existing row with the same key.
+    ) -> dict[str, Any]:
+        """Insert the row, or update the existing row with the same key; returns the row as stored.
 
         ``keep``: columns that keep their stored value when the new one is NULL.
         ``insert_only``: columns written on insert and never changed by an update.
@@ -86,6 +86,7 @@ class Repository:
         An UPDATE then (if it matched nothing) an INSERT, in one transaction under the
         process write lock: DuckDB's ``ON CONFLICT DO UPDATE`` costs about three times a
         plain UPDATE. Another process cannot interleave (it cannot open the file meanwhile).
+        Both return the row (``RETURNING *``), so it is not read again.
         """
         table = table or self.table
         key_cols = key or self.key
@@ -95,14 +96,19 @@ class Repository:
         assignments = ", ".join(f"{col} = coalesce(?, {col})" if col in keep else f"{col} = ?" for col in sets)
         with self.db.transaction():
             if sets:
-                updated = self.db.execute(
-                    f"UPDATE {table} SET {assignments} WHERE {where}", [*(values[c] for c in sets), *key_values]
+                rows = self.db.execute_returning(
+                    f"UPDATE {table} SET {assignments} WHERE {where} RETURNING *",
+                    [*(values[c] for c in sets), *key_values],
                 )
             else:
-                updated = self.db.fetch_value(f"SELECT count(*) FROM {table} WHERE {where}", key_values)
-            if not updated:
-                placeholders = ", ".join("?" for _ in values)
-                self.db.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({placeholders})", list(values.values()))
+                rows = self.db.fetch_all(f"SELECT * FROM {table} WHERE {where}", key_values)
+            if rows:
+                return rows[0]
+            placeholders = ", ".join("?" for _ in values)
+            return self.db.execute_returning(
+                f"INSERT INTO {table} ({', '.join(values)}) VALUES ({placeholders}) RETURNING *",
+                list(values.values()),
+            )[0]
 
     def _delete(self, *key: Any) -> None:
         """Delete the row with this key, or raise NotFoundError."""

@@ -29,8 +29,9 @@ class TelegramRepository(Repository):
         check_id("user_id", user_id)
         _check_chat_id(chat_id)
         with self.db.transaction():
-            self._upsert({"user_id": user_id, "chat_id": chat_id, "linked_at": linked_at or utc_now()})
-            return self._require(user_id)  # type: ignore[return-value]
+            return self._upsert(  # type: ignore[return-value]
+                {"user_id": user_id, "chat_id": chat_id, "linked_at": linked_at or utc_now()}
+            )
 
     def unlink_user(self, user_id: str) -> None:
         self._delete(user_id)
@@ -111,12 +112,11 @@ class ScriptRepository(Repository):
         if not isinstance(source, str):
             raise InvalidArgumentError("source must be a string")
         with self.db.transaction():
-            self._upsert(
+            return self._upsert(
                 {"id": id, "name": name, "owner": owner, "schedule": schedule, "source": source,
                  "deployed_at": deployed_at or utc_now()},
                 keep=("owner",),
-            )
-            return self._require(id)  # type: ignore[return-value]
+            )  # type: ignore[return-value]
 
     def undeploy(self, script_id: str) -> None:
         self._delete(script_id)

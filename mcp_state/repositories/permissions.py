@@ -20,8 +20,9 @@ class DatasetPermissionRepository(Repository):
         check_id("dataset", dataset)
         check_choice("access", access, ACCESS_LEVELS)
         with self.db.transaction():
-            self._upsert({"user_id": user_id, "dataset": dataset, "access": access})
-            return self._require(user_id, dataset)  # type: ignore[return-value]
+            return self._upsert(  # type: ignore[return-value]
+                {"user_id": user_id, "dataset": dataset, "access": access}
+            )
 
     def revoke(self, user_id: str, dataset: str) -> None:
         self._delete(user_id, dataset)

@@ -32,8 +32,9 @@ class ProfileRepository(Repository):
             raise InvalidArgumentError("profile must be a JSON object")
         document = {k: v for k, v in profile.items() if k != "profiled_at"}
         with self.db.transaction():
-            self._upsert({"table_id": table_id, "profile": Json(document), "profiled_at": profiled_at or utc_now()})
-            return self._require(table_id)  # type: ignore[return-value]
+            return self._upsert(  # type: ignore[return-value]
+                {"table_id": table_id, "profile": Json(document), "profiled_at": profiled_at or utc_now()}
+            )
 
     def get(self, table_id: str) -> dict[str, Any] | None:
         row = self._get(table_id)

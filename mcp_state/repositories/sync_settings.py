@@ -44,11 +44,10 @@ class SyncSettingsRepository(Repository):
         if table_mode == "all" and tables:
             raise InvalidArgumentError("tables are only used with table_mode 'selected'; leave them out for 'all'")
         with self.db.transaction():
-            self._upsert(
+            return self._upsert(
                 {"user_id": user_id, "dataset": dataset, "enabled": enabled, "table_mode": table_mode,
                  "tables": Json(tables), "updated_at": updated_at or utc_now()}
-            )
-            return self._require(user_id, dataset)  # type: ignore[return-value]
+            )  # type: ignore[return-value]
 
     def list_all(self, dataset: str | None = None, limit: int | None = None, offset: int = 0) -> list[SyncSetting]:
         if dataset:

@@ -61,7 +61,7 @@ class SyncStateRepository(Repository):
         with self.db.transaction():
             # Stamped under the write lock, so time order and commit order agree across threads.
             now = synced_at or utc_now()
-            self._upsert(
+            state = self._upsert(
                 {"table_id": table_id, "last_sync": now, "rows": rows, "file_size_bytes": file_size_bytes,
                  "uncompressed_size_bytes": uncompressed_size_bytes, "columns": columns, "hash": hash,
                  "status": status, "error": error}
@@ -71,7 +71,7 @@ class SyncStateRepository(Repository):
                    VALUES (?, ?, ?, ?, ?, ?, ?)""",
                 [str(uuid.uuid4()), table_id, now, rows, duration_ms, status, error],
             )
-            return self._require(table_id)  # type: ignore[return-value]
+            return state  # type: ignore[return-value]
 
     def get_sync_history(self, table_id: str, limit: int = 10, offset: int = 0) -> list[SyncHistoryEntry]:
         """Sync runs of ``table_id``, newest first (ties broken by insertion order)."""

@@ -29,13 +29,12 @@ class TableRegistryRepository(Repository):
         check_id("id", id)
         check_id("name", name)
         with self.db.transaction():
-            self._upsert(
+            return self._upsert(
                 {"id": id, "name": name, "folder": folder, "sync_strategy": sync_strategy,
                  "primary_key": primary_key, "description": description, "registered_by": registered_by,
                  "registered_at": registered_at or utc_now()},
                 insert_only=("registered_by", "registered_at"),
-            )
-            return self._require(id)  # type: ignore[return-value]
+            )  # type: ignore[return-value]
 
     def unregister(self, table_id: str) -> None:
         self._delete(table_id)
