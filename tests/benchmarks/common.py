@@ -280,8 +280,19 @@ def read_report(path: Path) -> tuple[list[Figure], dict[str, object], dict[str, 
     return figures, payload.get("notes", {}), payload.get("machine", {})
 
 
+def budget(figure: Figure) -> float:
+    """How much of its target a figure uses: below 1 the target is met, above 1 missed."""
+    assert figure.target is not None
+    if figure.kind == "limit":
+        return figure.ours / figure.target
+    if figure.kind == "speedup":
+        return figure.target / figure.ratio if figure.ratio else float("inf")
+    return figure.ratio / figure.target
+
+
 def plot(figures: list[Figure], path: Path, title: str = "") -> Path | None:
-    """A PNG: per figure, mcp-state's bar next to its baseline's, with the ratio and the target.
+    """A PNG with one bar per figure that has a target: the share of the target it uses (left
+    of the line: met), labelled with the measured value and the target.
 
     matplotlib is the optional ``bench`` extra; without it, say how to get it and return None.
     """
@@ -297,37 +308,38 @@ def plot(figures: list[Figure], path: Path, title: str = "") -> Path | None:
             file=sys.stderr,
         )
         return None
-    shown = [f for f in figures if f.other_label or f.kind == "limit"]
-    cols = 3
-    rows = max(1, -(-len(shown) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 4.2, rows * 2.5), squeeze=False)
-    scale = {"s": (1e3, "ms"), "MB": (1, "MB"), "B/tool": (1, "bytes per tool"), "B": (1, "bytes")}
-    for ax, figure in zip(axes.flat, shown, strict=False):
-        factor, unit = scale.get(figure.unit, (1, figure.unit))
-        labels, values, colors = ["mcp-state"], [figure.ours * factor], []
-        if figure.other_label:
-            labels.append(figure.other_label)
-            values.append(figure.other * factor)
-        colors = ["#2b6cb0" if figure.met is not False else "#c53030", "#a0aec0"][: len(values)]
-        ax.barh(labels[::-1], values[::-1], color=colors[::-1])
-        if figure.kind == "limit" and figure.target is not None:
-            ax.axvline(figure.target * factor, color="#718096", linestyle="--", linewidth=1)
-        verdict = {True: "met", False: "MISSED", None: "no target"}[figure.met]
-        ratio = figure.describe_ratio() if figure.other_label and figure.kind != "limit" else ""
-        ax.set_title(
-            f"{figure.name}\n{ratio}  target {figure.describe_target()}: {verdict}".strip(), fontsize=8
+    shown = [f for f in figures if f.target is not None]
+    if not shown:
+        return None
+    loads = [budget(f) for f in shown]
+    fig, ax = plt.subplots(figsize=(11, 0.42 * len(shown) + 1.4))
+    ys = list(range(len(shown)))[::-1]
+    colors = ["#2f855a" if f.met else "#c53030" for f in shown]
+    ax.barh(ys, loads, color=colors, height=0.6)
+    ax.axvline(1.0, color="#1a202c", linewidth=1)
+    ax.set_xscale("log")
+    low, high = min(loads + [1.0]), max(loads + [1.0])
+    ax.set_xlim(low / 1.6, high * 4)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([f.name for f in shown], fontsize=8)
+    for y, figure, load in zip(ys, shown, loads, strict=True):
+        measured = (
+            format_value(figure.ours, figure.unit) if figure.kind == "limit" else figure.describe_ratio()
         )
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel(unit, fontsize=7)
-        for y, value in enumerate(values[::-1]):
-            ax.text(value, y, f" {value:,.3g}", va="center", fontsize=7)
-        ax.margins(x=0.25)
-    for ax in list(axes.flat)[len(shown) :]:
-        ax.axis("off")
+        verdict = "met" if figure.met else "MISSED"
+        ax.text(
+            load * 1.08,
+            y,
+            f"{measured} (target {figure.describe_target()}): {verdict}",
+            va="center",
+            fontsize=7.5,
+        )
+    ax.set_xlabel("share of the target used (log scale; left of the line: target met)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
     if title:
-        fig.suptitle(title, fontsize=9)
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
