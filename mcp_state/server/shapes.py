@@ -197,17 +197,84 @@ _FOLDABLE = frozenset(
 def compact_schema(schema: Any) -> Any:
     """The same JSON Schema, shorter: agents pay for ``tools/list`` in context.
 
-    Drops ``title`` annotations (pydantic's "Table Id" echoes of property names) and folds
-    ``anyOf: [{type: X, ...}, {type: null}]`` into ``type: [X, "null"]``. Validation is unchanged.
+    Drops ``title`` annotations (pydantic's "Table Id" echoes of property names), folds
+    ``anyOf: [{type: X, ...}, {type: null}]`` into ``type: [X, "null"]``, and puts a ``$defs``
+    entry used once in place of its ``$ref`` (clients validate every result against the output
+    schema, and resolving a ``$ref`` per list item was most of that work). Validation is unchanged.
     """
+    return _compact(inline_single_refs(schema))
+
+
+_DEF_PREFIX = "#/$defs/"
+# Keywords that may sit next to a ``$ref`` and be merged into the inlined definition: annotations only.
+_REF_SIBLINGS = frozenset({"description", "title", "default", "examples"})
+
+
+def inline_single_refs(schema: Any) -> Any:
+    """``schema`` with each ``$defs`` entry that is referenced once (and not from itself,
+    directly or not) written in place of its ``$ref``; other entries stay in ``$defs``."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("$defs"), dict):
+        return schema
+    defs: dict[str, Any] = schema["$defs"]
+    counts: dict[str, int] = {}
+    edges: dict[str, set[str]] = {name: set(_refs(sub)) for name, sub in defs.items()}
+    for name in _refs({k: v for k, v in schema.items() if k != "$defs"}) + [
+        ref for sub in defs.values() for ref in _refs(sub)
+    ]:
+        counts[name] = counts.get(name, 0) + 1
+    inline = {name for name in defs if counts.get(name) == 1 and not _reaches(name, name, edges)}
+
+    def substitute(node: Any) -> Any:
+        if isinstance(node, list):
+            return [substitute(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_DEF_PREFIX) and ref[len(_DEF_PREFIX) :] in inline:
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            if set(siblings) <= _REF_SIBLINGS:
+                return {**substitute(defs[ref[len(_DEF_PREFIX) :]]), **siblings}
+        return {key: substitute(value) for key, value in node.items()}
+
+    out = {key: substitute(value) for key, value in schema.items() if key != "$defs"}
+    kept = {name: substitute(sub) for name, sub in defs.items() if name not in inline or name in _refs(out)}
+    if kept:
+        out["$defs"] = kept
+    return out
+
+
+def _refs(node: Any) -> list[str]:
+    """Names of the ``$defs`` entries ``node`` refers to, once per reference."""
+    if isinstance(node, list):
+        return [name for item in node for name in _refs(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["$ref"][len(_DEF_PREFIX) :]] if str(node.get("$ref", "")).startswith(_DEF_PREFIX) else []
+    return found + [name for key, value in node.items() if key != "$ref" for name in _refs(value)]
+
+
+def _reaches(start: str, target: str, edges: dict[str, set[str]]) -> bool:
+    seen: set[str] = set()
+    stack = list(edges.get(start, ()))
+    while stack:
+        name = stack.pop()
+        if name == target:
+            return True
+        if name not in seen:
+            seen.add(name)
+            stack.extend(edges.get(name, ()))
+    return False
+
+
+def _compact(schema: Any) -> Any:
     if isinstance(schema, list):
-        return [compact_schema(item) for item in schema]
+        return [_compact(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: compact_schema(value) for key, value in schema.items() if key != "title"}
+    out = {key: _compact(value) for key, value in schema.items() if key != "title"}
     for names in ("properties", "$defs"):  # keys here are names, not keywords: keep a field called "title"
         if isinstance(schema.get(names), dict):
-            out[names] = {name: compact_schema(sub) for name, sub in schema[names].items()}
+            out[names] = {name: _compact(sub) for name, sub in schema[names].items()}
     any_of = out.get("anyOf")
     if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
         other = any_of[0] if any_of[1] == {"type": "null"} else any_of[1]
