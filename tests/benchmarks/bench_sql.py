@@ -4,10 +4,11 @@ One hardened database with N audit rows (default 1,000,000), and the same rows i
 file (Python's ``sqlite3``, timestamps as ISO text, the same index on ``timestamp``). Each
 query runs four ways, alternating: directly on a DuckDB cursor of the same instance
 (``execute`` and ``fetchall``), through ``SqlEngine.query`` (every guard layer, the read-only
-transaction, the watchdog, the JSON-safe rows), as the ``sql_query`` tool over an in-memory
-MCP session, and on SQLite. Targets: ``sql_query`` at most 1.3x the direct query and at
-least 20x faster than SQLite, for a GROUP BY and for filtered counts over 1M rows; the fixed
-cost of the layers (``SELECT 1``) is reported in milliseconds, with its parts.
+transaction, the watchdog, the JSON-safe rows), as the ``sql_query`` tool of the real server
+(``build_server``, sql toolset) over an in-memory MCP session, and on SQLite. Targets:
+``sql_query`` at most 1.3x the direct query and at least 20x faster than SQLite, for a GROUP
+BY and for filtered counts over 1M rows; the fixed cost of the layers (``SELECT 1``) is
+reported in milliseconds, with its parts.
 
     python tests/benchmarks/bench_sql.py [--rows 1000000] [--repetitions 30] [--quick]
 """
@@ -28,10 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Figure, Stats, alternate_async, print_table, write_report
 from mcp import Client
-from mcp.server.mcpserver import MCPServer
 
 from mcp_state.gateway import Gateway
-from mcp_state.server.tools_sql import register_sql_tools
+from mcp_state.server import ServerSettings, build_server
 from mcp_state.sql import SqlEngine, hardened_database
 from mcp_state.sql.guard import check_statement, check_tree
 
@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
 async def _measure(db, engine: SqlEngine, lite: sqlite3.Connection, rows: int, reps: int) -> list[Figure]:
     """Time the sides in the event loop that also runs the MCP session (no thread hop of the
     benchmark's own), alternating their order round by round."""
-    mcp = MCPServer("bench-sql")
-    register_sql_tools(mcp, lambda ctx: engine)
+    # The real server (its sql toolset), on the same file: DuckDB shares the open instance.
+    mcp = build_server(ServerSettings(db_path=db.path, toolsets=("sql",), actor="bench", idle_release=None))
     figures: list[Figure] = []
     async with Client(mcp) as client:
         for name, (sql, sqlite_sql) in QUERIES.items():
