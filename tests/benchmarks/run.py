@@ -9,7 +9,7 @@ writes ``results/benchmarks.json`` (with the date and the machine), ``results/be
 (the table in Markdown) and ``results/benchmarks.png`` (needs matplotlib: ``pip install -e
 ".[bench]"``). ``--publish`` also copies the JSON and the chart to ``docs/``, where the
 README shows them. The full run takes about six minutes on a 2-CPU machine; ``--quick``
-about two.
+(smaller data, fewer repetitions: a smoke run, not for publishing) about two and a half.
 
 Benchmarks (each figure is measured side by side, alternating, several repetitions):
   server     tool-call latency over stdio, cold start, catalog size, peak memory of a huge query
@@ -48,7 +48,7 @@ DOCS = ROOT / "docs"
 
 # name: (script, arguments of a full run, arguments of a quick run)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
-    "server": ("bench_server.py", ["--calls", "1000", "--starts", "15"], ["--quick"]),
+    "server": ("bench_server.py", ["--calls", "1000", "--starts", "25"], ["--quick"]),
     "writes": ("bench_writes.py", [], ["--quick"]),
     "sql": ("bench_sql.py", ["--repetitions", "15"], ["--quick"]),
     "migration": (
