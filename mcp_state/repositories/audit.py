@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from mcp_state.db import WRITE_LOCK
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import Json, to_utc, utc_now
 from mcp_state.repositories.base import Repository, check_id, check_non_negative
@@ -33,8 +34,9 @@ class AuditRepository(Repository):
         check_id("action", action)
         check_non_negative("duration_ms", duration_ms)
         entry_id = str(uuid.uuid4())
-        with self.db.transaction():
+        with WRITE_LOCK:
             # Stamped under the write lock, so timestamp order and seq order agree across threads.
+            # One statement: on its own it commits alone, in a caller's transaction it joins it.
             self.db.execute(
                 """INSERT INTO audit_log (id, timestamp, user_id, action, resource, params, result, duration_ms)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
