@@ -335,6 +335,11 @@ def plot(figures: list[Figure], path: Path, title: str = "") -> Path | None:
             fontsize=7.5,
         )
     ax.set_xlabel("share of the target used (log scale; left of the line: target met)", fontsize=8)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks([t for t in (0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10) if low / 1.6 <= t <= high * 4])
     ax.tick_params(axis="x", labelsize=7)
     if title:
         ax.set_title(title, fontsize=9)

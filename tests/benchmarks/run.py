@@ -77,7 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", metavar="A,B", help=f"run only these: {', '.join(BENCHMARKS)}")
     parser.add_argument("--publish", action="store_true", help="also copy the JSON and the chart to docs/")
+    parser.add_argument(
+        "--chart-only",
+        metavar="JSON",
+        type=Path,
+        help="draw the chart of an earlier report (next to it) and stop",
+    )
     args = parser.parse_args(argv)
+    if args.chart_only:
+        figures, _, info = read_report(args.chart_only)
+        title = f"mcp-state benchmarks, {info.get('date', '?')}, {info.get('cpus', '?')} CPUs ({info.get('cpu', '?')})"
+        chart = plot(figures, args.chart_only.with_suffix(".png"), title)
+        print(f"wrote {chart}" if chart else "no chart written")
+        return 0 if chart else 1
 
     selected = list(BENCHMARKS)
     if args.only:
