@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,11 @@ def _get_data_dir() -> Path:
 
 def system_db_path(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where the system state database lives: ``DATA_DIR/state/system.duckdb``."""
-    return Path(data_dir) / "state" / "system.duckdb" if data_dir else _get_data_dir() / "state" / "system.duckdb"
+    return (
+        Path(data_dir) / "state" / "system.duckdb"
+        if data_dir
+        else _get_data_dir() / "state" / "system.duckdb"
+    )
 
 
 def get_system_db() -> duckdb.DuckDBPyConnection:
@@ -148,10 +152,8 @@ def _connect(
 
 def _remove_partial(target: str) -> None:
     for path in (Path(target), Path(target + ".wal")):
-        try:
+        with suppress(OSError):
             path.unlink()
-        except OSError:
-            pass
 
 
 def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb.DuckDBPyConnection:
@@ -359,7 +361,9 @@ class Database:
                     self._conn = None
                     self._changed()
                     return
-                self._state.wait(max(0.01, self.idle_release - idle_for if self._active == 0 else self.idle_release))
+                self._state.wait(
+                    max(0.01, self.idle_release - idle_for if self._active == 0 else self.idle_release)
+                )
 
     # -- operations --------------------------------------------------------------------
     @contextmanager

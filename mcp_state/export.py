@@ -65,7 +65,9 @@ def export_all(
         for kind in KINDS:
             rows = _rows(conn, kind)
             if kind.shape is Shape.LINES:
-                counts[kind.name] = _write_file(target / kind.file, lambda out, rows=rows: _write_lines(out, kind, rows))
+                counts[kind.name] = _write_file(
+                    target / kind.file, lambda out, rows=rows, kind=kind: _write_lines(out, kind, rows)
+                )
             else:
                 counts[kind.name] = _place(documents, kind, rows)
         conn.execute("ROLLBACK")
@@ -78,8 +80,10 @@ def export_all(
 
 def _rows(conn: duckdb.DuckDBPyConnection, kind: Kind) -> Iterable[dict[str, Any]]:
     """The table's rows as the gateway shapes them (JSON decoded, aware UTC datetimes), streamed."""
-    order = "seq" if kind.ordered else ", ".join(
-        [f.column for f in kind.fields if f.source is Source.PARENT_KEY] + list(kind.key)
+    order = (
+        "seq"
+        if kind.ordered
+        else ", ".join([f.column for f in kind.fields if f.source is Source.PARENT_KEY] + list(kind.key))
     )
     result = conn.execute(f"SELECT {', '.join(kind.columns)} FROM {kind.table} ORDER BY {order}")
     while chunk := result.fetchmany(CHUNK_ROWS):
@@ -163,4 +167,3 @@ def _write_file(path: Path, write: Callable[[IO[str]], int]) -> int:
         Path(temporary).unlink(missing_ok=True)
         raise
     return count
-

@@ -17,7 +17,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,17 +91,24 @@ def column_names(description: Sequence[Sequence[Any]] | None) -> list[str]:
     return names
 
 
-def rows_to_dicts(description: Sequence[Sequence[Any]] | None, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+def rows_to_dicts(
+    description: Sequence[Sequence[Any]] | None, rows: Sequence[Sequence[Any]]
+) -> list[dict[str, Any]]:
     names = column_names(description)
     # Decode by the column's own name: a second ``tags`` renamed ``tags_2`` is JSON all the same.
     columns = list(zip(names, (str(col[0]) for col in description or ()), strict=True))
-    return [{name: _out(source, value) for (name, source), value in zip(columns, row, strict=True)} for row in rows]
+    return [
+        {name: _out(source, value) for (name, source), value in zip(columns, row, strict=True)}
+        for row in rows
+    ]
 
 
 _local = threading.local()
 
 # A commit that cannot reach the disk surfaces as a TransactionException with the OS error in its text.
-_IO_FAILURE = re.compile(r"No space left on device|Could not write file|Read-only file system|Permission denied")
+_IO_FAILURE = re.compile(
+    r"No space left on device|Could not write file|Read-only file system|Permission denied"
+)
 
 
 def _translate(exc: duckdb.Error) -> Exception:
@@ -186,10 +193,8 @@ class Gateway:
             except BaseException:
                 _local.txs.pop(self._key(), None)
                 if tx.begun:
-                    try:
+                    with suppress(duckdb.Error):
                         cursor.execute("ROLLBACK")
-                    except duckdb.Error:
-                        pass
                 raise
             _local.txs.pop(self._key(), None)
             if not tx.begun:
@@ -197,10 +202,8 @@ class Gateway:
             try:
                 cursor.execute("COMMIT")
             except duckdb.Error as exc:
-                try:
+                with suppress(duckdb.Error):
                     cursor.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
                 raise _translate(exc) from exc
 
     @property
@@ -208,7 +211,9 @@ class Gateway:
         return self._active_tx() is not None
 
     # -- queries -------------------------------------------------------------------
-    def _run(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> duckdb.DuckDBPyConnection:
+    def _run(
+        self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]
+    ) -> duckdb.DuckDBPyConnection:
         tx = self._active_tx()
         begin = tx is not None and not tx.begun
         if begin:
@@ -222,10 +227,8 @@ class Gateway:
             if begin:
                 # If <sql> did not even parse, BEGIN did not run either: begin now, so that the
                 # rest of the block (should the caller carry on) stays in one transaction.
-                try:
+                with suppress(duckdb.Error):  # it did run
                     cursor.execute("BEGIN TRANSACTION")
-                except duckdb.Error:
-                    pass  # it did run
             translated = _translate(exc)
             if translated is exc:
                 raise
@@ -236,7 +239,9 @@ class Gateway:
             result = self._run(cursor, sql, params)
             return rows_to_dicts(result.description, result.fetchall())
 
-    def fetch_one(self, sql: str, params: Sequence[Any] = (), *, cache: bool = False) -> dict[str, Any] | None:
+    def fetch_one(
+        self, sql: str, params: Sequence[Any] = (), *, cache: bool = False
+    ) -> dict[str, Any] | None:
         """The first row of a read, or None. ``cache=True``: the answer may come from the
         ``Database``'s read cache (for reads that depend only on the stored data: no clock,
         no randomness); see ``Database`` for why a cached answer is never stale."""

@@ -220,7 +220,12 @@ _SYNC_STATE = "src_data/metadata/sync_state.json"
 
 KINDS: tuple[Kind, ...] = (
     Kind(
-        "sync_state", _SYNC_STATE, "sync_state", Shape.MAP, path="$.tables", container="table id",
+        "sync_state",
+        _SYNC_STATE,
+        "sync_state",
+        Shape.MAP,
+        path="$.tables",
+        container="table id",
         key=("table_id",),
         fields=(
             Field("table_id", IDENT, Source.KEY),
@@ -235,8 +240,14 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "sync_history", _SYNC_STATE, "sync_history", Shape.LIST, path="$.history",
-        key=("id",), generated_key="h-", ordered=True,
+        "sync_history",
+        _SYNC_STATE,
+        "sync_history",
+        Shape.LIST,
+        path="$.history",
+        key=("id",),
+        generated_key="h-",
+        ordered=True,
         fields=(
             Field("id", IDENT),
             Field("table_id", IDENT, required=True),
@@ -248,8 +259,13 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "sync_settings", "notifications/sync_settings.json", "user_sync_settings", Shape.NESTED_MAP,
-        child="$.datasets", container="user id, then dataset", key=("user_id", "dataset"),
+        "sync_settings",
+        "notifications/sync_settings.json",
+        "user_sync_settings",
+        Shape.NESTED_MAP,
+        child="$.datasets",
+        container="user id, then dataset",
+        key=("user_id", "dataset"),
         entry_types=("OBJECT", "BOOLEAN"),
         fields=(
             Field("user_id", IDENT, Source.PARENT_KEY),
@@ -260,13 +276,19 @@ KINDS: tuple[Kind, ...] = (
             Field("updated_at", TIMESTAMP, Source.PARENT),
         ),
         checks=(  # SyncSettingsRepository.set
-            ("table_mode = 'selected' AND tables IS NULL", "table_mode \"selected\" needs the list of tables"),
-            ("table_mode = 'all' AND json_array_length(tables) > 0",
-             "tables are only used with table_mode \"selected\"; leave them out for \"all\""),
+            ("table_mode = 'selected' AND tables IS NULL", 'table_mode "selected" needs the list of tables'),
+            (
+                "table_mode = 'all' AND json_array_length(tables) > 0",
+                'tables are only used with table_mode "selected"; leave them out for "all"',
+            ),
         ),
     ),
     Kind(
-        "knowledge", "corporate-memory/knowledge.json", "knowledge_items", Shape.LIST, key=("id",),
+        "knowledge",
+        "corporate-memory/knowledge.json",
+        "knowledge_items",
+        Shape.LIST,
+        key=("id",),
         fields=(
             Field("id", IDENT, required=True),
             Field("title", IDENT, required=True),
@@ -282,8 +304,13 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "votes", "corporate-memory/votes.json", "knowledge_votes", Shape.NESTED_MAP,
-        container="item id, then user id", key=("item_id", "user_id"), entry_types=(),
+        "votes",
+        "corporate-memory/votes.json",
+        "knowledge_votes",
+        Shape.NESTED_MAP,
+        container="item id, then user id",
+        key=("item_id", "user_id"),
+        entry_types=(),
         insert_nulls=("voted_at",),
         fields=(
             Field("item_id", IDENT, Source.PARENT_KEY),
@@ -293,8 +320,12 @@ KINDS: tuple[Kind, ...] = (
         references=(Reference("item_id", "knowledge", "knowledge_items", "id", "knowledge item"),),
     ),
     Kind(
-        "telegram", "notifications/telegram_users.json", "telegram_links", Shape.MAP,
-        container="user id", key=("user_id",),
+        "telegram",
+        "notifications/telegram_users.json",
+        "telegram_links",
+        Shape.MAP,
+        container="user id",
+        key=("user_id",),
         fields=(
             Field("user_id", IDENT, Source.KEY),
             Field("chat_id", CHAT_ID, required=True),
@@ -302,8 +333,12 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "pending_codes", "notifications/pending_codes.json", "pending_codes", Shape.MAP,
-        container="code", key=("code",),
+        "pending_codes",
+        "notifications/pending_codes.json",
+        "pending_codes",
+        Shape.MAP,
+        container="code",
+        key=("code",),
         fields=(
             Field("code", IDENT, Source.KEY),
             Field("chat_id", CHAT_ID, required=True),
@@ -311,8 +346,12 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "scripts", "notifications/scripts.json", "script_registry", Shape.MAP,
-        container="script id", key=("id",),
+        "scripts",
+        "notifications/scripts.json",
+        "script_registry",
+        Shape.MAP,
+        container="script id",
+        key=("id",),
         fields=(
             Field("id", IDENT, Source.KEY),
             Field("name", IDENT, required=True),
@@ -325,8 +364,13 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "table_registry", "src_data/metadata/table_registry.json", "table_registry", Shape.MAP,
-        path="$.tables", container="table id", key=("id",),
+        "table_registry",
+        "src_data/metadata/table_registry.json",
+        "table_registry",
+        Shape.MAP,
+        path="$.tables",
+        container="table id",
+        key=("id",),
         fields=(
             Field("id", IDENT, Source.KEY),
             Field("name", IDENT, required=True),
@@ -339,8 +383,12 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "profiles", "src_data/metadata/profiles.json", "table_profiles", Shape.MAP,
-        container="table id", key=("table_id",),
+        "profiles",
+        "src_data/metadata/profiles.json",
+        "table_profiles",
+        Shape.MAP,
+        container="table id",
+        key=("table_id",),
         fields=(
             Field("table_id", IDENT, Source.KEY),
             Field("profile", OBJECT, Source.REST),
@@ -348,9 +396,15 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "users", "auth/users.json", "users", Shape.MAP, container="email", key=("id",),
+        "users",
+        "auth/users.json",
+        "users",
+        Shape.MAP,
+        container="email",
+        key=("id",),
         unique=(("lower(email)", "email (emails are compared case-insensitively)"),),
-        db_unique=("email",), insert_nulls=("updated_at",),
+        db_unique=("email",),
+        insert_nulls=("updated_at",),
         fields=(
             Field("email", EMAIL, Source.KEY),
             Field("id", IDENT, default_column="email"),
@@ -365,8 +419,13 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "permissions", "auth/dataset_permissions.json", "dataset_permissions", Shape.NESTED_MAP,
-        container="user id, then dataset", key=("user_id", "dataset"), entry_types=(),
+        "permissions",
+        "auth/dataset_permissions.json",
+        "dataset_permissions",
+        Shape.NESTED_MAP,
+        container="user id, then dataset",
+        key=("user_id", "dataset"),
+        entry_types=(),
         fields=(
             Field("user_id", IDENT, Source.PARENT_KEY),
             Field("dataset", IDENT, Source.KEY),
@@ -374,7 +433,13 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        "audit", "audit/audit.jsonl", "audit_log", Shape.LINES, key=("id",), generated_key="a-", ordered=True,
+        "audit",
+        "audit/audit.jsonl",
+        "audit_log",
+        Shape.LINES,
+        key=("id",),
+        generated_key="a-",
+        ordered=True,
         append_only=True,
         fields=(
             Field("id", IDENT),

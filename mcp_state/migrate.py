@@ -72,6 +72,7 @@ Progress = Callable[[str, float], None]
 # DuckDB's memory during a run; staged entries beyond it spill to a temporary file.
 MEMORY_LIMIT = "1GB"
 
+
 # -- the report ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Problem:
@@ -137,7 +138,12 @@ def migrate_all(
 ) -> dict[str, int]:
     """Migrate ``data_dir`` (default ``$DATA_DIR``); entries of each kind in the database afterwards."""
     return migrate(
-        data_dir, db_path=db_path, dry_run=dry_run, skip_invalid=skip_invalid, progress=progress, on_wait=on_wait
+        data_dir,
+        db_path=db_path,
+        dry_run=dry_run,
+        skip_invalid=skip_invalid,
+        progress=progress,
+        on_wait=on_wait,
     ).counts()
 
 
@@ -342,7 +348,9 @@ class _Run:
         entry_fields = [f for f in kind.fields if f.source is Source.ENTRY]
         paths = params.add([_json_path(f.json_key) for f in entry_fields]) if entry_fields else "NULL"
         parent_fields = [f for f in kind.fields if f.source is Source.PARENT]
-        parent_paths = params.add([_json_path(f.json_key) for f in parent_fields]) if parent_fields else "NULL"
+        parent_paths = (
+            params.add([_json_path(f.json_key) for f in parent_fields]) if parent_fields else "NULL"
+        )
         step = f"{kind.file}: reading {kind.name}"
         if kind.shape is Shape.LINES:
             # Malformed lines come back as NULL (and count as bad entries); blank lines are skipped.
@@ -368,7 +376,11 @@ class _Run:
             return None
         if found != container:
             where = "the file" if kind.path == "$" else f'"{kind.path[2:]}"'
-            return Problem(kind.file, "(whole file)", f"{where} must be {_describe_container(kind)}, not {_json_kind(found)}")
+            return Problem(
+                kind.file,
+                "(whole file)",
+                f"{where} must be {_describe_container(kind)}, not {_json_kind(found)}",
+            )
         # json_each over a scalar subquery: a lateral join would copy the document into every row.
         if kind.shape is not Shape.NESTED_MAP:
             params["path"] = kind.path
@@ -405,7 +417,13 @@ class _Run:
         ).fetchall()
         self.conn.execute(f"DROP TABLE _parents_{kind.name}")
         self.report[kind.name].read += len(bad)
-        self._found(kind, [Problem(kind.file, _shown(key), _parent_problem(kind, type_, child)) for key, type_, child in bad])
+        self._found(
+            kind,
+            [
+                Problem(kind.file, _shown(key), _parent_problem(kind, type_, child))
+                for key, type_, child in bad
+            ],
+        )
         return None
 
     def _document(self, kind: Kind, path: Path) -> str | Problem:
@@ -426,16 +444,20 @@ class _Run:
             count = self._value(f"SELECT count(*) FROM {table}")
             if count != 1:
                 what = "is empty" if count == 0 else "holds more than one JSON document"
-                result = Problem(kind.file, "(whole file)", f"the file {what}; it must hold {_describe_container(kind)}")
+                result = Problem(
+                    kind.file, "(whole file)", f"the file {what}; it must hold {_describe_container(kind)}"
+                )
         except duckdb.Error as exc:
             result = Problem(kind.file, "(whole file)", _malformed(path, exc))
         self.documents[kind.file] = result
         return result
 
     def _has_duplicates(self, kind: Kind, expr: str) -> bool:
-        return bool(self._value(
-            f"SELECT EXISTS (SELECT 1 FROM _staged_{kind.name} WHERE _problem IS NULL GROUP BY {expr} HAVING count(*) > 1)"
-        ))
+        return bool(
+            self._value(
+                f"SELECT EXISTS (SELECT 1 FROM _staged_{kind.name} WHERE _problem IS NULL GROUP BY {expr} HAVING count(*) > 1)"
+            )
+        )
 
     def _number_repeats(self, kind: Kind) -> None:
         """Exact repeats of an entry without an id get ``-2``, ``-3``... after the content id."""
@@ -483,7 +505,7 @@ class _Run:
         self.conn.execute(
             f"""UPDATE _staged_{kind.name} AS s
                 SET _problem = '{column} "' || s.{column} || '" already belongs to another row in the database ('
-                               || (SELECT concat_ws(' / ', {', '.join('t.' + k for k in kind.key)}) FROM {kind.table} t
+                               || (SELECT concat_ws(' / ', {", ".join("t." + k for k in kind.key)}) FROM {kind.table} t
                                    WHERE lower(t.{column}) = lower(s.{column}) LIMIT 1) || ')'
                 WHERE s._problem IS NULL
                   AND EXISTS (SELECT 1 FROM {kind.table} t WHERE lower(t.{column}) = lower(s.{column}) AND NOT ({match}))"""
@@ -496,8 +518,10 @@ class _Run:
         self.conn.execute(
             f"""UPDATE _staged_{kind.name} AS s SET _problem = $message FROM {kind.table} t
                 WHERE s._problem IS NULL AND {_match(kind)} AND ({_differs_any(kind)})""",
-            {"message": f"already in the database with other values; {kind.table} is append-only, so a stored "
-                        "entry is never rewritten (give the changed entry a new id)"},
+            {
+                "message": f"already in the database with other values; {kind.table} is append-only, so a stored "
+                "entry is never rewritten (give the changed entry a new id)"
+            },
         )
 
     # -- writing -------------------------------------------------------------------------
@@ -525,15 +549,21 @@ class _Run:
         changed = 0
         if stored and valid > count and not kind.append_only:
             if dry_run:
-                changed = int(self._value(f"SELECT count(*) FROM {staged} s JOIN {kind.table} t ON {match} "
-                                          f"WHERE s._problem IS NULL AND ({differs})"))
+                changed = int(
+                    self._value(
+                        f"SELECT count(*) FROM {staged} s JOIN {kind.table} t ON {match} "
+                        f"WHERE s._problem IS NULL AND ({differs})"
+                    )
+                )
             else:
                 assignments = ", ".join(f"{c} = s.{c}" for c in kind.compared)
-                changed = _count_of(self._sql(
-                    step,
-                    f"UPDATE {kind.table} AS t SET {assignments} FROM {staged} s "
-                    f"WHERE s._problem IS NULL AND {match} AND ({differs})",
-                ))
+                changed = _count_of(
+                    self._sql(
+                        step,
+                        f"UPDATE {kind.table} AS t SET {assignments} FROM {staged} s "
+                        f"WHERE s._problem IS NULL AND {match} AND ({differs})",
+                    )
+                )
         if count and not dry_run:
             columns = [*kind.columns, *kind.insert_nulls]
             values = [f"s.{c}" for c in kind.columns] + ["NULL"] * len(kind.insert_nulls)
@@ -541,7 +571,8 @@ class _Run:
             if kind.ordered:
                 # New rows are numbered in file order: take a block of the table's sequence.
                 params["base"] = self._value(
-                    f"SELECT min(v) FROM (SELECT nextval('{kind.table}_seq') AS v FROM range($n))", {"n": last - first + 1}
+                    f"SELECT min(v) FROM (SELECT nextval('{kind.table}_seq') AS v FROM range($n))",
+                    {"n": last - first + 1},
                 )
                 params["first"] = first
                 columns.append("seq")
@@ -597,23 +628,32 @@ def _check_sql(kind: Kind, params: Params) -> str:
     made from the content and the checks across fields.
     """
     secret = SECRET_COLUMNS.get(kind.table, frozenset())
-    names = {f.column: {"j": f"_j_{f.column}", "s": f"_s_{f.column}", "ts": f"_ts_{f.column}"} for f in kind.fields}
-    texts = ", ".join(f"nullif(({_raw(kind, f, params)})::VARCHAR, 'null') AS _j_{f.column}" for f in kind.fields)
+    names = {
+        f.column: {"j": f"_j_{f.column}", "s": f"_s_{f.column}", "ts": f"_ts_{f.column}"} for f in kind.fields
+    }
+    texts = ", ".join(
+        f"nullif(({_raw(kind, f, params)})::VARCHAR, 'null') AS _j_{f.column}" for f in kind.fields
+    )
     strings = "".join(
         f", {string_sql(f'_j_{f.column}')} AS _s_{f.column}" for f in kind.fields if f.rule.needs_string
     )
     stamps = "".join(
-        f", {timestamp_sql(f'_s_{f.column}')} AS _ts_{f.column}" for f in kind.fields if f.rule.needs_timestamp
+        f", {timestamp_sql(f'_s_{f.column}')} AS _ts_{f.column}"
+        for f in kind.fields
+        if f.rule.needs_timestamp
     )
     oks = ", ".join(f"{ok_sql(f.rule, names[f.column], params)} AS _ok_{f.column}" for f in kind.fields)
     # An entry is fine when each value is acceptable, or missing and not required.
-    fine = " AND ".join(f"_ok_{f.column}" if f.required else f"(_ok_{f.column} OR _j_{f.column} IS NULL)"
-                        for f in kind.fields)
+    fine = " AND ".join(
+        f"_ok_{f.column}" if f.required else f"(_ok_{f.column} OR _j_{f.column} IS NULL)" for f in kind.fields
+    )
     converted, problems = [], []
     for f in kind.fields:
         j, ok = f"_j_{f.column}", f"_ok_{f.column}"
         default = "NULL" if f.default is None else params.add(f.default)
-        converted.append(f"CASE WHEN {ok} THEN {f.rule.sql_value(names[f.column])} ELSE {default} END AS {f.column}")
+        converted.append(
+            f"CASE WHEN {ok} THEN {f.rule.sql_value(names[f.column])} ELSE {default} END AS {f.column}"
+        )
         missing = params.add(f'missing "{f.json_key}"') if f.required else "NULL"
         wrong = params.add(f"{_field_name(f)} must be {f.rule.expect}")
         shown = "''" if f.column in secret else f"'; got ' || {_snippet(j)}"
@@ -641,11 +681,11 @@ def _check_sql(kind: Kind, params: Params) -> str:
     generated = f"{kind.key[0]} IS NULL" if kind.generated_key else "false"
     checks = "".join(f", CASE WHEN {cond} THEN {params.add(message)} END" for cond, message in kind.checks)
     return f"""
-        SELECT _n, _key, _parent, {', '.join(finals)}, {generated} AS _generated,
+        SELECT _n, _key, _parent, {", ".join(finals)}, {generated} AS _generated,
                CASE WHEN _problem IS NOT NULL THEN _problem ELSE nullif(concat_ws('; ', NULL{checks}), '') END AS _problem
-        FROM (SELECT _n, _key, _parent, {', '.join(converted)},
+        FROM (SELECT _n, _key, _parent, {", ".join(converted)},
                      CASE WHEN _type IS NOT DISTINCT FROM {expected_type} AND {fine} THEN NULL
-                          ELSE coalesce({entry_check}, nullif(concat_ws('; ', {', '.join(problems)}), '')) END AS _problem
+                          ELSE coalesce({entry_check}, nullif(concat_ws('; ', {", ".join(problems)}), '')) END AS _problem
               FROM (SELECT *, {oks}
                     FROM (SELECT *{stamps}
                           FROM (SELECT *{strings}
@@ -707,10 +747,13 @@ def _match(kind: Kind) -> str:
 
 def _differs_any(kind: Kind) -> str:
     """Stored row ``t`` differs from staged row ``s`` in a column the layout carries (JSON by value)."""
-    return " OR ".join(
-        f"json(t.{c}) IS DISTINCT FROM s.{c}" if c in JSON_COLUMNS else f"t.{c} IS DISTINCT FROM s.{c}"
-        for c in kind.compared
-    ) or "false"
+    return (
+        " OR ".join(
+            f"json(t.{c}) IS DISTINCT FROM s.{c}" if c in JSON_COLUMNS else f"t.{c} IS DISTINCT FROM s.{c}"
+            for c in kind.compared
+        )
+        or "false"
+    )
 
 
 def _count_of(result: duckdb.DuckDBPyConnection) -> int:
@@ -752,7 +795,11 @@ class _Labels:
 def _shown(key: str | None) -> str:
     """A key as a message shows it: quoted when blank or padded, so it can be told apart."""
     text = str(key)
-    return json.dumps(text, ensure_ascii=False) if not text.strip() or text != text.strip() or "/" in text else text
+    return (
+        json.dumps(text, ensure_ascii=False)
+        if not text.strip() or text != text.strip() or "/" in text
+        else text
+    )
 
 
 def _line_numbers(path: Path, wanted: set[int]) -> dict[int, int]:

@@ -8,10 +8,10 @@ The documented value sets (statuses, roles, access levels) live here too.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NotRequired, get_args
 
 # pydantic (and so the MCP SDK's output schemas) needs typing_extensions.TypedDict on Python < 3.12.
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 SyncStatus = Literal["ok", "error", "running", "skipped"]
 Role = Literal["admin", "analyst", "viewer"]

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 import duckdb
@@ -19,8 +19,8 @@ from mcp.server.mcpserver import MCPServer
 
 from mcp_state.db import Database
 from mcp_state.gateway import Gateway
-from mcp_state.sql import SqlEngine, hardened_database
 from mcp_state.server.tools_sql import register_sql_tools
+from mcp_state.sql import SqlEngine, hardened_database
 
 T = TypeVar("T")
 
@@ -154,7 +154,7 @@ def make_server(db_path: Path, *, timeout: float = 5.0) -> MCPServer:
     """A minimal MCP server: a lifespan that opens the hardened database, and the SQL toolset."""
 
     @asynccontextmanager
-    async def lifespan(app: MCPServer):  # noqa: ANN202 - the SDK's lifespan shape
+    async def lifespan(app: MCPServer):
         db = hardened_database(db_path)
         try:
             yield SqlState(engine=SqlEngine(db, timeout=timeout), db=db)
@@ -211,7 +211,13 @@ def dump(path: Path) -> str:
 class FileWatch:
     """Linux inotify on some directories: every open, read, creation or change of a file in them."""
 
-    _EVENTS = {0x1: "read", 0x2: "modified", 0x20: "opened", 0x100: "created", 0x80: "moved in"}
+    _EVENTS: ClassVar[dict[int, str]] = {
+        0x1: "read",
+        0x2: "modified",
+        0x20: "opened",
+        0x100: "created",
+        0x80: "moved in",
+    }
 
     def __init__(self, *directories: Path) -> None:
         self._libc = ctypes.CDLL(None, use_errno=True)
@@ -248,8 +254,4 @@ class FileWatch:
 
 def files_under(root: Path, *, excluding: Path) -> set[str]:
     """Every path under ``root`` except those under ``excluding``."""
-    return {
-        str(p)
-        for p in root.rglob("*")
-        if excluding not in p.parents and p != excluding
-    }
+    return {str(p) for p in root.rglob("*") if excluding not in p.parents and p != excluding}

@@ -31,7 +31,9 @@ def test_get_system_db_is_idempotent():
         from mcp_state.db import get_system_db
 
         conn1 = get_system_db()
-        conn1.execute("INSERT INTO users (id, email, name, role) VALUES ('u1', 'test@test.com', 'Test', 'analyst')")
+        conn1.execute(
+            "INSERT INTO users (id, email, name, role) VALUES ('u1', 'test@test.com', 'Test', 'analyst')"
+        )
         conn1.close()
         conn2 = get_system_db()
         result = conn2.execute("SELECT email FROM users WHERE id='u1'").fetchone()

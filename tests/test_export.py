@@ -46,8 +46,12 @@ def test_an_export_writes_every_file_of_the_layout_readable_by_its_owner_only(tm
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     users = json.loads((tmp_path / "out/auth/users.json").read_text())
     assert users["jana@acme.com"] == {  # the same keys as the legacy file, plus the id it got
-        "id": "jana@acme.com", "name": "Jana", "role": "analyst", "setup_token": "st-0f3a9c",
-        "setup_token_created": "2026-03-20T10:00:00Z"}
+        "id": "jana@acme.com",
+        "name": "Jana",
+        "role": "analyst",
+        "setup_token": "st-0f3a9c",
+        "setup_token_created": "2026-03-20T10:00:00Z",
+    }
     lines = (tmp_path / "out/audit/audit.jsonl").read_text().splitlines()
     assert json.loads(lines[1]) == json.loads((FIXTURE / "audit/audit.jsonl").read_text().splitlines()[1])
 
@@ -57,7 +61,7 @@ def test_an_export_never_overwrites_files(tmp_path):
     migrate_all(FIXTURE, db_path=db)
     legacy = legacy_copy(tmp_path)
     before = (legacy / "auth/users.json").read_bytes()
-    with pytest.raises(MigrationError, match="already holds src_data/metadata/sync_state.json"):
+    with pytest.raises(MigrationError, match=r"already holds src_data/metadata/sync_state.json"):
         export_all(legacy, db_path=db)
     assert (legacy / "auth/users.json").read_bytes() == before
 
@@ -69,14 +73,23 @@ def test_exporting_without_a_database_is_a_clear_error(tmp_path):
 
 
 def test_export_of_an_export_is_the_same_files(tmp_path):
-    first, second, _ = round_trip(tmp_path, FIXTURE)
+    _first, second, _ = round_trip(tmp_path, FIXTURE)
     export_all(tmp_path / "again", db_path=second)
     for name in LAYOUT_FILES:
         assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "export" / name).read_bytes()
 
 
 # -- generated data -----------------------------------------------------------------------------
-AWKWARD = ["plain", "ünïcødé ✓", 'quote " and \\ backslash', "tab\tnewline\n", "emoji 🦆", "/slash/", "", "  padded  "]
+AWKWARD = [
+    "plain",
+    "ünïcødé ✓",
+    'quote " and \\ backslash',
+    "tab\tnewline\n",
+    "emoji 🦆",
+    "/slash/",
+    "",
+    "  padded  ",
+]
 
 
 def generate(root: Path, n: int, seed: int = 5) -> None:
@@ -89,8 +102,11 @@ def generate(root: Path, n: int, seed: int = 5) -> None:
         zone = rng.choice(["Z", "+02:00", "-05:30", "", "date"])
         if zone == "date":
             return moment.date().isoformat()
-        local = moment.astimezone(UTC if zone in ("Z", "") else
-                                  datetime.strptime(zone, "%z").tzinfo).replace(tzinfo=None).isoformat()
+        local = (
+            moment.astimezone(UTC if zone in ("Z", "") else datetime.strptime(zone, "%z").tzinfo)
+            .replace(tzinfo=None)
+            .isoformat()
+        )
         return local + zone
 
     def text(i: int) -> str:
@@ -102,49 +118,137 @@ def generate(root: Path, n: int, seed: int = 5) -> None:
         path.write_text(json.dumps(value, ensure_ascii=rng.random() < 0.5))
 
     items = [f"k{i}" for i in range(n)]
-    write("src_data/metadata/sync_state.json", {
-        "tables": {text(i): {"last_sync": when(i), "rows": i, "file_size_bytes": i * 7,
-                             **({"columns": i % 9, "hash": text(i + 1)} if i % 2 else {"status": "error", "error": text(i)})}
-                   for i in range(n)},
-        "history": [{"table_id": text(i % 5), "synced_at": when(i % 4), "rows": i % 3, "status": "ok"}
-                    for i in range(n)] + [{"id": f"h{i}", "table_id": "x", "synced_at": when(i), "rows": 1}
-                                          for i in range(3)],
-    })
-    write("src_data/metadata/table_registry.json", {"tables": {
-        text(i): {"name": text(i + 2), **({"registered_at": when(i), "folder": text(i)} if i % 3 else {})}
-        for i in range(n)}})
-    write("src_data/metadata/profiles.json", {
-        text(i): {"row_count": i, "nested": {"a": [1, 2.5, None, text(i)], "b": {}}, "profiled_at": when(i)}
-        for i in range(n)})
-    write("notifications/sync_settings.json", {
-        f"user{i}": {"datasets": {"sales": bool(i % 2),
-                                  "support": {"enabled": True, "table_mode": "selected", "tables": [text(i)]},
-                                  "ops": {"enabled": False, "table_mode": "all", "tables": []}},
-                     **({"updated_at": when(i)} if i % 4 else {})} for i in range(n)})
-    write("notifications/telegram_users.json", {
-        f"user{i}": {"chat_id": rng.randrange(-(2**63), 2**63), **({"linked_at": when(i)} if i % 2 else {})}
-        for i in range(n)})
-    write("notifications/pending_codes.json", {f"C{i:05d}": {"chat_id": -i, "created_at": when(i)} for i in range(n)})
-    write("notifications/scripts.json", {
-        f"s{i}": {"name": text(i), "source": text(i) * 3, "owner": f"user{i}", "last_status": "error",
-                  "last_run": when(i)} for i in range(n)})
-    write("corporate-memory/knowledge.json", [
-        {"id": item, "title": text(i) + "t", "content": text(i), "tags": [text(i), "x"] if i % 2 else [],
-         "status": ["pending", "approved", "rejected", "archived"][i % 4], "contributors": [f"user{i}"],
-         **({"created_at": when(i), "updated_at": when(i + 1)} if i % 3 else {})} for i, item in enumerate(items)])
-    write("corporate-memory/votes.json", {item: {f"user{j}": rng.choice([1, -1]) for j in range(i % 4)}
-                                          for i, item in enumerate(items)})
-    write("auth/users.json", {
-        f"user{i}@acme.com": {**({"id": f"user{i}"} if i % 2 else {}), "name": text(i),
-                              "role": ["admin", "analyst", "viewer"][i % 3], "password_hash": f"$argon2id${i}",
-                              **({"reset_token": f"r{i}", "reset_token_created": when(i)} if i % 5 == 0 else {})}
-        for i in range(n)})
-    write("auth/dataset_permissions.json", {f"user{i}": {"sales": "read", text(i): "admin"} for i in range(n)})
+    write(
+        "src_data/metadata/sync_state.json",
+        {
+            "tables": {
+                text(i): {
+                    "last_sync": when(i),
+                    "rows": i,
+                    "file_size_bytes": i * 7,
+                    **(
+                        {"columns": i % 9, "hash": text(i + 1)}
+                        if i % 2
+                        else {"status": "error", "error": text(i)}
+                    ),
+                }
+                for i in range(n)
+            },
+            "history": [
+                {"table_id": text(i % 5), "synced_at": when(i % 4), "rows": i % 3, "status": "ok"}
+                for i in range(n)
+            ]
+            + [{"id": f"h{i}", "table_id": "x", "synced_at": when(i), "rows": 1} for i in range(3)],
+        },
+    )
+    write(
+        "src_data/metadata/table_registry.json",
+        {
+            "tables": {
+                text(i): {
+                    "name": text(i + 2),
+                    **({"registered_at": when(i), "folder": text(i)} if i % 3 else {}),
+                }
+                for i in range(n)
+            }
+        },
+    )
+    write(
+        "src_data/metadata/profiles.json",
+        {
+            text(i): {
+                "row_count": i,
+                "nested": {"a": [1, 2.5, None, text(i)], "b": {}},
+                "profiled_at": when(i),
+            }
+            for i in range(n)
+        },
+    )
+    write(
+        "notifications/sync_settings.json",
+        {
+            f"user{i}": {
+                "datasets": {
+                    "sales": bool(i % 2),
+                    "support": {"enabled": True, "table_mode": "selected", "tables": [text(i)]},
+                    "ops": {"enabled": False, "table_mode": "all", "tables": []},
+                },
+                **({"updated_at": when(i)} if i % 4 else {}),
+            }
+            for i in range(n)
+        },
+    )
+    write(
+        "notifications/telegram_users.json",
+        {
+            f"user{i}": {
+                "chat_id": rng.randrange(-(2**63), 2**63),
+                **({"linked_at": when(i)} if i % 2 else {}),
+            }
+            for i in range(n)
+        },
+    )
+    write(
+        "notifications/pending_codes.json",
+        {f"C{i:05d}": {"chat_id": -i, "created_at": when(i)} for i in range(n)},
+    )
+    write(
+        "notifications/scripts.json",
+        {
+            f"s{i}": {
+                "name": text(i),
+                "source": text(i) * 3,
+                "owner": f"user{i}",
+                "last_status": "error",
+                "last_run": when(i),
+            }
+            for i in range(n)
+        },
+    )
+    write(
+        "corporate-memory/knowledge.json",
+        [
+            {
+                "id": item,
+                "title": text(i) + "t",
+                "content": text(i),
+                "tags": [text(i), "x"] if i % 2 else [],
+                "status": ["pending", "approved", "rejected", "archived"][i % 4],
+                "contributors": [f"user{i}"],
+                **({"created_at": when(i), "updated_at": when(i + 1)} if i % 3 else {}),
+            }
+            for i, item in enumerate(items)
+        ],
+    )
+    write(
+        "corporate-memory/votes.json",
+        {item: {f"user{j}": rng.choice([1, -1]) for j in range(i % 4)} for i, item in enumerate(items)},
+    )
+    write(
+        "auth/users.json",
+        {
+            f"user{i}@acme.com": {
+                **({"id": f"user{i}"} if i % 2 else {}),
+                "name": text(i),
+                "role": ["admin", "analyst", "viewer"][i % 3],
+                "password_hash": f"$argon2id${i}",
+                **({"reset_token": f"r{i}", "reset_token_created": when(i)} if i % 5 == 0 else {}),
+            }
+            for i in range(n)
+        },
+    )
+    write(
+        "auth/dataset_permissions.json", {f"user{i}": {"sales": "read", text(i): "admin"} for i in range(n)}
+    )
     lines = []
     for i in range(n * 3):
-        entry = {"timestamp": when(i % 7), "action": rng.choice(["login", "query"]), "user_id": f"user{i % 4}",
-                 "params": rng.choice([None, {"q": text(i), "deep": [1, {"x": None}]}, [1, 2], "scalar"]),
-                 "duration_ms": rng.randrange(100)}
+        entry = {
+            "timestamp": when(i % 7),
+            "action": rng.choice(["login", "query"]),
+            "user_id": f"user{i % 4}",
+            "params": rng.choice([None, {"q": text(i), "deep": [1, {"x": None}]}, [1, 2], "scalar"]),
+            "duration_ms": rng.randrange(100),
+        }
         if i % 2:
             entry["id"] = f"a{i}"
         lines.append(json.dumps(entry, ensure_ascii=False))
@@ -178,6 +282,8 @@ def test_what_the_layout_has_no_place_for_is_left_out(tmp_path):
     assert votes["k2"] == {"eva@acme.com": 1, "petr@acme.com": -1}
     migrate_all(tmp_path / "out", db_path=tmp_path / "back.duckdb")
     conn = connect(tmp_path / "back.duckdb")
-    voted = conn.execute("SELECT user_id, voted_at FROM knowledge_votes WHERE item_id = 'k2' ORDER BY 1").fetchall()
+    voted = conn.execute(
+        "SELECT user_id, voted_at FROM knowledge_votes WHERE item_id = 'k2' ORDER BY 1"
+    ).fetchall()
     conn.close()
     assert voted == [("eva@acme.com", None), ("petr@acme.com", None)]

@@ -8,6 +8,7 @@ directory is real for a process running as an unprivileged user (root ignores mo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,9 +74,12 @@ def small_disk(tmp_path):
     """A 4 MiB tmpfs if this machine allows mounting one, else None."""
     mount_point = tmp_path / "small"
     mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True
-    ).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True
+        ).returncode
+        == 0
+    )
     yield mount_point if mounted else None
     if mounted:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
@@ -127,11 +131,8 @@ def test_full_disk_on_open_is_a_clear_error(small_disk, tmp_path):
         assert lines[-1].get("error") == "DatabaseUnavailableError", lines
         return
     filler = small_disk / "filler"
-    with open(filler, "wb") as f:
-        try:
-            f.write(b"\0" * (8 * 1024 * 1024))
-        except OSError:
-            pass
+    with open(filler, "wb") as f, contextlib.suppress(OSError):
+        f.write(b"\0" * (8 * 1024 * 1024))
     with pytest.raises(DatabaseUnavailableError) as info:
         connect(small_disk / "new.duckdb", wait=0)
     assert "cannot" in str(info.value) or "not saved" in str(info.value)

@@ -179,10 +179,7 @@ def arguments(draw: st.DrawFn, tool: str, schema: dict[str, Any], hostile: bool)
     required = set(schema.get("required", ()))
     drawn: dict[str, Any] = {}
     for name, prop in schema.get("properties", {}).items():
-        if name in required:
-            left_out = hostile and draw(st.integers(0, 7)) == 7
-        else:
-            left_out = draw(st.booleans())
+        left_out = hostile and draw(st.integers(0, 7)) == 7 if name in required else draw(st.booleans())
         if left_out:
             continue
         wild = hostile and draw(st.integers(0, 2)) == 2

@@ -43,24 +43,36 @@ def migration_env():
 
         # sync_state.json
         with open(os.path.join(data_dir, "src_data", "metadata", "sync_state.json"), "w") as f:
-            json.dump({
-                "tables": {
-                    "orders": {"last_sync": "2026-03-27T08:00:00Z", "rows": 1000, "file_size_bytes": 5000}
-                }
-            }, f)
+            json.dump(
+                {
+                    "tables": {
+                        "orders": {"last_sync": "2026-03-27T08:00:00Z", "rows": 1000, "file_size_bytes": 5000}
+                    }
+                },
+                f,
+            )
 
         # sync_settings.json
         with open(os.path.join(data_dir, "notifications", "sync_settings.json"), "w") as f:
-            json.dump({
-                "petr": {"datasets": {"sales": True, "support": False}, "updated_at": "2026-03-27"}
-            }, f)
+            json.dump(
+                {"petr": {"datasets": {"sales": True, "support": False}, "updated_at": "2026-03-27"}}, f
+            )
 
         # knowledge.json
         with open(os.path.join(data_dir, "corporate-memory", "knowledge.json"), "w") as f:
-            json.dump([
-                {"id": "k1", "title": "MRR", "content": "Monthly...", "category": "metrics",
-                 "status": "approved", "contributors": ["petr"]}
-            ], f)
+            json.dump(
+                [
+                    {
+                        "id": "k1",
+                        "title": "MRR",
+                        "content": "Monthly...",
+                        "category": "metrics",
+                        "status": "approved",
+                        "contributors": ["petr"],
+                    }
+                ],
+                f,
+            )
 
         # telegram_users.json
         with open(os.path.join(data_dir, "notifications", "telegram_users.json"), "w") as f:
@@ -89,8 +101,19 @@ def test_migration_is_idempotent(migration_env):
 
 # -- every file kind, values as the files have them ---------------------------------------------
 SAMPLE_COUNTS = {
-    "sync_state": 3, "sync_history": 3, "sync_settings": 3, "knowledge": 2, "votes": 3, "telegram": 1,
-    "pending_codes": 1, "scripts": 1, "table_registry": 2, "profiles": 1, "users": 2, "permissions": 3, "audit": 3,
+    "sync_state": 3,
+    "sync_history": 3,
+    "sync_settings": 3,
+    "knowledge": 2,
+    "votes": 3,
+    "telegram": 1,
+    "pending_codes": 1,
+    "scripts": 1,
+    "table_registry": 2,
+    "profiles": 1,
+    "users": 2,
+    "permissions": 3,
+    "audit": 3,
 }
 
 
@@ -125,8 +148,15 @@ def test_sync_state_and_history_keep_file_values(sample_db):
     repo = SyncStateRepository(conn)
     orders = repo.get_table_state("orders")
     assert orders == {
-        "table_id": "orders", "last_sync": utc(2026, 3, 27, 8), "rows": 1000, "file_size_bytes": 5000,
-        "uncompressed_size_bytes": 21000, "columns": 12, "hash": "a1b2c3", "status": "ok", "error": None,
+        "table_id": "orders",
+        "last_sync": utc(2026, 3, 27, 8),
+        "rows": 1000,
+        "file_size_bytes": 5000,
+        "uncompressed_size_bytes": 21000,
+        "columns": 12,
+        "hash": "a1b2c3",
+        "status": "ok",
+        "error": None,
     }
     customers = repo.get_table_state("customers")
     assert customers["last_sync"] == utc(2026, 3, 27, 6, 5, 10)  # +02:00 in the file
@@ -135,7 +165,9 @@ def test_sync_state_and_history_keep_file_values(sample_db):
     assert (invoices["status"], invoices["error"]) == ("error", "Connection timeout")
     history = repo.get_sync_history("orders")
     assert [(h["synced_at"], h["rows"], h["duration_ms"]) for h in history] == [
-        (utc(2026, 3, 27, 8), 1000, 1100), (utc(2026, 3, 26, 8), 990, 1200)]
+        (utc(2026, 3, 27, 8), 1000, 1100),
+        (utc(2026, 3, 26, 8), 990, 1200),
+    ]
     assert all(h["id"].startswith("h-") for h in history)
     seqs = [row[0] for row in conn.execute("SELECT seq FROM sync_history ORDER BY seq").fetchall()]
     assert seqs == sorted(seqs) and len(set(seqs)) == 3
@@ -148,13 +180,24 @@ def test_settings_knowledge_and_votes_keep_file_values(sample_db):
     assert settings[("petr@acme.com", "support")]["enabled"] is False
     assert settings[("petr@acme.com", "support")]["updated_at"] == utc(2026, 3, 27)  # a bare date
     jana = settings[("jana@acme.com", "sales")]
-    assert (jana["table_mode"], jana["tables"], jana["updated_at"]) == ("selected", ["orders"], utc(2026, 3, 20, 10))
+    assert (jana["table_mode"], jana["tables"], jana["updated_at"]) == (
+        "selected",
+        ["orders"],
+        utc(2026, 3, 20, 10),
+    )
     knowledge = KnowledgeRepository(conn)
     k1 = knowledge.get_by_id("k1")
     assert k1 == {
-        "id": "k1", "title": "MRR", "content": "Monthly recurring revenue: sum of active subscription fees.",
-        "category": "metrics", "tags": ["revenue", "saas"], "status": "approved", "contributors": ["petr@acme.com"],
-        "source_user": "petr@acme.com", "audience": "all", "created_at": utc(2026, 2, 2, 10),
+        "id": "k1",
+        "title": "MRR",
+        "content": "Monthly recurring revenue: sum of active subscription fees.",
+        "category": "metrics",
+        "tags": ["revenue", "saas"],
+        "status": "approved",
+        "contributors": ["petr@acme.com"],
+        "source_user": "petr@acme.com",
+        "audience": "all",
+        "created_at": utc(2026, 2, 2, 10),
         "updated_at": utc(2026, 2, 3, 10),
     }
     k2 = knowledge.get_by_id("k2")
@@ -167,22 +210,39 @@ def test_settings_knowledge_and_votes_keep_file_values(sample_db):
 def test_notifications_registry_and_profiles_keep_file_values(sample_db):
     _, conn = sample_db
     assert TelegramRepository(conn).get_link("petr@acme.com") == {
-        "user_id": "petr@acme.com", "chat_id": 12345, "linked_at": utc(2026, 1, 1)}
+        "user_id": "petr@acme.com",
+        "chat_id": 12345,
+        "linked_at": utc(2026, 1, 1),
+    }
     assert conn.execute("SELECT code, chat_id, created_at FROM pending_codes").fetchall() == [
-        ("K7Q2ZP", 67890, datetime(2026, 3, 27, 7, 55))]
+        ("K7Q2ZP", 67890, datetime(2026, 3, 27, 7, 55))
+    ]
     assert PendingCodeRepository(conn).count() == 1
     assert ScriptRepository(conn).get("sales_alert") == {
-        "id": "sales_alert", "name": "Sales alert", "owner": "petr@acme.com", "schedule": "0 8 * * MON",
-        "source": "print('weekly sales')", "deployed_at": utc(2026, 2, 1, 12), "last_run": utc(2026, 3, 23, 8, 0, 3),
-        "last_status": "ok"}
+        "id": "sales_alert",
+        "name": "Sales alert",
+        "owner": "petr@acme.com",
+        "schedule": "0 8 * * MON",
+        "source": "print('weekly sales')",
+        "deployed_at": utc(2026, 2, 1, 12),
+        "last_run": utc(2026, 3, 23, 8, 0, 3),
+        "last_status": "ok",
+    }
     registry = TableRegistryRepository(conn)
     assert registry.get("orders")["registered_at"] == utc(2026, 1, 10, 9)
-    assert registry.get("customers")["registered_by"] is None and registry.get("customers")["registered_at"] is None
+    assert (
+        registry.get("customers")["registered_by"] is None
+        and registry.get("customers")["registered_at"] is None
+    )
     profile = ProfileRepository(conn).get_record("orders")
     assert profile["profiled_at"] == utc(2026, 3, 27, 8, 10)
-    assert profile["profile"] == {"row_count": 1000, "columns": [
-        {"name": "order_id", "type": "BIGINT", "null_pct": 0.0},
-        {"name": "amount", "type": "DECIMAL(10,2)", "null_pct": 0.5}]}
+    assert profile["profile"] == {
+        "row_count": 1000,
+        "columns": [
+            {"name": "order_id", "type": "BIGINT", "null_pct": 0.0},
+            {"name": "amount", "type": "DECIMAL(10,2)", "null_pct": 0.5},
+        ],
+    }
 
 
 def test_users_permissions_and_audit_keep_file_values(sample_db):
@@ -193,7 +253,11 @@ def test_users_permissions_and_audit_keep_file_values(sample_db):
     assert petr["password_hash"] == "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$ZmFrZWhhc2g"  # as it is
     jana = users.get_by_email("jana@acme.com")
     assert (jana["id"], jana["role"], jana["created_at"], jana["updated_at"]) == (
-        "jana@acme.com", "analyst", None, None)  # the id defaults to the email
+        "jana@acme.com",
+        "analyst",
+        None,
+        None,
+    )  # the id defaults to the email
     assert (jana["setup_token"], jana["setup_token_created"]) == ("st-0f3a9c", utc(2026, 3, 20, 10))
     permissions = DatasetPermissionRepository(conn)
     assert permissions.has_access("u-petr", "sales", "admin")
@@ -210,21 +274,28 @@ def test_users_permissions_and_audit_keep_file_values(sample_db):
 def test_timestamps_with_offsets_naive_or_bare_dates_are_stored_as_utc(tmp_path):
     data = tmp_path / "data"
     (data / "notifications").mkdir(parents=True)
-    (data / "notifications" / "telegram_users.json").write_text(json.dumps({
-        "offset": {"chat_id": 1, "linked_at": "2026-03-27T10:30:00+02:00"},
-        "west": {"chat_id": 2, "linked_at": "2026-03-27T01:00:00-05:00"},
-        "naive": {"chat_id": 3, "linked_at": "2026-03-27T10:30:00"},
-        "zulu": {"chat_id": 4, "linked_at": "2026-03-27T10:30:00.250000Z"},
-        "date": {"chat_id": 5, "linked_at": "2026-03-27"},
-        "missing": {"chat_id": 6},
-    }))
+    (data / "notifications" / "telegram_users.json").write_text(
+        json.dumps(
+            {
+                "offset": {"chat_id": 1, "linked_at": "2026-03-27T10:30:00+02:00"},
+                "west": {"chat_id": 2, "linked_at": "2026-03-27T01:00:00-05:00"},
+                "naive": {"chat_id": 3, "linked_at": "2026-03-27T10:30:00"},
+                "zulu": {"chat_id": 4, "linked_at": "2026-03-27T10:30:00.250000Z"},
+                "date": {"chat_id": 5, "linked_at": "2026-03-27"},
+                "missing": {"chat_id": 6},
+            }
+        )
+    )
     migrate_all(data)
     conn = connect(data / "state" / "system.duckdb")
     links = {link["user_id"]: link["linked_at"] for link in TelegramRepository(conn).get_all_links()}
     conn.close()
     assert links == {
-        "offset": utc(2026, 3, 27, 8, 30), "west": utc(2026, 3, 27, 6), "naive": utc(2026, 3, 27, 10, 30),
-        "zulu": datetime(2026, 3, 27, 10, 30, 0, 250000, tzinfo=UTC), "date": utc(2026, 3, 27),
+        "offset": utc(2026, 3, 27, 8, 30),
+        "west": utc(2026, 3, 27, 6),
+        "naive": utc(2026, 3, 27, 10, 30),
+        "zulu": datetime(2026, 3, 27, 10, 30, 0, 250000, tzinfo=UTC),
+        "date": utc(2026, 3, 27),
         "missing": None,  # never "now"
     }
 
@@ -244,7 +315,9 @@ def test_a_second_run_changes_nothing_at_all(tmp_path):
 def test_history_and_audit_without_ids_get_stable_ids_and_exact_repeats_are_kept(tmp_path):
     data = legacy_copy(tmp_path)
     repeat = {"table_id": "orders", "synced_at": "2026-03-28T08:00:00Z", "rows": 5, "status": "ok"}
-    edit_json(data / "src_data/metadata/sync_state.json", lambda d: d["history"].extend([repeat, dict(repeat)]))
+    edit_json(
+        data / "src_data/metadata/sync_state.json", lambda d: d["history"].extend([repeat, dict(repeat)])
+    )
     line = '{"timestamp": "2026-03-28T09:00:00Z", "user_id": "u-petr", "action": "login"}'
     append_lines(data / "audit/audit.jsonl", line, line)
     db = data / "state" / "system.duckdb"
@@ -253,8 +326,12 @@ def test_history_and_audit_without_ids_get_stable_ids_and_exact_repeats_are_kept
     migrate_all(data)
     assert dump(db) == first
     conn = connect(db)
-    history = conn.execute("SELECT id, seq FROM sync_history WHERE synced_at = '2026-03-28 08:00:00' ORDER BY seq").fetchall()
-    logins = conn.execute("SELECT id, seq FROM audit_log WHERE timestamp = '2026-03-28 09:00:00' ORDER BY seq").fetchall()
+    history = conn.execute(
+        "SELECT id, seq FROM sync_history WHERE synced_at = '2026-03-28 08:00:00' ORDER BY seq"
+    ).fetchall()
+    logins = conn.execute(
+        "SELECT id, seq FROM audit_log WHERE timestamp = '2026-03-28 09:00:00' ORDER BY seq"
+    ).fetchall()
     conn.close()
     assert len(history) == 2 and history[1][0] == history[0][0] + "-2" and history[0][0].startswith("h-")
     assert len(logins) == 2 and logins[1][0] == logins[0][0] + "-2" and logins[0][0].startswith("a-")
@@ -262,7 +339,9 @@ def test_history_and_audit_without_ids_get_stable_ids_and_exact_repeats_are_kept
 
 def test_entries_with_one_timestamp_keep_their_file_order(tmp_path):
     data = legacy_copy(tmp_path)
-    lines = [json.dumps({"id": f"t{i}", "timestamp": "2026-03-28T12:00:00Z", "action": "tick"}) for i in (3, 1, 2)]
+    lines = [
+        json.dumps({"id": f"t{i}", "timestamp": "2026-03-28T12:00:00Z", "action": "tick"}) for i in (3, 1, 2)
+    ]
     append_lines(data / "audit/audit.jsonl", *lines)
     migrate_all(data)
     conn = connect(data / "state" / "system.duckdb")
@@ -287,7 +366,9 @@ def test_changed_files_bring_the_database_up_to_date(tmp_path):
     edit_json(data / "auth/users.json", users)
     edit_json(data / "corporate-memory/votes.json", lambda d: d["k1"].update({"jana@acme.com": -1}))
     edit_json(data / "corporate-memory/knowledge.json", lambda d: d.pop())  # k2 left the file
-    append_lines(data / "audit/audit.jsonl", '{"id": "a4", "timestamp": "2026-03-27T06:00:00Z", "action": "logout"}')
+    append_lines(
+        data / "audit/audit.jsonl", '{"id": "a4", "timestamp": "2026-03-27T06:00:00Z", "action": "logout"}'
+    )
     report = {k.kind: k for k in migrate(data).kinds}
 
     assert (report["users"].inserted, report["users"].updated, report["users"].unchanged) == (1, 1, 1)

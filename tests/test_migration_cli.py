@@ -39,8 +39,27 @@ def test_migrate_prints_what_it_read_wrote_and_skipped_per_file(tmp_path, capsys
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == f"{data} -> {data / 'state' / 'system.duckdb'}"
-    assert lines[1].split() == ["file", "table", "read", "new", "changed", "unchanged", "skipped", "db", "only"]
-    assert lines[2].split() == ["src_data/metadata/sync_state.json", "sync_state", "3", "3", "0", "0", "0", "0"]
+    assert lines[1].split() == [
+        "file",
+        "table",
+        "read",
+        "new",
+        "changed",
+        "unchanged",
+        "skipped",
+        "db",
+        "only",
+    ]
+    assert lines[2].split() == [
+        "src_data/metadata/sync_state.json",
+        "sync_state",
+        "3",
+        "3",
+        "0",
+        "0",
+        "0",
+        "0",
+    ]
     assert lines[-2].split() == ["audit/audit.jsonl", "audit_log", "3", "3", "0", "0", "0", "0"]
     assert lines[-1].startswith("Wrote 28 row(s); 0 entries skipped.")
     code, out, _ = run(capsys, "migrate", "--data-dir", str(data))
@@ -76,7 +95,9 @@ def test_migrate_skip_invalid_lists_each_skipped_entry(tmp_path, capsys):
     tail = out.splitlines()[-3:]
     assert tail[0] == "Skipped (--skip-invalid):"
     assert tail[1].startswith("  corporate-memory/votes.json, k1/petr@acme.com: the vote must be")
-    assert tail[2].startswith('  auth/users.json, jana@acme.com: "role" must be one of admin, analyst, viewer')
+    assert tail[2].startswith(
+        '  auth/users.json, jana@acme.com: "role" must be one of admin, analyst, viewer'
+    )
     assert "Wrote 26 row(s); 2 entries skipped." in out
 
 
@@ -86,7 +107,9 @@ def test_export_then_migrate_gives_the_same_tables(tmp_path, capsys):
     run(capsys, "migrate", "--data-dir", str(data))
     code, out, _ = run(capsys, "export", "--to", str(tmp_path / "backup"), "--db", str(db))
     assert code == 0 and out.splitlines()[-1] == f"Exported 28 entries to {tmp_path / 'backup'}"
-    code, _, _ = run(capsys, "migrate", "--data-dir", str(tmp_path / "backup"), "--db", str(tmp_path / "new.duckdb"))
+    code, _, _ = run(
+        capsys, "migrate", "--data-dir", str(tmp_path / "backup"), "--db", str(tmp_path / "new.duckdb")
+    )
     assert code == 0
     assert dump(tmp_path / "new.duckdb") == dump(db)
     code, _, err = run(capsys, "export", "--to", str(tmp_path / "backup"), "--db", str(db))
@@ -97,8 +120,10 @@ def test_demo_loads_the_packaged_sample_through_migrate(tmp_path, capsys):
     code, out, _ = run(capsys, "demo", "--data-dir", str(tmp_path / "demo"))
     db = (tmp_path / "demo" / "state" / "system.duckdb").resolve()
     assert code == 0
-    assert out.startswith(f"Loaded the sample state into {db}: 2 users, 3 synced tables, 2 knowledge items, "
-                          "3 audit entries, and more (28 entries, 28 written now).")
+    assert out.startswith(
+        f"Loaded the sample state into {db}: 2 users, 3 synced tables, 2 knowledge items, "
+        "3 audit entries, and more (28 entries, 28 written now)."
+    )
     assert f"npx @modelcontextprotocol/inspector mcp-state serve --db {db}" in out
     conn = connect(db)
     assert UserRepository(conn).get_by_email("petr@acme.com")["role"] == "admin"
@@ -130,7 +155,9 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal_for_large_inputs(tmp_path):
     migrate(legacy_copy(tmp_path), progress=bar)
     bar.clear()
     drawn = screen.getvalue()
-    assert "audit/audit.jsonl: writing audit_log" in drawn and "100%" in drawn and "[" + "#" * 30 + "]" in drawn
+    assert (
+        "audit/audit.jsonl: writing audit_log" in drawn and "100%" in drawn and "[" + "#" * 30 + "]" in drawn
+    )
     assert drawn.endswith("\r")  # the line is cleared again before the report is printed
 
 
@@ -146,8 +173,9 @@ conn.close()
 @contextmanager
 def holding(db, seconds: float):
     """Another process with the database open for ``seconds`` (killed on the way out)."""
-    with subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(seconds)], stdout=subprocess.PIPE,
-                          text=True) as holder:
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db), str(seconds)], stdout=subprocess.PIPE, text=True
+    ) as holder:
         assert holder.stdout.readline().strip() == "holding"
         try:
             yield holder
@@ -156,8 +184,12 @@ def holding(db, seconds: float):
 
 
 def migrate_process(data, timeout: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mcp_state", "migrate", "--data-dir", str(data)],
-                          capture_output=True, text=True, env={**os.environ, "MCP_STATE_LOCK_TIMEOUT": timeout})
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_state", "migrate", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MCP_STATE_LOCK_TIMEOUT": timeout},
+    )
 
 
 def test_migrate_says_it_waits_for_a_process_holding_the_database(tmp_path):
@@ -168,8 +200,10 @@ def test_migrate_says_it_waits_for_a_process_holding_the_database(tmp_path):
         started = time.monotonic()
         done = migrate_process(data, "20")
     assert done.returncode == 0, done.stderr
-    assert f"mcp-state migrate: the database {db} is in use by another process (PID {holder.pid}); waiting up to " \
-           "20s for it to let go (MCP_STATE_LOCK_TIMEOUT) ..." in done.stderr
+    assert (
+        f"mcp-state migrate: the database {db} is in use by another process (PID {holder.pid}); waiting up to "
+        "20s for it to let go (MCP_STATE_LOCK_TIMEOUT) ..." in done.stderr
+    )
     assert time.monotonic() - started >= 1.0 and "Wrote 28 row(s)" in done.stdout
 
 
@@ -181,4 +215,7 @@ def test_migrate_gives_up_with_the_holder_named(tmp_path):
         done = migrate_process(data, "0.5")
     assert done.returncode == 1
     assert "waiting up to 0.5s" in done.stderr
-    assert f"held by another process (PID {holder.pid})" in done.stderr and "MCP_STATE_LOCK_TIMEOUT" in done.stderr
+    assert (
+        f"held by another process (PID {holder.pid})" in done.stderr
+        and "MCP_STATE_LOCK_TIMEOUT" in done.stderr
+    )

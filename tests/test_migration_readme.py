@@ -57,7 +57,10 @@ def test_the_console_examples_print_what_the_readme_shows(tmp_path):
         assert_shown(shown, shell(good, command))
     bad = tmp_path / "bad"
     bad.mkdir()
-    edit_json(legacy_copy(bad, "data") / "corporate-memory/votes.json", lambda d: d["k1"].update({"petr@acme.com": 5}))
+    edit_json(
+        legacy_copy(bad, "data") / "corporate-memory/votes.json",
+        lambda d: d["k1"].update({"petr@acme.com": 5}),
+    )
     for command, shown in blocks[2:]:  # stopped by a vote of 5, then skipping it
         assert_shown(shown, shell(bad, command))
 

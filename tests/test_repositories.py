@@ -126,8 +126,13 @@ class TestKnowledgeRepository:
         from mcp_state.repositories.knowledge import KnowledgeRepository
 
         repo = KnowledgeRepository(db_conn)
-        repo.create(id="k1", title="MRR Definition", content="Monthly recurring...", category="metrics",
-                    source_user="petr@acme.com")
+        repo.create(
+            id="k1",
+            title="MRR Definition",
+            content="Monthly recurring...",
+            category="metrics",
+            source_user="petr@acme.com",
+        )
         item = repo.get_by_id("k1")
         assert item is not None
         assert item["title"] == "MRR Definition"
@@ -182,8 +187,14 @@ class TestAuditRepository:
         from mcp_state.repositories.audit import AuditRepository
 
         repo = AuditRepository(db_conn)
-        repo.log(user_id="u1", action="sync_trigger", resource="orders", params={"force": True}, result="ok",
-                 duration_ms=1200)
+        repo.log(
+            user_id="u1",
+            action="sync_trigger",
+            resource="orders",
+            params={"force": True},
+            result="ok",
+            duration_ms=1200,
+        )
         entries = repo.query(limit=10)
         assert len(entries) == 1
         assert entries[0]["action"] == "sync_trigger"
@@ -262,7 +273,9 @@ class TestTableRegistryRepository:
         from mcp_state.repositories.table_registry import TableRegistryRepository
 
         repo = TableRegistryRepository(db_conn)
-        repo.register(id="orders", name="Orders", folder="sales", sync_strategy="incremental", registered_by="admin")
+        repo.register(
+            id="orders", name="Orders", folder="sales", sync_strategy="incremental", registered_by="admin"
+        )
         table = repo.get("orders")
         assert table is not None
         assert table["folder"] == "sales"

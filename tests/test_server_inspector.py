@@ -36,7 +36,7 @@ def inspect(npx: str, home: Path, db_path: Path, *method: str) -> dict:
     env = {
         **os.environ,
         "HOME": str(home),
-        "npm_config_cache": os.environ.get("npm_config_cache", str(Path.home() / ".npm")),
+        "npm_config_cache": os.environ.get("npm_config_cache", str(Path.home() / ".npm")),  # noqa: SIM112
         "npm_config_update_notifier": "false",
     }
     done = subprocess.run(

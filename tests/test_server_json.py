@@ -12,8 +12,8 @@ import jsonschema
 import mcp_state
 
 ROOT = Path(__file__).resolve().parent.parent
-# CI checks the repository out next to shared/, which holds the registry schema.
-SCHEMA = ROOT.parent / "shared" / "schemas" / "server.schema.2025-12-11.json"
+# The MCP registry's schema, kept in the repository so a fresh clone can check against it.
+SCHEMA = ROOT / "tests" / "fixtures" / "schemas" / "server.schema.2025-12-11.json"
 
 
 def load(path: Path) -> dict:

@@ -89,7 +89,7 @@ async def test_missing_resources_are_errors(db_path: Path, mode: str) -> None:
             "state://users/nope",
             "state://tables/nope",
         ):
-            with pytest.raises(MCPError, match="no .* 'nope' exists"):
+            with pytest.raises(MCPError, match=r"no .* 'nope' exists"):
                 await client.read_resource(uri)
 
 

@@ -35,7 +35,9 @@ async def test_every_schema_accepts_and_rejects_the_same_values(tmp_path) -> Non
             for prop, sub in before.get("properties", {}).items():
                 assert prop in after["properties"], f"{name}.{attr} lost property {prop}"
                 old = jsonschema.Draft202012Validator({**sub, "$defs": before.get("$defs", {})})
-                new = jsonschema.Draft202012Validator({**after["properties"][prop], "$defs": after.get("$defs", {})})
+                new = jsonschema.Draft202012Validator(
+                    {**after["properties"][prop], "$defs": after.get("$defs", {})}
+                )
                 for probe in PROBES:
                     assert old.is_valid(probe) == new.is_valid(probe), (name, attr, prop, probe)
 
@@ -46,7 +48,10 @@ def test_a_property_called_title_survives() -> None:
         "type": "object",
         "properties": {
             "title": {"title": "Title", "type": "string"},
-            "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}], "title": "Tags"},
+            "tags": {
+                "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}],
+                "title": "Tags",
+            },
             "role": {"anyOf": [{"enum": ["a", "b"], "type": "string"}, {"type": "null"}]},
         },
         "required": ["title"],

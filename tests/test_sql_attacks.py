@@ -7,7 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sql_support import CANARIES, FileWatch, dump, files_under, make_server, result_text, seeded_db_path, with_client
+from sql_support import (
+    CANARIES,
+    FileWatch,
+    dump,
+    files_under,
+    make_server,
+    result_text,
+    seeded_db_path,
+    with_client,
+)
 
 from mcp_state.errors import InvalidSQLError
 from mcp_state.sql import SqlEngine, hardened_database
@@ -30,7 +39,10 @@ ATTACKS: list[tuple[str, str]] = [
     ("UPDATE users SET role = 'admin'", "UPDATE"),
     ("MERGE INTO users USING (SELECT 'u1' AS id) s ON users.id = s.id WHEN MATCHED THEN DELETE", "MERGE"),
     ("WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d", "DELETE"),
-    ("WITH i AS (INSERT INTO audit_log (id, action) VALUES ('z', 'x') RETURNING *) SELECT * FROM i", "INSERT"),
+    (
+        "WITH i AS (INSERT INTO audit_log (id, action) VALUES ('z', 'x') RETURNING *) SELECT * FROM i",
+        "INSERT",
+    ),
     ("WITH u AS (UPDATE users SET role = 'admin' RETURNING id) SELECT count(*) FROM u", "UPDATE"),
     ("SELECT * FROM (WITH d AS (DELETE FROM audit_log RETURNING id) SELECT * FROM d)", "DELETE"),
     ("SELECT (WITH d AS (DELETE FROM users RETURNING 1) SELECT count(*) FROM d)", "DELETE"),
@@ -146,7 +158,7 @@ ATTACKS: list[tuple[str, str]] = [
     # Sequences and other side effects.
     ("SELECT nextval('audit_log_seq')", "changes or reads server state"),
     ("SELECT NEXTVAL('audit_log_seq')", "changes or reads server state"),
-    ('SELECT "nextval"(\'audit_log_seq\')', "changes or reads server state"),
+    ("SELECT \"nextval\"('audit_log_seq')", "changes or reads server state"),
     ("SELECT id, nextval('sync_history_seq') FROM users", "changes or reads server state"),
     ("SELECT currval('audit_log_seq')", "changes or reads server state"),
     ("SELECT setval('audit_log_seq', 1)", "changes or reads server state"),
@@ -174,7 +186,10 @@ ATTACKS: list[tuple[str, str]] = [
     ("FROM main.pending_codes", SECRET_TABLE),
     ("SELECT token_hash FROM main.api_tokens", SECRET_TABLE),
     ("SELECT CAST(password_hash AS INTEGER) FROM main.users", SECRET_TABLE),
-    ("SELECT * FROM users WHERE id IN (SELECT id FROM main.users WHERE password_hash LIKE 'C%')", SECRET_TABLE),
+    (
+        "SELECT * FROM users WHERE id IN (SELECT id FROM main.users WHERE password_hash LIKE 'C%')",
+        SECRET_TABLE,
+    ),
     ("SELECT * FROM users JOIN main.users m USING (id)", SECRET_TABLE),
     ("SELECT * FROM users, LATERAL (SELECT password_hash FROM main.users)", SECRET_TABLE),
     ("WITH x AS (SELECT * FROM main.users) SELECT * FROM x", SECRET_TABLE),

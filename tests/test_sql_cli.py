@@ -36,7 +36,9 @@ def test_a_refused_statement_is_a_clean_error_and_changes_nothing(seeded, capsys
     before = dump(seeded)
     assert main(["query", "DELETE FROM users"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("mcp-state query: error: only read-only statements are allowed, and this is a DELETE")
+    assert err.startswith(
+        "mcp-state query: error: only read-only statements are allowed, and this is a DELETE"
+    )
     assert "Traceback" not in err
     assert main(["query", "SELECT * FROM main.users"]) == 1
     assert not any(c in capsys.readouterr().err for c in CANARIES)

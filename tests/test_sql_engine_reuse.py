@@ -49,10 +49,10 @@ def test_verdicts_are_dropped_when_the_file_is_opened_again(tmp_path):
     try:
         engine = SqlEngine(db)
         assert count_users(engine) == 4
-        assert engine._verdicts  # noqa: SLF001 - the cache under test
+        assert engine._verdicts
         assert db.release()
         assert count_users(engine) == 4  # reopened: hardening and catalog checked again
-        assert list(engine._verdicts) == ["SELECT count(*) FROM users"]  # noqa: SLF001
+        assert list(engine._verdicts) == ["SELECT count(*) FROM users"]
     finally:
         db.close()
 
@@ -74,7 +74,7 @@ def test_threads_each_get_their_own_cursor_and_right_answers(db):
             for i in range(30):
                 rows = engine.query(f"SELECT {n} * 1000 + {i} AS v, count(*) AS users FROM users")["rows"]
                 assert rows == [[n * 1000 + i, 4]]
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
@@ -108,7 +108,7 @@ def test_kept_cursors_do_not_keep_the_file_open(tmp_path):
 def test_a_closed_kept_cursor_is_replaced(db):
     engine = SqlEngine(db)
     assert count_users(engine) == 4
-    closed = engine._local.cursor  # noqa: SLF001 - the kept cursor under test
+    closed = engine._local.cursor
     closed.close()  # as if something closed it underneath
     assert count_users(engine) == 4
-    assert engine._local.cursor is not closed  # noqa: SLF001
+    assert engine._local.cursor is not closed

@@ -20,7 +20,9 @@ from mcp_state.sql.guard import (
     statement_kind,
 )
 
-CATALOG = Catalog(database="system_db", views=frozenset({"users", "audit_log"}), functions=frozenset({"sum", "+"}))
+CATALOG = Catalog(
+    database="system_db", views=frozenset({"users", "audit_log"}), functions=frozenset({"sum", "+"})
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ def test_two_statements_in_one_tree_are_refused(conn):
 def test_a_statement_type_the_client_cannot_name_is_refused_in_plain_words(conn):
     (statement,) = conn.extract_statements("UPDATE EXTENSIONS")
     assert statement_kind(statement) == "UNKNOWN"
-    with pytest.raises(InvalidSQLError, match="only read-only statements are allowed.*Allowed: SELECT"):
+    with pytest.raises(InvalidSQLError, match=r"only read-only statements are allowed.*Allowed: SELECT"):
         check_statement(conn, "UPDATE EXTENSIONS")
 
 
@@ -142,5 +144,13 @@ def test_the_catalog_allows_analytics_and_no_side_effects(tmp_path):
     conn.close()
     assert catalog.functions & side_effects == SAFE_VOLATILE & side_effects
     assert not catalog.functions & set(DENIED_FUNCTIONS)
-    assert {"sum", "count_star", "row_number", "json_extract", "list_transform", "regexp_extract", "+"} <= catalog.functions
+    assert {
+        "sum",
+        "count_star",
+        "row_number",
+        "json_extract",
+        "list_transform",
+        "regexp_extract",
+        "+",
+    } <= catalog.functions
     assert not catalog.functions & {"read_csv", "query", "glob", "duckdb_settings"}

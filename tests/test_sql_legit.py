@@ -54,7 +54,12 @@ LEGIT: list[tuple[str, Expected]] = [
     ("SELECT count(*) AS n FROM users", [[4]]),
     (
         "SELECT id, has_password, has_setup_token, has_reset_token FROM users ORDER BY id",
-        [["u1", True, False, True], ["u2", True, True, False], ["u3", False, True, False], ["u4", True, False, False]],
+        [
+            ["u1", True, False, True],
+            ["u2", True, True, False],
+            ["u3", False, True, False],
+            ["u4", True, False, False],
+        ],
     ),
     ("FROM users SELECT email WHERE role = 'admin'", [["ana@example.com"]]),
     # "Which tables failed to sync twice this week?"
@@ -88,7 +93,10 @@ LEGIT: list[tuple[str, Expected]] = [
         "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY timestamp DESC) = 1 ORDER BY user_id",
         [["u1", "approve_knowledge"], ["u2", "vote"], ["u3", "vote"], ["u4", "vote"]],
     ),
-    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SELECT sum(n) AS total FROM r", [[55]]),
+    (
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SELECT sum(n) AS total FROM r",
+        [[55]],
+    ),
     (
         "WITH RECURSIVE days(d) AS (SELECT DATE '2026-03-20' UNION ALL SELECT d + 1 FROM days "
         "WHERE d < DATE '2026-03-22') "
@@ -137,7 +145,10 @@ LEGIT: list[tuple[str, Expected]] = [
         [["t_users", "file_size_bytes", 40], ["t_users", "rows", 4]],
     ),
     ("DESCRIBE users", first_column(USER_COLUMNS)),
-    ("DESCRIBE SELECT id, has_password FROM users", lambda r: [row[:2] for row in r["rows"]] == [["id", "VARCHAR"], ["has_password", "BOOLEAN"]]),
+    (
+        "DESCRIBE SELECT id, has_password FROM users",
+        lambda r: [row[:2] for row in r["rows"]] == [["id", "VARCHAR"], ["has_password", "BOOLEAN"]],
+    ),
     ("SHOW TABLES", lambda r: sorted({row[0] for row in r["rows"]}) == VIEWS),
     ("SHOW ALL TABLES", _show_all_tables),
     ("SUMMARIZE knowledge_votes", _summarize_votes),
@@ -167,7 +178,10 @@ LEGIT: list[tuple[str, Expected]] = [
         [["k3", "ops"], ["k3", "runbook"]],
     ),
     ("SELECT id FROM knowledge_items WHERE list_contains(tags::VARCHAR[], 'finance')", [["k1"]]),
-    ("SELECT tags, contributors FROM knowledge_items WHERE id = 'k1'", [[["metrics", "finance"], ["u1", "u2"]]]),
+    (
+        "SELECT tags, contributors FROM knowledge_items WHERE id = 'k1'",
+        [[["metrics", "finance"], ["u1", "u2"]]],
+    ),
     (
         "SELECT table_id, (profile->>'$.row_count')::INTEGER AS n, json_array_length(profile->'$.columns') AS cols "
         "FROM table_profiles",
@@ -209,8 +223,14 @@ LEGIT: list[tuple[str, Expected]] = [
         "FROM audit_log ORDER BY seq LIMIT 3",
         [["a01", 12.0], ["a02", 11.0], ["a03", 7.5]],
     ),
-    ("SELECT upper(name) AS n, split_part(email, '@', 2) AS domain FROM users WHERE id = 'u2'", [["BO", "example.com"]]),
-    ("SELECT regexp_extract(email, '^([a-z]+)@', 1) AS local FROM users ORDER BY id", [["ana"], ["bo"], ["cy"], ["di"]]),
+    (
+        "SELECT upper(name) AS n, split_part(email, '@', 2) AS domain FROM users WHERE id = 'u2'",
+        [["BO", "example.com"]],
+    ),
+    (
+        "SELECT regexp_extract(email, '^([a-z]+)@', 1) AS local FROM users ORDER BY id",
+        [["ana"], ["bo"], ["cy"], ["di"]],
+    ),
     (
         "SELECT {'a': 1, 'b': [1, 2]} AS s, [1, 2, 3] AS l, 1.10::DECIMAL(10, 2) AS d, "
         "TIMESTAMP '2026-03-20 09:00:00' AS ts, TIMESTAMPTZ '2026-03-20 09:00:00+02' AS tz, DATE '2026-03-20' AS day, "
@@ -307,6 +327,10 @@ def test_legit_corpus_through_mcp(tmp_path):
     results = with_client(make_server(path), run_all)
     failed = [sql for (sql, _), r in zip(LEGIT, results, strict=True) if r.is_error]
     assert failed == [], [result_text(r) for r in results if r.is_error]
-    wrong = [sql for (sql, expected), r in zip(LEGIT, results, strict=True) if not _matches(r.structured_content, expected)]
+    wrong = [
+        sql
+        for (sql, expected), r in zip(LEGIT, results, strict=True)
+        if not _matches(r.structured_content, expected)
+    ]
     assert wrong == []
     assert not any(c in result_text(r) for r in results for c in CANARIES)

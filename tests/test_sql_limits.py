@@ -128,7 +128,9 @@ def test_output_is_capped_with_a_message_saying_how_to_narrow(engine):
     assert result["truncated"] is True
     assert 40 <= result["row_count"] < 500
     assert len(json.dumps(result["rows"])) <= 50_000
-    assert "capped at 50,000 characters" in result["message"] and "fewer or shorter columns" in result["message"]
+    assert (
+        "capped at 50,000 characters" in result["message"] and "fewer or shorter columns" in result["message"]
+    )
 
 
 def test_a_single_row_over_the_cap_returns_no_rows_but_says_why(engine):

@@ -9,9 +9,9 @@ from mcp.server.mcpserver import MCPServer
 from sql_support import CANARIES, make_server, result_text, seeded_db_path, with_client
 
 from mcp_state.db import Database
+from mcp_state.server.tools_sql import register_sql_tools
 from mcp_state.sql import SqlEngine
 from mcp_state.sql.render import cell
-from mcp_state.server.tools_sql import register_sql_tools
 
 # A snapshot of the surface: a change here shows in review.
 SURFACE = {
@@ -45,7 +45,8 @@ def test_the_tool_surface(tmp_path):
         seen[tool.name] = {
             "title": tool.title,
             "inputs": {
-                name: (p.get("type"), p.get("minimum"), p.get("maximum"), p.get("default")) for name, p in props.items()
+                name: (p.get("type"), p.get("minimum"), p.get("maximum"), p.get("default"))
+                for name, p in props.items()
             },
             "required": tool.input_schema.get("required", []),
             "outputs": tool.output_schema["required"],
@@ -87,7 +88,9 @@ def test_explain_shows_the_plan_without_running_the_query(tmp_path):
     path = seeded_db_path(tmp_path / "data")
 
     async def body(client):
-        plan = await client.call_tool("sql_explain", {"sql": "SELECT action, count(*) FROM audit_log GROUP BY ALL"})
+        plan = await client.call_tool(
+            "sql_explain", {"sql": "SELECT action, count(*) FROM audit_log GROUP BY ALL"}
+        )
         started = time.monotonic()
         runaway = await client.call_tool("sql_explain", {"sql": "SELECT count(*) FROM range(1e13::BIGINT)"})
         seconds = time.monotonic() - started
@@ -124,7 +127,11 @@ def test_schema_lists_the_views_with_descriptions_and_no_secret(tmp_path):
     columns = {c["name"] for c in only["columns"]}
     assert "has_password" in columns and not columns & {"password_hash", "setup_token", "reset_token"}
     assert "### users" in users.content[0].text
-    assert missing.is_error and "[not_found]" in missing.content[0].text and "audit_log" in missing.content[0].text
+    assert (
+        missing.is_error
+        and "[not_found]" in missing.content[0].text
+        and "audit_log" in missing.content[0].text
+    )
     assert not any(c in result_text(r) for r in (everything, users, missing) for c in CANARIES)
 
 
@@ -143,7 +150,10 @@ def test_a_database_opened_without_hardening_turns_the_tools_off(tmp_path):
     register_sql_tools(mcp, lambda ctx: ctx.request_context.lifespan_context)
     result = with_client(mcp, lambda client: client.call_tool("sql_query", {"sql": "SELECT 1"}))
     assert result.is_error
-    assert "not opened with its hardening" in result.content[0].text and "[unavailable]" in result.content[0].text
+    assert (
+        "not opened with its hardening" in result.content[0].text
+        and "[unavailable]" in result.content[0].text
+    )
 
 
 def test_arguments_out_of_range_are_refused_by_the_schema(tmp_path):

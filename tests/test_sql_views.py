@@ -16,7 +16,6 @@ from mcp_state.schema import (
     TABLE_DESCRIPTIONS,
 )
 
-
 _NAMES = {
     "main": "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND database_name = current_database()",
     REDACTED_SCHEMA: (

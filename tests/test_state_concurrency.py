@@ -83,7 +83,7 @@ def _run_mixed_workload(source: Any, ops: int = OPS, pause_every: int = 0) -> No
                     assert 0 <= votes["upvotes"] + votes["downvotes"] <= THREADS * USERS_PER_THREAD
                     state = s.get_table_state("shared")
                     assert state is None or state["hash"].count(":") == 1
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted on below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
@@ -169,7 +169,7 @@ def _concurrently(n: int, fn: Callable[[], Any]) -> tuple[list[Any], list[BaseEx
             value = fn()
             with lock:
                 results.append(value)
-        except BaseException as exc:  # noqa: BLE001 - the caller asserts on them
+        except BaseException as exc:
             with lock:
                 errors.append(exc)
 

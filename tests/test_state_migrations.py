@@ -26,7 +26,7 @@ def tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
 
 def test_migrations_are_numbered_one_to_latest_without_gaps():
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert LATEST_VERSION == MIGRATIONS[-1].version
+    assert MIGRATIONS[-1].version == LATEST_VERSION
     assert all(m.name and m.sql.strip() for m in MIGRATIONS)
 
 

@@ -38,7 +38,7 @@ def test_a_lookup_is_cached_and_a_write_through_the_repository_shows_at_once(db)
     assert rows_of(db) is None  # "no row" is an answer too, and is cached
     record(db, 1)
     assert rows_of(db) == 1
-    assert db.caching and db._cache  # noqa: SLF001 - the answer was kept
+    assert db.caching and db._cache
     for n in range(2, 6):
         record(db, n)
         assert rows_of(db) == n
@@ -182,7 +182,7 @@ def test_the_cache_is_bounded(tmp_path):
             record(db, 1, name)
         for name in ("a", "b", "c", "a"):
             assert rows_of(db, name) == 1
-        assert len(db._cache) == 2  # noqa: SLF001
+        assert len(db._cache) == 2
     finally:
         db.close()
 
@@ -202,7 +202,7 @@ def test_ways_around_the_database_turn_the_cache_off(tmp_path):
             raw.execute("UPDATE sync_state SET rows = 5 WHERE table_id = 'orders'")
             assert not db.caching
             assert rows_of(db) == 5  # ...so the cache is off for good
-            if raw is not db._conn:  # noqa: SLF001 - never close the Database's own root
+            if raw is not db._conn:
                 raw.close()
         finally:
             db.close()
@@ -213,7 +213,7 @@ def test_off_by_default(tmp_path):
     try:
         record(db, 1)
         assert rows_of(db) == 1
-        assert not db.caching and not db._cache  # noqa: SLF001
+        assert not db.caching and not db._cache
     finally:
         db.close()
 
@@ -225,7 +225,9 @@ def test_the_server_caches_lookups_and_answers_a_read_after_a_write_with_the_wri
     from mcp_state.server import ServerSettings, build_server
 
     async def body() -> None:
-        server = build_server(ServerSettings(db_path=str(tmp_path / "s.duckdb"), actor="t", idle_release=None))
+        server = build_server(
+            ServerSettings(db_path=str(tmp_path / "s.duckdb"), actor="t", idle_release=None)
+        )
         async with Client(server) as client:
             for n in range(5):
                 done = await client.call_tool(

@@ -200,7 +200,7 @@ def _string_constants(path: Path) -> list[str]:
 
 
 def test_no_repository_sql_changes_or_removes_audit_rows():
-    scanned = sorted((PACKAGE / "repositories").rglob("*.py")) + [PACKAGE / "gateway.py", PACKAGE / "db.py"]
+    scanned = [*sorted((PACKAGE / "repositories").rglob("*.py")), PACKAGE / "gateway.py", PACKAGE / "db.py"]
     offenders = [
         f"{path.name}: {s.strip()[:60]}"
         for path in scanned

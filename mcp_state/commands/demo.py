@@ -36,8 +36,12 @@ def run(args: argparse.Namespace) -> int:
     counts = report.counts()
     summary = ", ".join(
         f"{counts[kind]} {noun}"
-        for kind, noun in (("users", "users"), ("sync_state", "synced tables"), ("knowledge", "knowledge items"),
-                           ("audit", "audit entries"))
+        for kind, noun in (
+            ("users", "users"),
+            ("sync_state", "synced tables"),
+            ("knowledge", "knowledge items"),
+            ("audit", "audit entries"),
+        )
     )
     command = shlex.join(["mcp-state", "serve", "--db", str(db_path)])
     print(
@@ -49,4 +53,3 @@ def run(args: argparse.Namespace) -> int:
         f"  By hand:       {command}"
     )
     return 0
-

@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--to", required=True, metavar="DIR", help="directory to write (created if missing)")
     parser.add_argument(
-        "--db", metavar="PATH", help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)"
+        "--db",
+        metavar="PATH",
+        help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)",
     )
     parser.set_defaults(func=run)
 

@@ -110,20 +110,44 @@ def render(report: Any) -> str:
     rows = [header]
     for kind in report.kinds:
         if not kind.present:
-            rows.append((kind.file, kind.table, "no file", "", "", "", "", str(kind.db_only) if kind.db_only else ""))
+            rows.append(
+                (kind.file, kind.table, "no file", "", "", "", "", str(kind.db_only) if kind.db_only else "")
+            )
             continue
-        rows.append((kind.file, kind.table, *(str(n) for n in (
-            kind.read, kind.inserted, kind.updated, kind.unchanged, len(kind.skipped), kind.db_only))))
+        rows.append(
+            (
+                kind.file,
+                kind.table,
+                *(
+                    str(n)
+                    for n in (
+                        kind.read,
+                        kind.inserted,
+                        kind.updated,
+                        kind.unchanged,
+                        len(kind.skipped),
+                        kind.db_only,
+                    )
+                ),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
-        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in rows
     ]
     verb = "Would write" if report.dry_run else "Wrote"
-    lines.insert(0, f"{'Dry run: nothing was written. ' if report.dry_run else ''}"
-                    f"{report.data_dir} -> {report.db_path}")
-    lines.append(f"{verb} {report.written} row(s); {len(report.skipped)} entr{'y' if len(report.skipped) == 1 else 'ies'} "
-                 "skipped. Rows only in the database are kept (\"db only\").")
+    lines.insert(
+        0,
+        f"{'Dry run: nothing was written. ' if report.dry_run else ''}{report.data_dir} -> {report.db_path}",
+    )
+    lines.append(
+        f"{verb} {report.written} row(s); {len(report.skipped)} entr{'y' if len(report.skipped) == 1 else 'ies'} "
+        'skipped. Rows only in the database are kept ("db only").'
+    )
     if report.skipped:
         lines.append("Skipped (--skip-invalid):")
         lines.extend(f"  {problem}" for problem in report.skipped)

@@ -32,9 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("sql", help="the SQL statement (quote it for the shell)")
     parser.add_argument("--db", metavar="PATH", help="database file (default: $DATA_DIR/state/system.duckdb)")
-    parser.add_argument("--json", action="store_true", help="print the full result as JSON instead of a table")
     parser.add_argument(
-        "--limit", type=_limit, default=DEFAULT_LIMIT, metavar="N", help=f"most rows to return (1 to {MAX_LIMIT:,}; default {DEFAULT_LIMIT})"
+        "--json", action="store_true", help="print the full result as JSON instead of a table"
+    )
+    parser.add_argument(
+        "--limit",
+        type=_limit,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"most rows to return (1 to {MAX_LIMIT:,}; default {DEFAULT_LIMIT})",
     )
     parser.set_defaults(func=run)
 

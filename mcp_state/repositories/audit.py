@@ -40,7 +40,16 @@ class AuditRepository(Repository):
             self.db.execute(
                 """INSERT INTO audit_log (id, timestamp, user_id, action, resource, params, result, duration_ms)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                [entry_id, timestamp or utc_now(), user_id, action, resource, Json(params), result, duration_ms],
+                [
+                    entry_id,
+                    timestamp or utc_now(),
+                    user_id,
+                    action,
+                    resource,
+                    Json(params),
+                    result,
+                    duration_ms,
+                ],
             )
         return entry_id
 
@@ -65,7 +74,12 @@ class AuditRepository(Repository):
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
-        for column, value in (("user_id", user_id), ("action", action), ("resource", resource), ("result", result)):
+        for column, value in (
+            ("user_id", user_id),
+            ("action", action),
+            ("resource", resource),
+            ("result", result),
+        ):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)

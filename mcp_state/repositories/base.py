@@ -93,7 +93,9 @@ class Repository:
         where = " AND ".join(f"{col} = ?" for col in key_cols)
         key_values = [values[col] for col in key_cols]
         sets = [col for col in values if col not in key_cols and col not in insert_only]
-        assignments = ", ".join(f"{col} = coalesce(?, {col})" if col in keep else f"{col} = ?" for col in sets)
+        assignments = ", ".join(
+            f"{col} = coalesce(?, {col})" if col in keep else f"{col} = ?" for col in sets
+        )
         with self.db.transaction():
             if sets:
                 rows = self.db.execute_returning(

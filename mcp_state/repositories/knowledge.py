@@ -52,8 +52,19 @@ class KnowledgeRepository(Repository):
                 """INSERT INTO knowledge_items (id, title, content, category, source_user, tags, status,
                        contributors, audience, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [id, title, content, category, source_user, Json(tags), status, Json(contributors),
-                 audience, now, now],
+                [
+                    id,
+                    title,
+                    content,
+                    category,
+                    source_user,
+                    Json(tags),
+                    status,
+                    Json(contributors),
+                    audience,
+                    now,
+                    now,
+                ],
             )
             return self._require(id)  # type: ignore[return-value]
 
@@ -93,7 +104,8 @@ class KnowledgeRepository(Repository):
         with self.db.transaction():
             self._require(item_id)
             self.db.execute(
-                "UPDATE knowledge_items SET status = ?, updated_at = ? WHERE id = ?", [status, utc_now(), item_id]
+                "UPDATE knowledge_items SET status = ?, updated_at = ? WHERE id = ?",
+                [status, utc_now(), item_id],
             )
             return self._require(item_id)  # type: ignore[return-value]
 
@@ -168,6 +180,10 @@ class KnowledgeRepository(Repository):
     def list_votes(self, item_id: str, limit: int | None = None, offset: int = 0) -> list[KnowledgeVote]:
         check_page(limit, offset)
         return self._list(  # type: ignore[return-value]
-            "item_id = ?", [item_id], limit=limit, offset=offset, order_by="voted_at DESC, user_id",
+            "item_id = ?",
+            [item_id],
+            limit=limit,
+            offset=offset,
+            order_by="voted_at DESC, user_id",
             table="knowledge_votes",
         )

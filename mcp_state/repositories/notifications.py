@@ -74,7 +74,9 @@ class PendingCodeRepository(Repository):
         """
         if not isinstance(code, str) or not code:
             return None
-        rows = self.db.execute_returning("DELETE FROM pending_codes WHERE code = ? RETURNING chat_id, created_at", [code])
+        rows = self.db.execute_returning(
+            "DELETE FROM pending_codes WHERE code = ? RETURNING chat_id, created_at", [code]
+        )
         if not rows:
             return None
         row = rows[0]
@@ -113,8 +115,14 @@ class ScriptRepository(Repository):
             raise InvalidArgumentError("source must be a string")
         with self.db.transaction():
             return self._upsert(
-                {"id": id, "name": name, "owner": owner, "schedule": schedule, "source": source,
-                 "deployed_at": deployed_at or utc_now()},
+                {
+                    "id": id,
+                    "name": name,
+                    "owner": owner,
+                    "schedule": schedule,
+                    "source": source,
+                    "deployed_at": deployed_at or utc_now(),
+                },
                 keep=("owner",),
             )  # type: ignore[return-value]
 

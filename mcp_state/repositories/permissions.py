@@ -37,7 +37,11 @@ class DatasetPermissionRepository(Repository):
         return self._list("dataset = ?", [dataset])  # type: ignore[return-value]
 
     def list_all(
-        self, user_id: str | None = None, dataset: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        user_id: str | None = None,
+        dataset: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[DatasetPermission]:
         where, params = self._filters(user_id, dataset)
         return self._list(where, params, limit=limit, offset=offset)  # type: ignore[return-value]

@@ -26,7 +26,9 @@ class ProfileRepository(Repository):
     order_by = "table_id"
     noun = "profile for table"
 
-    def save(self, table_id: str, profile: dict[str, Any], profiled_at: datetime | None = None) -> TableProfile:
+    def save(
+        self, table_id: str, profile: dict[str, Any], profiled_at: datetime | None = None
+    ) -> TableProfile:
         check_id("table_id", table_id)
         if not isinstance(profile, dict):
             raise InvalidArgumentError("profile must be a JSON object")

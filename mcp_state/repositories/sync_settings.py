@@ -42,14 +42,24 @@ class SyncSettingsRepository(Repository):
         if table_mode == "selected" and tables is None:
             raise InvalidArgumentError("table_mode 'selected' needs the list of tables")
         if table_mode == "all" and tables:
-            raise InvalidArgumentError("tables are only used with table_mode 'selected'; leave them out for 'all'")
+            raise InvalidArgumentError(
+                "tables are only used with table_mode 'selected'; leave them out for 'all'"
+            )
         with self.db.transaction():
             return self._upsert(
-                {"user_id": user_id, "dataset": dataset, "enabled": enabled, "table_mode": table_mode,
-                 "tables": Json(tables), "updated_at": updated_at or utc_now()}
+                {
+                    "user_id": user_id,
+                    "dataset": dataset,
+                    "enabled": enabled,
+                    "table_mode": table_mode,
+                    "tables": Json(tables),
+                    "updated_at": updated_at or utc_now(),
+                }
             )  # type: ignore[return-value]
 
-    def list_all(self, dataset: str | None = None, limit: int | None = None, offset: int = 0) -> list[SyncSetting]:
+    def list_all(
+        self, dataset: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[SyncSetting]:
         if dataset:
             return self._list("dataset = ?", [dataset], limit=limit, offset=offset)  # type: ignore[return-value]
         return self._list(limit=limit, offset=offset)  # type: ignore[return-value]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+
 from mcp_state.gateway import utc_now
 from mcp_state.repositories.base import Repository, check_choice, check_id, check_non_negative
 from mcp_state.types import SYNC_STATUSES, SyncHistoryEntry, SyncState
@@ -62,9 +63,17 @@ class SyncStateRepository(Repository):
             # Stamped under the write lock, so time order and commit order agree across threads.
             now = synced_at or utc_now()
             state = self._upsert(
-                {"table_id": table_id, "last_sync": now, "rows": rows, "file_size_bytes": file_size_bytes,
-                 "uncompressed_size_bytes": uncompressed_size_bytes, "columns": columns, "hash": hash,
-                 "status": status, "error": error}
+                {
+                    "table_id": table_id,
+                    "last_sync": now,
+                    "rows": rows,
+                    "file_size_bytes": file_size_bytes,
+                    "uncompressed_size_bytes": uncompressed_size_bytes,
+                    "columns": columns,
+                    "hash": hash,
+                    "status": status,
+                    "error": error,
+                }
             )
             self.db.execute(
                 """INSERT INTO sync_history (id, table_id, synced_at, rows, duration_ms, status, error)
@@ -76,7 +85,12 @@ class SyncStateRepository(Repository):
     def get_sync_history(self, table_id: str, limit: int = 10, offset: int = 0) -> list[SyncHistoryEntry]:
         """Sync runs of ``table_id``, newest first (ties broken by insertion order)."""
         return self._list(  # type: ignore[return-value]
-            "table_id = ?", [table_id], limit=limit, offset=offset, order_by=HISTORY_ORDER, table="sync_history"
+            "table_id = ?",
+            [table_id],
+            limit=limit,
+            offset=offset,
+            order_by=HISTORY_ORDER,
+            table="sync_history",
         )
 
     def count_history(self, table_id: str) -> int:

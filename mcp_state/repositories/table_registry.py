@@ -30,9 +30,16 @@ class TableRegistryRepository(Repository):
         check_id("name", name)
         with self.db.transaction():
             return self._upsert(
-                {"id": id, "name": name, "folder": folder, "sync_strategy": sync_strategy,
-                 "primary_key": primary_key, "description": description, "registered_by": registered_by,
-                 "registered_at": registered_at or utc_now()},
+                {
+                    "id": id,
+                    "name": name,
+                    "folder": folder,
+                    "sync_strategy": sync_strategy,
+                    "primary_key": primary_key,
+                    "description": description,
+                    "registered_by": registered_by,
+                    "registered_at": registered_at or utc_now(),
+                },
                 insert_only=("registered_by", "registered_at"),
             )  # type: ignore[return-value]
 
@@ -42,7 +49,9 @@ class TableRegistryRepository(Repository):
     def get(self, table_id: str) -> RegisteredTable | None:
         return self._get(table_id)  # type: ignore[return-value]
 
-    def list_all(self, folder: str | None = None, limit: int | None = None, offset: int = 0) -> list[RegisteredTable]:
+    def list_all(
+        self, folder: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[RegisteredTable]:
         if folder:
             return self._list("folder = ?", [folder], limit=limit, offset=offset)  # type: ignore[return-value]
         return self._list(limit=limit, offset=offset)  # type: ignore[return-value]

@@ -76,7 +76,9 @@ class UserRepository(Repository):
         with self.db.transaction():
             self._check_email_free(email)
             if self._exists(id):
-                raise ConflictError(f"a user with id '{id}' already exists; choose another id or update that user")
+                raise ConflictError(
+                    f"a user with id '{id}' already exists; choose another id or update that user"
+                )
             self.db.execute(
                 """INSERT INTO users (id, email, name, role, password_hash, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?)""",

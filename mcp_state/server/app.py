@@ -28,9 +28,9 @@ from mcp_state.server.tools_knowledge import knowledge
 from mcp_state.server.tools_notifications import notifications
 from mcp_state.server.tools_registry import registry
 from mcp_state.server.tools_scripts import scripts
+from mcp_state.server.tools_sql import register_sql_tools
 from mcp_state.server.tools_sync import sync
 from mcp_state.server.tools_users import users
-from mcp_state.server.tools_sql import register_sql_tools
 
 RegisterToolset = Callable[[MCPServer[Any], ServerSettings], None]
 
@@ -78,7 +78,9 @@ class StateServer(MCPServer[AppState]):
             tool.model_copy(
                 update={
                     "input_schema": compact_schema(tool.input_schema),
-                    "output_schema": None if tool.output_schema is None else compact_schema(tool.output_schema),
+                    "output_schema": None
+                    if tool.output_schema is None
+                    else compact_schema(tool.output_schema),
                 }
             )
             for tool in await super().list_tools()

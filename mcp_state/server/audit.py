@@ -228,7 +228,7 @@ def _read(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, 
     try:
         _require_scope(spec, caller)
         return spec.fn(Call(state.repos, caller.actor), **arguments)
-    except Exception as exc:  # noqa: BLE001 - the server edge: every failure becomes a tool error
+    except Exception as exc:
         raise tool_error(spec.name, exc, spec.hint) from None
 
 
@@ -248,7 +248,7 @@ def _write(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str,
                 duration_ms=_elapsed_ms(started),
             )
         return result
-    except Exception as exc:  # noqa: BLE001 - the server edge: audited, then a tool error
+    except Exception as exc:
         record_failure(state, spec, caller, arguments, error_kind(exc), started)
         raise tool_error(spec.name, exc, spec.hint) from None
 
@@ -275,7 +275,7 @@ def record_failure(
             result=kind,
             duration_ms=_elapsed_ms(started),
         )
-    except Exception as audit_exc:  # noqa: BLE001 - the database itself may be what failed
+    except Exception as audit_exc:
         logger.error(
             "could not write the audit row for a failed %s call: %s", spec.name, type(audit_exc).__name__
         )
@@ -298,7 +298,7 @@ def redact(value: Any, depth: int = 0) -> Any:
         return {str(k): REDACTED if is_secret_key(str(k)) else redact(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
         items = [redact(v, depth + 1) for v in value[:100]]
-        return items + [f"[{len(value) - 100} more]"] if len(value) > 100 else items
+        return [*items, f"[{len(value) - 100} more]"] if len(value) > 100 else items
     if isinstance(value, str) and len(value) > _MAX_TEXT:
         return value[:_MAX_TEXT] + f"... [{len(value)} characters]"
     return value

@@ -97,7 +97,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             def guarded(**kwargs: Any) -> str:
                 try:
                     return to_json(fn(runtime.state.repos, **kwargs))
-                except Exception as exc:  # noqa: BLE001 - the server edge: every failure becomes a resource error
+                except Exception as exc:
                     raise resource_error(uri, exc) from None
 
             sig = _without_repos(fn)

@@ -188,9 +188,25 @@ class TableProfilePage(TypedDict):
 
 # Keywords that only constrain one JSON type, so ``anyOf [X, null]`` can fold into ``type: [X, "null"]``.
 _FOLDABLE = frozenset(
-    {"type", "format", "items", "description", "default", "minimum", "maximum", "exclusiveMinimum",
-     "exclusiveMaximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "properties",
-     "required", "additionalProperties"}
+    {
+        "type",
+        "format",
+        "items",
+        "description",
+        "default",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minItems",
+        "maxItems",
+        "properties",
+        "required",
+        "additionalProperties",
+    }
 )
 
 

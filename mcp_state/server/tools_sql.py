@@ -61,7 +61,7 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     ) -> Annotated[CallToolResult, SqlQueryResult]:
         try:
             result = engine_for(ctx).query(sql, limit)
-        except Exception as exc:  # noqa: BLE001 - translated (and a crash logged without its text) in one place
+        except Exception as exc:
             raise tool_error("sql_query", exc) from None
         return CallToolResult(
             content=[TextContent(type="text", text=query_markdown(result))], structured_content=dict(result)
@@ -76,13 +76,16 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     def sql_schema(
         ctx: Context,
         table: Annotated[
-            str | None, Field(description="One table name, e.g. audit_log; omit for all tables.", max_length=200)
+            str | None,
+            Field(description="One table name, e.g. audit_log; omit for all tables.", max_length=200),
         ] = None,
     ) -> Annotated[CallToolResult, SqlSchemaResult]:
         try:
             result = engine_for(ctx).schema(table)
-        except Exception as exc:  # noqa: BLE001 - translated (and a crash logged without its text) in one place
-            raise tool_error("sql_schema", exc, hint="Call sql_schema without a table to list them all.") from None
+        except Exception as exc:
+            raise tool_error(
+                "sql_schema", exc, hint="Call sql_schema without a table to list them all."
+            ) from None
         return CallToolResult(
             content=[TextContent(type="text", text=schema_markdown(result))], structured_content=dict(result)
         )
@@ -96,7 +99,7 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     def sql_explain(sql: SqlText, ctx: Context) -> Annotated[CallToolResult, SqlExplainResult]:
         try:
             result = engine_for(ctx).explain(sql)
-        except Exception as exc:  # noqa: BLE001 - translated (and a crash logged without its text) in one place
+        except Exception as exc:
             raise tool_error("sql_explain", exc) from None
         return CallToolResult(
             content=[TextContent(type="text", text=explain_markdown(result))], structured_content=dict(result)

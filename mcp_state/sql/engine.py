@@ -26,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
@@ -125,7 +125,8 @@ class SqlEngine:
         more = len(raw) > limit
         types = [str(col[1]) for col in description]
         columns: list[SqlColumn] = [
-            {"name": name, "type": type_} for name, type_ in zip(column_names(description), types, strict=True)
+            {"name": name, "type": type_}
+            for name, type_ in zip(column_names(description), types, strict=True)
         ]
         convert = [converter(t) for t in types]
         rows, capped = self._cap([[c(v) for c, v in zip(convert, row, strict=True)] for row in raw[:limit]])
@@ -178,10 +179,14 @@ class SqlEngine:
             for (name,) in names:
                 # Bound now, not read from the catalog: a view's catalog entry keeps the columns it
                 # had when created, while SELECT * in it follows columns added to its table since.
-                cursor.execute(f"SELECT * FROM {quote_identifier(REDACTED_SCHEMA)}.{quote_identifier(name)} LIMIT 0")
+                cursor.execute(
+                    f"SELECT * FROM {quote_identifier(REDACTED_SCHEMA)}.{quote_identifier(name)} LIMIT 0"
+                )
                 tables[name] = [
                     {"name": column, "type": str(col[1]), "description": _describe(name, column)}
-                    for column, col in zip(column_names(cursor.description), cursor.description or [], strict=True)
+                    for column, col in zip(
+                        column_names(cursor.description), cursor.description or [], strict=True
+                    )
                 ]
         if table is not None:
             wanted = table.strip().lower()
@@ -281,10 +286,8 @@ class SqlEngine:
         kept = self._local.__dict__
         if kept.get("cursor") is cursor:
             kept["root"] = kept["cursor"] = None
-        try:
+        with suppress(duckdb.Error):
             cursor.close()
-        except duckdb.Error:
-            pass
 
     def _check_hardened(self, cursor: duckdb.DuckDBPyConnection, root: duckdb.DuckDBPyConnection) -> None:
         """Layer 5: refuse an instance that was not opened hardened. Checked once per opening
@@ -341,7 +344,9 @@ class SqlEngine:
 
     def _check_limit(self, limit: int) -> int:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.max_limit:
-            raise InvalidArgumentError(f"limit must be a whole number from 1 to {self.max_limit:,}; got {limit!r}")
+            raise InvalidArgumentError(
+                f"limit must be a whole number from 1 to {self.max_limit:,}; got {limit!r}"
+            )
         return limit
 
     def _cap(self, rows: list[list[Any]]) -> tuple[list[list[Any]], bool]:
@@ -367,7 +372,9 @@ class SqlEngine:
                 "select fewer columns"
             )
         if isinstance(exc, duckdb.PermissionException):
-            return InvalidSQLError("the query tried to reach a file or setting, which the SQL tool does not allow")
+            return InvalidSQLError(
+                "the query tried to reach a file or setting, which the SQL tool does not allow"
+            )
         return InvalidSQLError(f"the query failed: {self._scrub(_message(exc))}")
 
     def _scrub(self, message: str) -> str:
@@ -441,7 +448,9 @@ def quote_identifier(name: str) -> str:
 
 
 def _describe(table: str, column: str) -> str:
-    return COLUMN_DESCRIPTIONS.get(table, {}).get(column) or REDACTED_FLAG_COLUMNS.get(table, {}).get(column, "")
+    return COLUMN_DESCRIPTIONS.get(table, {}).get(column) or REDACTED_FLAG_COLUMNS.get(table, {}).get(
+        column, ""
+    )
 
 
 def _message(exc: BaseException) -> str:

@@ -55,7 +55,9 @@ TABLE_FUNCTIONS = frozenset(
 )
 
 # information_schema views (over duckdb_* metadata) the SQL tool may read.
-METADATA_VIEWS = frozenset({"tables", "columns", "schemata", "views", "table_constraints", "key_column_usage"})
+METADATA_VIEWS = frozenset(
+    {"tables", "columns", "schemata", "views", "table_constraints", "key_column_usage"}
+)
 
 # Built-in functions refused by name, with the reason given to the caller.
 _STATE = "it changes or reads server state (sequences, settings, logs)"
@@ -78,7 +80,9 @@ SAFE_VOLATILE = frozenset({"random", "uuid", "uuidv4", "uuidv7", "gen_random_uui
 PARSER_FUNCTIONS = frozenset({"unnest", "unlist", "grouping", "grouping_id", "try", "columns"})
 
 _QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
-_TABLE_REFS = frozenset({"BASE_TABLE", "TABLE_FUNCTION", "JOIN", "SUBQUERY", "EXPRESSION_LIST", "EMPTY", "PIVOT", "SHOW_REF"})
+_TABLE_REFS = frozenset(
+    {"BASE_TABLE", "TABLE_FUNCTION", "JOIN", "SUBQUERY", "EXPRESSION_LIST", "EMPTY", "PIVOT", "SHOW_REF"}
+)
 _EXPRESSIONS = frozenset(
     {
         "BETWEEN",
@@ -225,7 +229,9 @@ def check_tree(serialized: str, catalog: Catalog) -> None:
     try:
         tree = json.loads(serialized)
     except (TypeError, ValueError):
-        raise InvalidSQLError("the statement could not be checked; rewrite it with standard SELECT syntax") from None
+        raise InvalidSQLError(
+            "the statement could not be checked; rewrite it with standard SELECT syntax"
+        ) from None
     if tree.get("error"):
         message = str(tree.get("error_message") or "unknown error")
         raise InvalidSQLError(f"the statement could not be checked ({message}); allowed: {ALLOWED}")
@@ -277,7 +283,9 @@ def _check_query_node(node: dict[str, Any]) -> None:
                 f"only reads are allowed: the query contains {_STATEMENT_WORDS.get(verb, verb)} "
                 f"(in a CTE or subquery). The SQL tool cannot change data; allowed: {ALLOWED}"
             )
-    raise InvalidSQLError(f"only reads are allowed: the query contains a {kind} part the SQL tool does not run")
+    raise InvalidSQLError(
+        f"only reads are allowed: the query contains a {kind} part the SQL tool does not run"
+    )
 
 
 def _check_expression(node: dict[str, Any], catalog: Catalog) -> None:
@@ -325,10 +333,14 @@ def _check_table_ref(node: dict[str, Any], tables: list[tuple[Any, Any, Any]]) -
     elif kind == "SHOW_REF":
         _check_show(node, tables)
     elif kind == "PIVOT" and node.get("pivot_enum"):
-        raise InvalidSQLError("PIVOT over an enum type is not available; list the values: PIVOT t ON col IN ('a', 'b')")
+        raise InvalidSQLError(
+            "PIVOT over an enum type is not available; list the values: PIVOT t ON col IN ('a', 'b')"
+        )
 
 
-def _check_table(catalog_name: Any, schema_name: Any, table_name: Any, catalog: Catalog, ctes: frozenset[str]) -> None:
+def _check_table(
+    catalog_name: Any, schema_name: Any, table_name: Any, catalog: Catalog, ctes: frozenset[str]
+) -> None:
     cat = str(catalog_name or "").lower()
     schema = str(schema_name or "").lower()
     name = str(table_name or "").lower()
@@ -339,14 +351,18 @@ def _check_table(catalog_name: Any, schema_name: Any, table_name: Any, catalog: 
         return
     if schema == "information_schema" and cat in ("", catalog.database) and name in METADATA_VIEWS:
         return
-    shown = ".".join(part for part in (str(catalog_name or ""), str(schema_name or ""), str(table_name or "")) if part)
+    shown = ".".join(
+        part for part in (str(catalog_name or ""), str(schema_name or ""), str(table_name or "")) if part
+    )
     if name in catalog.views:
         raise InvalidSQLError(
             f"table {shown} is not available: the SQL tool reads the redacted views, which leave out secret "
             f"columns; write {name} (or {REDACTED_SCHEMA}.{name}) instead"
         )
     if "/" in name or "." in name or "\\" in name:
-        raise InvalidSQLError(f"reading files is not allowed ({shown}); query the tables listed by sql_schema")
+        raise InvalidSQLError(
+            f"reading files is not allowed ({shown}); query the tables listed by sql_schema"
+        )
     raise InvalidSQLError(
         f"table {shown} is not available to the SQL tool; it can read: {', '.join(sorted(catalog.views))} "
         "(see sql_schema), CTEs you define, and table functions such as range()"

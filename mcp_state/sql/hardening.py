@@ -95,7 +95,10 @@ def hardened_database(path: str | os.PathLike[str], **kwargs: Any) -> Database:
     memory_limit = kwargs.pop("memory_limit", DEFAULT_MEMORY_LIMIT)
     threads = kwargs.pop("threads", None)
     return Database(
-        path, config=hardened_config(path, memory_limit=memory_limit, threads=threads), on_open=harden, **kwargs
+        path,
+        config=hardened_config(path, memory_limit=memory_limit, threads=threads),
+        on_open=harden,
+        **kwargs,
     )
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import (
+    Annotated,
+    Any,
+    NotRequired,  # pydantic needs it for schemas on Python < 3.12
+)
 
 from pydantic import WithJsonSchema
-from typing_extensions import NotRequired, TypedDict  # pydantic needs it for schemas on Python < 3.12
+from typing_extensions import TypedDict
 
 # The rows' JSON Schema stops at "an array": MCP clients validate results against the output
 # schema, and a schema that descends into every cell made a 100-row result cost the Python

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -35,13 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Figure, alternate, print_table, write_report  # noqa: E402
+import duckdb
+from common import Figure, alternate, print_table, write_report
 
-import duckdb  # noqa: E402
-
-from mcp_state.db import connect  # noqa: E402
-from mcp_state.legacy import LAYOUT_FILES  # noqa: E402
-from mcp_state.migrate import migrate_all  # noqa: E402
+from mcp_state.db import connect
+from mcp_state.legacy import LAYOUT_FILES
+from mcp_state.migrate import migrate_all
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -61,55 +59,153 @@ def generate(root: Path, audit_lines: int, entries: int) -> None:
     def dump(path: Path, value: object) -> None:
         path.write_text(json.dumps(value))
 
-    dump(meta / "sync_state.json", {
-        "tables": {f"t{i}": {"last_sync": _iso(i), "rows": i * 10, "file_size_bytes": i * 100,
-                             "uncompressed_size_bytes": i * 300, "columns": i % 40, "hash": f"{i:08x}",
-                             "status": "ok" if i % 9 else "error", **({"error": "timeout"} if i % 9 == 0 else {})}
-                   for i in range(n)},
-        "history": [{"table_id": f"t{i % n}", "synced_at": _iso(i), "rows": i, "duration_ms": i % 5000,
-                     "status": "ok"} for i in range(n)],
-    })
-    dump(meta / "table_registry.json", {"tables": {
-        f"t{i}": {"name": f"Table {i}", "folder": f"f{i % 20}", "sync_strategy": "full", "primary_key": "id",
-                  "description": f"table number {i}", "registered_by": f"user{i % 50}@acme.com",
-                  "registered_at": _iso(i)} for i in range(n)}})
-    dump(meta / "profiles.json", {
-        f"t{i}": {"row_count": i, "columns": [{"name": "id", "type": "BIGINT", "null_pct": 0.0}],
-                  "profiled_at": _iso(i)} for i in range(n)})
-    dump(root / "notifications" / "sync_settings.json", {
-        f"user{i}@acme.com": {"datasets": {"sales": True, "support": {"enabled": True, "table_mode": "selected",
-                                                                       "tables": [f"t{i}"]}},
-                              "updated_at": _iso(i)[:10]} for i in range(n // 2)})
-    dump(root / "notifications" / "telegram_users.json", {
-        f"user{i}@acme.com": {"chat_id": 100000 + i, "linked_at": _iso(i)} for i in range(n)})
-    dump(root / "notifications" / "pending_codes.json", {
-        f"C{i:07d}": {"chat_id": 500000 + i, "created_at": _iso(i)} for i in range(n)})
-    dump(root / "notifications" / "scripts.json", {
-        f"s{i}": {"name": f"Script {i}", "owner": f"user{i % 50}@acme.com", "schedule": "0 8 * * MON",
-                  "source": f"print({i})", "deployed_at": _iso(i), "last_run": _iso(i + 1), "last_status": "ok"}
-        for i in range(n)})
-    dump(root / "corporate-memory" / "knowledge.json", [
-        {"id": f"k{i}", "title": f"Item {i}", "content": "Lorem ipsum " * 5, "category": "metrics",
-         "tags": ["a", "b"], "status": "approved", "contributors": [f"user{i % 50}@acme.com"],
-         "source_user": f"user{i % 50}@acme.com", "audience": "all", "created_at": _iso(i), "updated_at": _iso(i + 1)}
-        for i in range(n)])
-    dump(root / "corporate-memory" / "votes.json", {
-        f"k{i}": {f"user{i % 50}@acme.com": 1, f"user{(i + 1) % 50}@acme.com": -1} for i in range(n // 2)})
-    dump(root / "auth" / "users.json", {
-        f"user{i}@acme.com": {"id": f"u{i}", "name": f"User {i}", "role": "analyst",
-                              "password_hash": f"$argon2id$fake{i}", "created_at": _iso(i)} for i in range(n)})
-    dump(root / "auth" / "dataset_permissions.json", {
-        f"u{i}": {"sales": "read", "support": "write"} for i in range(n // 2)})
+    dump(
+        meta / "sync_state.json",
+        {
+            "tables": {
+                f"t{i}": {
+                    "last_sync": _iso(i),
+                    "rows": i * 10,
+                    "file_size_bytes": i * 100,
+                    "uncompressed_size_bytes": i * 300,
+                    "columns": i % 40,
+                    "hash": f"{i:08x}",
+                    "status": "ok" if i % 9 else "error",
+                    **({"error": "timeout"} if i % 9 == 0 else {}),
+                }
+                for i in range(n)
+            },
+            "history": [
+                {
+                    "table_id": f"t{i % n}",
+                    "synced_at": _iso(i),
+                    "rows": i,
+                    "duration_ms": i % 5000,
+                    "status": "ok",
+                }
+                for i in range(n)
+            ],
+        },
+    )
+    dump(
+        meta / "table_registry.json",
+        {
+            "tables": {
+                f"t{i}": {
+                    "name": f"Table {i}",
+                    "folder": f"f{i % 20}",
+                    "sync_strategy": "full",
+                    "primary_key": "id",
+                    "description": f"table number {i}",
+                    "registered_by": f"user{i % 50}@acme.com",
+                    "registered_at": _iso(i),
+                }
+                for i in range(n)
+            }
+        },
+    )
+    dump(
+        meta / "profiles.json",
+        {
+            f"t{i}": {
+                "row_count": i,
+                "columns": [{"name": "id", "type": "BIGINT", "null_pct": 0.0}],
+                "profiled_at": _iso(i),
+            }
+            for i in range(n)
+        },
+    )
+    dump(
+        root / "notifications" / "sync_settings.json",
+        {
+            f"user{i}@acme.com": {
+                "datasets": {
+                    "sales": True,
+                    "support": {"enabled": True, "table_mode": "selected", "tables": [f"t{i}"]},
+                },
+                "updated_at": _iso(i)[:10],
+            }
+            for i in range(n // 2)
+        },
+    )
+    dump(
+        root / "notifications" / "telegram_users.json",
+        {f"user{i}@acme.com": {"chat_id": 100000 + i, "linked_at": _iso(i)} for i in range(n)},
+    )
+    dump(
+        root / "notifications" / "pending_codes.json",
+        {f"C{i:07d}": {"chat_id": 500000 + i, "created_at": _iso(i)} for i in range(n)},
+    )
+    dump(
+        root / "notifications" / "scripts.json",
+        {
+            f"s{i}": {
+                "name": f"Script {i}",
+                "owner": f"user{i % 50}@acme.com",
+                "schedule": "0 8 * * MON",
+                "source": f"print({i})",
+                "deployed_at": _iso(i),
+                "last_run": _iso(i + 1),
+                "last_status": "ok",
+            }
+            for i in range(n)
+        },
+    )
+    dump(
+        root / "corporate-memory" / "knowledge.json",
+        [
+            {
+                "id": f"k{i}",
+                "title": f"Item {i}",
+                "content": "Lorem ipsum " * 5,
+                "category": "metrics",
+                "tags": ["a", "b"],
+                "status": "approved",
+                "contributors": [f"user{i % 50}@acme.com"],
+                "source_user": f"user{i % 50}@acme.com",
+                "audience": "all",
+                "created_at": _iso(i),
+                "updated_at": _iso(i + 1),
+            }
+            for i in range(n)
+        ],
+    )
+    dump(
+        root / "corporate-memory" / "votes.json",
+        {f"k{i}": {f"user{i % 50}@acme.com": 1, f"user{(i + 1) % 50}@acme.com": -1} for i in range(n // 2)},
+    )
+    dump(
+        root / "auth" / "users.json",
+        {
+            f"user{i}@acme.com": {
+                "id": f"u{i}",
+                "name": f"User {i}",
+                "role": "analyst",
+                "password_hash": f"$argon2id$fake{i}",
+                "created_at": _iso(i),
+            }
+            for i in range(n)
+        },
+    )
+    dump(
+        root / "auth" / "dataset_permissions.json",
+        {f"u{i}": {"sales": "read", "support": "write"} for i in range(n // 2)},
+    )
     actions = ["login", "sync_trigger", "knowledge_create", "query", "vote"]
     with (root / "audit" / "audit.jsonl").open("w") as out:
         for i in range(audit_lines):
             entry: dict[str, object] = {}
             if i % 2 == 0:
                 entry["id"] = f"a{i}"
-            entry.update(timestamp=_iso(i // 3), user_id=f"user{rng.randrange(500)}@acme.com",
-                         action=actions[i % 5], resource=f"r{i % 1000}",
-                         params={"force": bool(i % 2), "n": i % 100} if i % 3 else None,
-                         result="ok", duration_ms=rng.randrange(5000))
+            entry.update(
+                timestamp=_iso(i // 3),
+                user_id=f"user{rng.randrange(500)}@acme.com",
+                action=actions[i % 5],
+                resource=f"r{i % 1000}",
+                params={"force": bool(i % 2), "n": i % 100} if i % 3 else None,
+                result="ok",
+                duration_ms=rng.randrange(5000),
+            )
             out.write(json.dumps(entry) + "\n")
 
 
@@ -119,7 +215,9 @@ def baseline(data_dir: Path, db_path: Path) -> None:
     for i, name in enumerate(LAYOUT_FILES):
         if not (data_dir / name).exists():
             continue
-        conn.execute(f"CREATE TABLE file_{i} AS SELECT * FROM read_json($path)", {"path": str(data_dir / name)})
+        conn.execute(
+            f"CREATE TABLE file_{i} AS SELECT * FROM read_json($path)", {"path": str(data_dir / name)}
+        )
     conn.close()
 
 
@@ -157,8 +255,9 @@ def peak_memory_mb(data_dir: Path, db_path: Path) -> float:
         "migrate_all(sys.argv[1], db_path=sys.argv[2]); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(data_dir), str(db_path)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir), str(db_path)], check=True, capture_output=True, text=True
+    )
     return int(out.stdout.split()[-1]) / 1024
 
 
@@ -174,8 +273,11 @@ def main() -> int:
         started = time.perf_counter()
         generate(data_dir, args.audit_lines, args.entries)
         size = sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
-        print(f"generated {args.audit_lines:,} audit lines and ~{args.entries:,} other entries "
-              f"({size / 2**20:.0f} MB) in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"generated {args.audit_lines:,} audit lines and ~{args.entries:,} other entries "
+            f"({size / 2**20:.0f} MB) in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
 
         audit_only = work / "audit-only"
         (audit_only / "audit").mkdir(parents=True)
@@ -186,7 +288,10 @@ def main() -> int:
             counts.update(migrate_all(source, db_path=fresh(work, "ours.duckdb")))
 
         whole = alternate(
-            {"migrate": lambda: ours(data_dir), "read_json": lambda: baseline(data_dir, fresh(work, "base.duckdb"))},
+            {
+                "migrate": lambda: ours(data_dir),
+                "read_json": lambda: baseline(data_dir, fresh(work, "base.duckdb")),
+            },
             repetitions=args.repetitions,
         )
         print(f"migrated: {counts}", flush=True)
@@ -201,30 +306,58 @@ def main() -> int:
             repetitions=args.repetitions,
         )
         ours(data_dir)
-        again = alternate({"again": lambda: _timed(migrate_all, data_dir, db_path=work / "ours.duckdb")},
-                          repetitions=1, warmup=0)["again"]
-        dry = alternate({"dry": lambda: _timed(migrate_all, data_dir, db_path=work / "ours.duckdb", dry_run=True)},
-                        repetitions=1, warmup=0)["dry"]
+        again = alternate(
+            {"again": lambda: _timed(migrate_all, data_dir, db_path=work / "ours.duckdb")},
+            repetitions=1,
+            warmup=0,
+        )["again"]
+        dry = alternate(
+            {"dry": lambda: _timed(migrate_all, data_dir, db_path=work / "ours.duckdb", dry_run=True)},
+            repetitions=1,
+            warmup=0,
+        )["dry"]
         memory = peak_memory_mb(data_dir, fresh(work, "memory.duckdb"))
 
         def figure(name: str, ours_label: str, ours_stats, other_label: str, other_stats, target):  # type: ignore[no-untyped-def]
-            return Figure(name, ours_label, ours_stats.median, other_label, other_stats.median, "s", target,
-                          ours_spread=ours_stats.spread, other_spread=other_stats.spread)
+            return Figure(
+                name,
+                ours_label,
+                ours_stats.median,
+                other_label,
+                other_stats.median,
+                "s",
+                target,
+                ours_spread=ours_stats.spread,
+                other_spread=other_stats.spread,
+            )
 
         figures = [
             figure("all files", "migrate", whole["migrate"], "read_json", whole["read_json"], 2.0),
             figure("audit log only", "migrate", audit["migrate"], "read_json", audit["read_json"], None),
-            figure("audit log only, same table", "migrate", audit["migrate"], "read_json into audit_log",
-                   audit["read_json into audit_log"], 2.0),
+            figure(
+                "audit log only, same table",
+                "migrate",
+                audit["migrate"],
+                "read_json into audit_log",
+                audit["read_json into audit_log"],
+                2.0,
+            ),
             figure("all files, again (no change)", "migrate", again, "read_json", whole["read_json"], None),
             figure("all files, dry run", "migrate --dry-run", dry, "read_json", whole["read_json"], None),
         ]
         print_table(figures)
         print(f"peak memory of a migration: {memory:.0f} MB (input {size / 2**20:.0f} MB)")
-        path = write_report("migration", figures, {
-            "audit_lines": args.audit_lines, "other_entries": sum(v for k, v in counts.items() if k != "audit"),
-            "input_mb": round(size / 2**20, 1), "peak_memory_mb": round(memory), "counts": counts,
-        })
+        path = write_report(
+            "migration",
+            figures,
+            {
+                "audit_lines": args.audit_lines,
+                "other_entries": sum(v for k, v in counts.items() if k != "audit"),
+                "input_mb": round(size / 2**20, 1),
+                "peak_memory_mb": round(memory),
+                "counts": counts,
+            },
+        )
         print(f"report: {path}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

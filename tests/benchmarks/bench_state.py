@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             raw.execute(sql, [rows])
 
         sync, links, audit = SyncStateRepository(db), TelegramRepository(db), AuditRepository(db)
-        key = lambda prefix: f"{prefix}{rng.randrange(rows)}"
+
+        def key(prefix):
+            return f"{prefix}{rng.randrange(rows)}"
 
         sides = {
             "point read": (

@@ -88,7 +88,7 @@ def concurrent(fn, threads: int, ops_per_thread: int) -> float:
         try:
             for _ in range(ops_per_thread):
                 fn()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]

@@ -32,7 +32,7 @@ class Stats:
 
     def pct(self, q: float) -> float:
         ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
     @property
     def p50(self) -> float:
@@ -201,7 +201,7 @@ def _version(module: str) -> str:
         from importlib.metadata import version
 
         return version(module)
-    except Exception:  # noqa: BLE001 - a missing package is reported, not fatal
+    except Exception:
         return "?"
 
 
@@ -318,7 +318,7 @@ def plot(figures: list[Figure], path: Path, title: str = "") -> Path | None:
     ax.barh(ys, loads, color=colors, height=0.6)
     ax.axvline(1.0, color="#1a202c", linewidth=1)
     ax.set_xscale("log")
-    low, high = min(loads + [1.0]), max(loads + [1.0])
+    low, high = min([*loads, 1.0]), max([*loads, 1.0])
     ax.set_xlim(low / 1.6, high * 4)
     ax.set_yticks(ys)
     ax.set_yticklabels([f.name for f in shown], fontsize=8)

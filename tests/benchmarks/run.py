@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import (
+from common import (  # noqa: E402 - after the sys.path line above
     RESULTS_DIR,
     Figure,
     describe_machine,
