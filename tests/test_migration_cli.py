@@ -150,7 +150,7 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal_for_large_inputs(tmp_path):
     assert migrate_command.progress_bar(Terminal(), 10) is None
     screen = Terminal()
     bar = migrate_command.progress_bar(screen, migrate_command.LARGE_INPUT_BYTES)
-    from mcp_state.migrate import migrate
+    from mcp_state.legacy import migrate
 
     migrate(legacy_copy(tmp_path), progress=bar)
     bar.clear()

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mcp_state.commands.migrate import say_waiting
     from mcp_state.db import system_db_path
-    from mcp_state.migrate import migrate
+    from mcp_state.legacy import migrate
 
     db_path = system_db_path(args.data_dir).resolve()
     with as_file(files("mcp_state") / "sample_data") as sample:

@@ -29,8 +29,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mcp_state.commands.migrate import say_waiting
-    from mcp_state.export import export_all
-    from mcp_state.legacy import KINDS
+    from mcp_state.legacy import KINDS, export_all
 
     counts = export_all(args.to, db_path=args.db, on_wait=say_waiting("export"))
     width = max(len(kind.file) for kind in KINDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -116,7 +117,7 @@ class KnowledgeRepository(Repository):
             self.db.execute("DELETE FROM knowledge_votes WHERE item_id = ?", [item_id])
             self._delete(item_id)
 
-    def _filters(self, statuses: list[str] | None, category: str | None) -> tuple[str, list[Any]]:
+    def _filters(self, statuses: Sequence[str] | None, category: str | None) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         if statuses:
@@ -131,7 +132,7 @@ class KnowledgeRepository(Repository):
 
     def list_items(
         self,
-        statuses: list[str] | None = None,
+        statuses: Sequence[str] | None = None,
         category: str | None = None,
         limit: int = 100,
         offset: int = 0,
@@ -139,12 +140,12 @@ class KnowledgeRepository(Repository):
         where, params = self._filters(statuses, category)
         return self._list(where, params, limit=limit, offset=offset)  # type: ignore[return-value]
 
-    def count_items(self, statuses: list[str] | None = None, category: str | None = None) -> int:
+    def count_items(self, statuses: Sequence[str] | None = None, category: str | None = None) -> int:
         where, params = self._filters(statuses, category)
         return self._count(where, params)
 
     def search(
-        self, query: str, limit: int | None = 100, offset: int = 0, statuses: list[str] | None = None
+        self, query: str, limit: int | None = 100, offset: int = 0, statuses: Sequence[str] | None = None
     ) -> list[KnowledgeItem]:
         """Items whose title or content contains ``query`` (case-insensitive; % _ \\ are literal)."""
         if not isinstance(query, str) or not query.strip():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from mcp_state.errors import InvalidArgumentError
-from mcp_state.gateway import to_utc, utc_now
+from mcp_state.gateway import Gateway, Source, to_utc, utc_now
 from mcp_state.repositories.base import Repository, check_choice, check_id
 from mcp_state.types import SCRIPT_STATUSES, PendingCode, Script, TelegramLink
 
@@ -54,7 +54,7 @@ class PendingCodeRepository(Repository):
     order_by = "created_at, code"
     noun = "pending code"
 
-    def __init__(self, conn, ttl: timedelta | float = DEFAULT_CODE_TTL) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, conn: Source | Gateway, ttl: timedelta | float = DEFAULT_CODE_TTL) -> None:
         super().__init__(conn)
         self.ttl = ttl if isinstance(ttl, timedelta) else timedelta(seconds=ttl)
 

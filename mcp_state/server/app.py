@@ -8,7 +8,7 @@ only the reads with ``read_only``), resources and prompts.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -37,7 +37,7 @@ RegisterToolset = Callable[[MCPServer[Any], ServerSettings], None]
 
 def register_sql(mcp: MCPServer[Any], settings: ServerSettings) -> None:
     """The read-only SQL toolset (sql_query, sql_schema, sql_explain) on the server's own engine."""
-    register_sql_tools(mcp, lambda ctx: ctx.request_context.lifespan_context.sql)
+    register_sql_tools(mcp, lambda ctx: cast(AppState, ctx.request_context.lifespan_context).sql)
 
 
 # Every toolset by name. Adding one is one entry: a function that registers its tools.

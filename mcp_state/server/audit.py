@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -212,7 +212,7 @@ def caller_of(ctx: Context, settings: ServerSettings) -> Caller:
 
 async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> Any:
     started = time.perf_counter()
-    state: AppState = ctx.request_context.lifespan_context
+    state = cast(AppState, ctx.request_context.lifespan_context)
     caller = caller_of(ctx, state.settings)
     if spec.mutating:
         return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started)
@@ -308,10 +308,10 @@ def is_secret_key(key: str) -> bool:
     return key.lower() in _SECRET_NAMES or _SECRET_KEY.search(key) is not None
 
 
-async def audit_rejected(spec: ToolSpec, ctx: Context, arguments: Mapping[str, Any]) -> None:
+async def audit_rejected(spec: ToolSpec, ctx: Context[Any, Any], arguments: Mapping[str, Any]) -> None:
     """The audit row of a mutating call whose arguments failed the input schema."""
     started = time.perf_counter()
-    state: AppState = ctx.request_context.lifespan_context
+    state = cast(AppState, ctx.request_context.lifespan_context)
     caller = caller_of(ctx, state.settings)
     await anyio.to_thread.run_sync(
         record_failure, state, spec, caller, arguments, "invalid_argument", started

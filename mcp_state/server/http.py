@@ -16,6 +16,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,7 +54,8 @@ def auth_options(settings: ServerSettings, runtime: Runtime) -> dict[str, Any]:
         "token_verifier": DatabaseTokenVerifier(runtime),
         # No OAuth endpoints are published (no resource_server_url); the issuer is nominal.
         "auth": AuthSettings(
-            issuer_url=f"http://{_url_host(settings.host)}:{settings.port}", resource_server_url=None
+            issuer_url=AnyHttpUrl(f"http://{_url_host(settings.host)}:{settings.port}"),
+            resource_server_url=None,
         ),
     }
 

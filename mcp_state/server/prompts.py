@@ -84,7 +84,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
         total = repos.audit.count(since=start)
         entries = repos.audit.query(since=start, limit=AUDIT_SAMPLE)
         failures = [
-            {k: e[k] for k in ("timestamp", "user_id", "action", "resource", "result")}  # type: ignore[literal-required]
+            {k: e[k] for k in ("timestamp", "user_id", "action", "resource", "result")}
             for e in entries
             if e["result"] not in (None, "ok")
         ][:SHOWN]

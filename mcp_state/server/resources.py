@@ -127,7 +127,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "total": repos.sync_state.count_states(),
             "by_status": counts,
             "tables": [
-                {k: s[k] for k in ("table_id", "status", "last_sync", "rows", "error")}  # type: ignore[literal-required]
+                {k: s[k] for k in ("table_id", "status", "last_sync", "rows", "error")}
                 for s in states[:OVERVIEW_LIMIT]
             ],
             "truncated": len(states) > OVERVIEW_LIMIT,

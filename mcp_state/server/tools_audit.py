@@ -74,4 +74,4 @@ def query_audit_log(
         repo.count(user_id, action, **filters),
     )
     found["items"] = [{**entry, "params": redact(entry["params"])} for entry in found["items"]]
-    return found  # type: ignore[no-any-return]
+    return found

@@ -41,7 +41,7 @@ def get_knowledge_item(call: Call, item_id: ItemId) -> KnowledgeItemWithVotes:
     """Get one knowledge item with its up- and down-vote counts."""
     repo = call.repos.knowledge
     item = found(repo.get_by_id(item_id), "knowledge item", item_id)
-    return {**item, **repo.get_votes(item_id)}  # type: ignore[typeddict-item]
+    return {**item, **repo.get_votes(item_id)}
 
 
 @knowledge.read("List knowledge items")
@@ -54,7 +54,7 @@ def list_knowledge_items(
 ) -> KnowledgePage:
     """List knowledge items, most recently changed first, by status (e.g. ['pending']) and category."""
     repo = call.repos.knowledge
-    return page(  # type: ignore[no-any-return]
+    return page(
         lambda n, skip: repo.list_items(status, category, limit=n, offset=skip),
         limit,
         offset,
@@ -74,9 +74,7 @@ def search_knowledge(
 ) -> KnowledgePage:
     """Find knowledge items whose title or content contains the text (case-insensitive; total is null)."""
     repo = call.repos.knowledge
-    return page(  # type: ignore[no-any-return]
-        lambda n, skip: repo.search(query, limit=n, offset=skip, statuses=status), limit, offset
-    )
+    return page(lambda n, skip: repo.search(query, limit=n, offset=skip, statuses=status), limit, offset)
 
 
 @knowledge.write("Create knowledge item", resource="id", destructive=False, idempotent=False)

@@ -51,7 +51,7 @@ def get_telegram_link(call: Call, user_id: UserId) -> TelegramLink:
 def list_telegram_links(call: Call, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> TelegramLinkPage:
     """List every user linked to a Telegram chat."""
     repo = call.repos.telegram
-    return page(lambda n, skip: repo.get_all_links(limit=n, offset=skip), limit, offset, repo.count())  # type: ignore[no-any-return]
+    return page(lambda n, skip: repo.get_all_links(limit=n, offset=skip), limit, offset, repo.count())
 
 
 @notifications.write(

@@ -71,7 +71,7 @@ def list_registered_tables(
     repo = call.repos.registry
     return page(
         lambda n, skip: repo.list_all(folder, limit=n, offset=skip), limit, offset, repo.count(folder)
-    )  # type: ignore[no-any-return]
+    )
 
 
 @registry.write("Save table profile", resource="table_id", destructive=True, idempotent=True)
@@ -97,4 +97,4 @@ def get_table_profile(call: Call, table_id: TableId) -> TableProfile:
 def list_table_profiles(call: Call, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> TableProfilePage:
     """List the latest data profile of every profiled table."""
     repo = call.repos.profiles
-    return page(lambda n, skip: repo.list_records(limit=n, offset=skip), limit, offset, repo.count())  # type: ignore[no-any-return]
+    return page(lambda n, skip: repo.list_records(limit=n, offset=skip), limit, offset, repo.count())

@@ -52,7 +52,7 @@ def list_scripts(
 ) -> ScriptPage:
     """List deployed scripts by name, optionally only one owner's."""
     repo = call.repos.scripts
-    return page(lambda n, skip: repo.list_all(owner, limit=n, offset=skip), limit, offset, repo.count(owner))  # type: ignore[no-any-return]
+    return page(lambda n, skip: repo.list_all(owner, limit=n, offset=skip), limit, offset, repo.count(owner))
 
 
 @scripts.write("Record script run", resource="script_id", destructive=True, idempotent=False)

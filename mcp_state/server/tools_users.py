@@ -59,7 +59,7 @@ def list_users(
         lambda n, skip: repo.list_all(role=role, limit=n, offset=skip), limit, offset, repo.count(role=role)
     )
     result["items"] = [public_user(row) for row in result["items"]]
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 @users.write("Create user", resource="id", destructive=False, idempotent=False, scope="admin")
@@ -112,7 +112,7 @@ def list_dataset_permissions(
 ) -> PermissionPage:
     """List who has which access (read, write, admin) to which dataset; filter by user or dataset."""
     repo = call.repos.permissions
-    return page(  # type: ignore[no-any-return]
+    return page(
         lambda n, skip: repo.list_all(user_id, dataset, limit=n, offset=skip),
         limit,
         offset,

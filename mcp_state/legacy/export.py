@@ -1,7 +1,7 @@
 """Export the database back to the legacy JSON layout (``LAYOUT.md``): a way back, and a backup.
 
 ``export_all(to_dir)`` writes every file of the layout from the state tables, using the
-layout description the migration reads with (``mcp_state.legacy.KINDS``), so that
+layout description the migration reads with (``mcp_state.legacy.layout.KINDS``), so that
 migrating an export into an empty database gives back the same table contents.
 
 - Timestamps are written as UTC ISO 8601 (``2026-03-27T08:00:00Z``); NULL values are left
@@ -23,6 +23,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,8 +32,8 @@ import duckdb
 from mcp_state.db import system_db_path
 from mcp_state.errors import MigrationError
 from mcp_state.gateway import rows_to_dicts, to_utc
-from mcp_state.legacy import KINDS, LAYOUT_FILES, Kind, Shape, Source
-from mcp_state.migrate import connect_waiting
+from mcp_state.legacy.layout import KINDS, LAYOUT_FILES, Kind, Shape, Source
+from mcp_state.legacy.migrate import connect_waiting
 
 CHUNK_ROWS = 50_000
 
@@ -66,7 +67,7 @@ def export_all(
             rows = _rows(conn, kind)
             if kind.shape is Shape.LINES:
                 counts[kind.name] = _write_file(
-                    target / kind.file, lambda out, rows=rows, kind=kind: _write_lines(out, kind, rows)
+                    target / kind.file, partial(_write_lines, kind=kind, rows=rows)
                 )
             else:
                 counts[kind.name] = _place(documents, kind, rows)
@@ -74,7 +75,7 @@ def export_all(
     finally:
         conn.close()
     for name, document in documents.items():
-        _write_file(target / name, lambda out, document=document: _write_document(out, document))
+        _write_file(target / name, partial(_write_document, document=document))
     return counts
 
 
@@ -117,7 +118,7 @@ def _place(documents: dict[str, Any], kind: Kind, rows: Iterable[dict[str, Any]]
         documents[kind.file] = container
     else:
         documents.setdefault(kind.file, {})[kind.path[2:]] = container
-    key = next((f.column for f in kind.fields if f.source is Source.KEY), None)
+    key = next((f.column for f in kind.fields if f.source is Source.KEY), "")  # none in a list
     parent_key = next((f.column for f in kind.fields if f.source is Source.PARENT_KEY), None)
     parent_fields = [f for f in kind.fields if f.source is Source.PARENT]
     latest: dict[tuple[str, str], Any] = {}

@@ -2,7 +2,7 @@
 
 ``KINDS`` says, for every kind of entry, which file holds it and where, which table it fills,
 how each value maps to a column and which rule the value must follow. The migration reads
-with it (``mcp_state.migrate``) and the export writes with it (``mcp_state.export``).
+with it (``mcp_state.legacy.migrate``) and the export writes with it (``mcp_state.legacy.export``).
 
 The rules are SQL, so that a million entries are checked inside DuckDB; each mirrors the
 repository check that guards the same column (``mcp_state.repositories``; the value sets
