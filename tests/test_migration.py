@@ -420,7 +420,8 @@ def test_a_missing_data_directory_is_a_clear_error(tmp_path):
 
 def test_missing_files_mean_nothing_of_that_kind(tmp_path):
     data = tmp_path / "data"
-    data.mkdir()
+    (data / "audit").mkdir(parents=True)
+    (data / "audit/audit.jsonl").write_text("")  # one file of the layout, empty; the others missing
     report = migrate(data)
     assert report.counts() == dict.fromkeys(KIND_NAMES, 0)
-    assert not any(k.present for k in report.kinds)
+    assert [k.kind for k in report.kinds if k.present] == ["audit"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,30 @@ def json_path(key: str) -> str:
 
 NO_ENTRIES = (
     "NULL::VARCHAR AS _key, NULL::VARCHAR AS _parent, NULL::JSON AS _v, NULL::VARCHAR AS _type, "
-    "NULL::JSON[] AS _f, NULL::JSON[] AS _pf"
+    "NULL::JSON[] AS _f, NULL::JSON[] AS _pf, NULL::VARCHAR AS _dup"
 )
+
+
+def repeated_key_sql(json: str) -> str:
+    """SQL for the first key that a JSON object (SQL ``json``) has twice, or NULL.
+
+    DuckDB keeps the first of two values of one key and Python's json the last, so an entry
+    with a repeated key has no one meaning: it is refused rather than read one way.
+    """
+    keys = f"json_keys({json})"
+    return (
+        f"CASE WHEN json_type({json}) = 'OBJECT' AND len({keys}) > len(list_distinct({keys})) "
+        f"THEN list_filter({keys}, lambda k: len(list_filter({keys}, lambda x: x = k)) > 1)[1] END"
+    )
+
+
+def reader_path(path: Path) -> str:
+    """``path`` for DuckDB's file readers, taken literally: absolute, glob characters escaped.
+
+    DuckDB reads a path with ``*``, ``?`` or ``[`` as a glob (``d[a]`` would read ``da``); a
+    character in brackets matches only itself.
+    """
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in os.path.abspath(path))
 
 
 def _raw(kind: Kind, f: Field, params: Params) -> str:
@@ -87,8 +110,11 @@ def check_sql(kind: Kind, params: Params) -> str:
         allowed = params.add(list(kind.entry_types))
         expected = params.add(f"the entry must be {' or '.join(json_kind(t) for t in kind.entry_types)}")
         unreadable = params.add("not valid JSON (a truncated or corrupted line?)")
+        repeated = params.add("the entry has the key ")
+        shown_dup = f"to_json(_dup)::VARCHAR || {params.add(' more than once; keep one of its values')}"
         entry_check = (
             f"CASE WHEN _type IS NULL THEN {unreadable} "
+            f"WHEN _dup IS NOT NULL THEN {repeated} || {shown_dup} "
             f"WHEN NOT list_contains({allowed}, _type) THEN {expected} || ', not ' || {_json_kind_sql('_type')} END"
         )
     finals = []
@@ -107,12 +133,12 @@ def check_sql(kind: Kind, params: Params) -> str:
         SELECT _n, _key, _parent, {", ".join(finals)}, {generated} AS _generated,
                CASE WHEN _problem IS NOT NULL THEN _problem ELSE nullif(concat_ws('; ', NULL{checks}), '') END AS _problem
         FROM (SELECT _n, _key, _parent, {", ".join(converted)},
-                     CASE WHEN _type IS NOT DISTINCT FROM {expected_type} AND {fine} THEN NULL
+                     CASE WHEN _type IS NOT DISTINCT FROM {expected_type} AND _dup IS NULL AND {fine} THEN NULL
                           ELSE coalesce({entry_check}, nullif(concat_ws('; ', {", ".join(problems)}), '')) END AS _problem
               FROM (SELECT *, {oks}
                     FROM (SELECT *{stamps}
                           FROM (SELECT *{strings}
-                                FROM (SELECT rowid AS _n, _key, _parent, _type, {texts} FROM _entries_{kind.name})))))"""
+                                FROM (SELECT rowid AS _n, _key, _parent, _type, _dup, {texts} FROM _entries_{kind.name})))))"""
 
 
 def _snippet(text: str) -> str:

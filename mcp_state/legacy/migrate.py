@@ -50,7 +50,7 @@ import duckdb
 
 from mcp_state.db import _remove_partial, connect, get_schema_version, lock_timeout, system_db_path
 from mcp_state.errors import DatabaseLockedError, MigrationError
-from mcp_state.legacy.layout import KINDS
+from mcp_state.legacy.layout import KINDS, LAYOUT_FILES
 from mcp_state.legacy.report import KindReport, MigrationReport, Progress
 from mcp_state.legacy.stage import Run
 from mcp_state.legacy.write import write_all
@@ -99,6 +99,11 @@ def migrate(
         raise MigrationError(
             f"the data directory {source} does not exist or is not a directory; pass the folder that holds "
             "src_data/, notifications/, corporate-memory/, auth/ and audit/"
+        )
+    if not any((source / name).is_file() for name in LAYOUT_FILES):
+        raise MigrationError(
+            f"{source} holds none of the legacy files ({', '.join(LAYOUT_FILES[:2])}, ...); nothing was "
+            "written. Pass the folder that holds src_data/, notifications/, corporate-memory/, auth/ and audit/"
         )
     target = Path(db_path) if db_path is not None else system_db_path(source)
     report = MigrationReport(source, target, dry_run, [KindReport(k.name, k.file, k.table) for k in KINDS])

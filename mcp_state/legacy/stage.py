@@ -5,6 +5,7 @@ Nothing here writes to the state tables; ``mcp_state.legacy.write`` does, from t
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,13 @@ from mcp_state.legacy.checks import (
     key_match,
     malformed,
     parent_problem,
+    reader_path,
+    repeated_key_sql,
     shown,
 )
 from mcp_state.legacy.layout import KINDS, Kind, Params, Reference, Shape, Source
 from mcp_state.legacy.report import MigrationReport, Problem, Progress, problems_message
+from mcp_state.schema import SECRET_COLUMNS
 
 
 class Run:
@@ -145,8 +149,8 @@ class Run:
                     SELECT NULL::VARCHAR AS _key, NULL::VARCHAR AS _parent, NULL::JSON AS _v,
                            CASE WHEN json IS NULL THEN NULL
                                 WHEN starts_with(ltrim(json), '{{') THEN 'OBJECT' ELSE json_type(json) END AS _type,
-                           json_extract(json, {paths}) AS _f, NULL::JSON[] AS _pf
-                    FROM read_json_objects({params.add(str(path))}, format = 'newline_delimited',
+                           json_extract(json, {paths}) AS _f, NULL::JSON[] AS _pf, {repeated_key_sql("json")} AS _dup
+                    FROM read_json_objects({params.add(reader_path(path))}, format = 'newline_delimited',
                                            ignore_errors = true)""",
                 params,
             )
@@ -173,7 +177,8 @@ class Run:
                 step,
                 f"""CREATE TEMP TABLE {entries} AS
                     SELECT e.key AS _key, NULL::VARCHAR AS _parent, e.value AS _v, e.type AS _type,
-                           json_extract(e.value, {paths}) AS _f, NULL::JSON[] AS _pf
+                           json_extract(e.value, {paths}) AS _f, NULL::JSON[] AS _pf,
+                           {repeated_key_sql("e.value")} AS _dup
                     FROM json_each((SELECT json FROM {document}), $path) e ORDER BY e.id""",
                 params,
             )
@@ -191,7 +196,8 @@ class Run:
             step,
             f"""CREATE TEMP TABLE {entries} AS
                 SELECT e.key AS _key, p.key AS _parent, e.value AS _v, e.type AS _type,
-                       json_extract(e.value, {paths}) AS _f, json_extract(p.value, {parent_paths}) AS _pf
+                       json_extract(e.value, {paths}) AS _f, json_extract(p.value, {parent_paths}) AS _pf,
+                       coalesce({repeated_key_sql("e.value")}, {repeated_key_sql("p.value")}) AS _dup
                 FROM _parents_{kind.name} p, json_each(p.value, $child) e
                 WHERE p.child_type = 'OBJECT' ORDER BY p.rowid, e.id""",
             params,
@@ -221,7 +227,7 @@ class Run:
                 f"{kind.file}: reading",
                 f"""CREATE TEMP TABLE {table} AS SELECT json FROM read_json_objects($path,
                         format = 'unstructured', maximum_object_size = $size)""",
-                {"path": str(path), "size": max(size + 1, 16 * 2**20)},
+                {"path": reader_path(path), "size": max(size + 1, 16 * 2**20)},
             )
             count = self.value(f"SELECT count(*) FROM {table}")
             if count != 1:
@@ -258,8 +264,11 @@ class Run:
         """Every entry after the first with one key (or other unique value) is a problem."""
         staged = f"_staged_{kind.name}"
         first = "the first is kept" if self.skip_invalid else "keys must be unique"
+        # A secret (a one-time code) is never shown, not even the one that is repeated.
+        secret = any(re.search(rf"\b{c}\b", expr) for c in SECRET_COLUMNS.get(kind.table, ()))
+        value = "' (a secret, not shown)'" if secret else "' \"' || d.shown || '\"'"
         self.conn.execute(
-            f"""UPDATE {staged} AS s SET _problem = 'duplicate {what} "' || d.shown || '": an earlier entry has it; '
+            f"""UPDATE {staged} AS s SET _problem = 'duplicate {what}' || {value} || ': an earlier entry has it; '
                                                    || $first
                 FROM (SELECT rowid AS r, concat_ws(' / ', {expr}) AS shown,
                              row_number() OVER (PARTITION BY {expr} ORDER BY _n) AS nth
