@@ -124,7 +124,9 @@ def test_demo_loads_the_packaged_sample_through_migrate(tmp_path, capsys):
         f"Loaded the sample state into {db}: 2 users, 3 synced tables, 2 knowledge items, "
         "3 audit entries, and more (28 entries, 28 written now)."
     )
-    assert f"npx @modelcontextprotocol/inspector mcp-state serve --db {db}" in out
+    assert (
+        f"npx -y @modelcontextprotocol/inspector@2.12.0 {sys.executable} -m mcp_state serve --db {db}" in out
+    )
     conn = connect(db)
     assert UserRepository(conn).get_by_email("petr@acme.com")["role"] == "admin"
     conn.close()

@@ -90,8 +90,10 @@ def test_terminal_start_explains_itself(tmp_path: Path) -> None:
         proc.stderr.close()  # type: ignore[union-attr]
     text = said.decode()
     assert "over stdio as actor 'me'" in text and str(db_path) in text and "46 tools" in text
-    assert f"claude mcp add mcp-state -- {sys.executable} -m mcp_state serve --db {db_path}" in text
-    assert "npx @modelcontextprotocol/inspector" in text and "typing here does nothing" in text
+    assert (
+        f"claude mcp add mcp-state -- {sys.executable} -m mcp_state serve --db {db_path} --actor me" in text
+    )
+    assert "npx -y @modelcontextprotocol/inspector@2.12.0 " in text and "typing here does nothing" in text
 
 
 def test_piped_start_stays_quiet(tmp_path: Path) -> None:
