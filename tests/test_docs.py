@@ -1,0 +1,56 @@
+"""Every shell example in README.md and docs/*.md runs exactly as written and prints what the
+page shows (see ``docs_support`` for the ```console convention and the markers)."""
+
+from __future__ import annotations
+
+import pytest
+from docs_support import ROOT, Workspace, blocks, matches, pages
+
+PAGES = [page for page in pages() if blocks(page)]
+CI_STEPS = (ROOT / ".ci/run").read_text().splitlines()
+
+
+def test_the_readme_and_the_main_pages_have_examples():
+    names = {str(page.relative_to(ROOT)) for page in PAGES}
+    assert {"README.md", "docs/sql.md", "docs/migration.md"} <= names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_command_prints_what_the_page_shows(page, tmp_path):
+    workspace = None
+    for n, block in enumerate(blocks(page)):
+        if block.mark == "ci":
+            for example in block.examples:
+                assert example.command in CI_STEPS, f"{block.id}: .ci/run does not run {example.command!r}"
+            continue
+        if block.mark.startswith("not run:"):
+            assert block.mark[len("not run:") :].strip(), f"{block.id}: say why the block is not run"
+            continue
+        assert block.mark in ("", "fresh", "legacy"), f"{block.id}: unknown marker {block.mark!r}"
+        if workspace is None or block.mark:
+            workspace = Workspace(tmp_path / f"block{n}", block.mark or "demo")
+        for example in block.examples:
+            done = workspace.run(example.command)
+            printed = [line.rstrip() for line in done.stdout.rstrip("\n").split("\n")] if done.stdout else []
+            assert matches(example.expected, printed), (
+                f"{block.id}: $ {example.command}\n--- the page shows:\n"
+                + "\n".join(example.expected)
+                + "\n--- it printed:\n"
+                + "\n".join(printed)
+            )
+
+
+@pytest.mark.parametrize(
+    ("expected", "printed", "ok"),
+    [
+        (["a", "…", "d"], ["a", "b", "c", "d"], True),
+        (["a", "...", "d"], ["a", "d"], True),
+        (["_1 row in … ms_"], ["_1 row in 3.1 ms_"], True),
+        (["a"], ["a", "b"], False),
+        (["a", "…"], ["b"], False),
+        (["x…y"], ["x-z"], False),
+    ],
+)
+def test_elision(expected, printed, ok):
+    assert matches(expected, printed) is ok
