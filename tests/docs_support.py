@@ -27,8 +27,8 @@ import re
 import shlex
 import shutil
 import subprocess
-import textwrap
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
