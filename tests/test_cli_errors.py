@@ -125,6 +125,7 @@ def test_each_usage_error_is_one_line(demo_db, tmp_path, busy_port, capsys, argv
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(demo_db):
     done = subprocess.run(
         f"{sys.executable} -m mcp_state schema --db {demo_db} | head -1",

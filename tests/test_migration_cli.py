@@ -194,6 +194,7 @@ def migrate_process(data, timeout: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_migrate_says_it_waits_for_a_process_holding_the_database(tmp_path):
     data = legacy_copy(tmp_path)
     db = data / "state" / "system.duckdb"
@@ -209,6 +210,7 @@ def test_migrate_says_it_waits_for_a_process_holding_the_database(tmp_path):
     assert time.monotonic() - started >= 1.0 and "Wrote 28 row(s)" in done.stdout
 
 
+@pytest.mark.slow
 def test_migrate_gives_up_with_the_holder_named(tmp_path):
     data = legacy_copy(tmp_path)
     db = data / "state" / "system.duckdb"

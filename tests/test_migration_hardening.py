@@ -139,6 +139,7 @@ def test_export_refuses_a_link_in_place_of_a_file(tmp_path, migrated):
     assert not (tmp_path / "stolen.json").exists()
 
 
+@pytest.mark.slow
 def test_the_cli_reports_a_linked_export_folder_in_one_line(tmp_path, migrated):
     out = tmp_path / "out"
     out.mkdir()
@@ -165,6 +166,7 @@ def test_an_export_still_round_trips(tmp_path, migrated):
     assert not [p for p in (tmp_path / "out").rglob(".*")]  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_a_folder_without_legacy_files_is_an_error_and_creates_nothing(tmp_path):
     (tmp_path / "empty").mkdir()
     done = subprocess.run(

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from migration_support import edit_json, legacy_copy
+
+pytestmark = pytest.mark.slow  # runs the CLI and Python in processes
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "migration.md"
 

@@ -44,16 +44,6 @@ def test_the_bundle_runs_this_version_with_arguments_serve_accepts():
     assert used == set(MANIFEST["user_config"])
 
 
-@pytest.fixture(scope="module")
-def npx() -> str:
-    found = shutil.which("npx")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have node and npx for the MCP Bundle test")
-        pytest.skip("npx is not installed (node.js); CI runs this test")
-    return found
-
-
 @pytest.mark.slow
 def test_mcpb_validates_and_packs_the_bundle(npx, tmp_path):
     bundle = tmp_path / "bundle"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,16 +19,6 @@ from mcp_state.repositories.audit import AuditRepository
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def npx() -> str:
-    found = shutil.which("npx")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have node and npx for the MCP Inspector test")
-        pytest.skip("npx is not installed (node.js); CI runs this test")
-    return found
 
 
 def inspect(npx: str, home: Path, db_path: Path, *method: str) -> dict:

@@ -14,7 +14,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from server_support import MODES, seeded_copy
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real processes
 
 
 @pytest.fixture
