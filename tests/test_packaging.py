@@ -92,6 +92,7 @@ def test_the_wheel_and_sdist_carry_the_license_and_the_sdist_its_tests(tmp_path)
         "README.md",
         "server.json",
         "manifest.json",
+        ".ci/run",
         "tests/conftest.py",
         "tests/server_support.py",
         "tests/migration_support.py",
