@@ -120,9 +120,9 @@ class Run:
         if kind.append_only:
             self._flag_rewrites(kind)
         report.read += int(self.value(f"SELECT count(*) FROM {staged}"))
-        shown = ", ".join(f"CASE WHEN _generated THEN NULL ELSE {k} END" for k in kind.key)
+        ids = ", ".join(f"CASE WHEN _generated THEN NULL ELSE {k} END" for k in kind.key)
         rows = self.conn.execute(
-            f"SELECT _n, _key, _parent, {shown}, _problem FROM {staged} WHERE _problem IS NOT NULL ORDER BY _n"
+            f"SELECT _n, _key, _parent, {ids}, _problem FROM {staged} WHERE _problem IS NOT NULL ORDER BY _n"
         ).fetchall()
         labels = Labels(kind, path, [row[0] for row in rows])
         self._found(kind, [Problem(kind.file, labels(*row[:-1]), row[-1]) for row in rows])
