@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(name, f"{where}{exc.strerror or exc}")
     except Exception as exc:  # a bug: still one line, with what to report
-        return _fail(name, f"unexpected {type(exc).__name__}: {exc}. Please report this as a bug.")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return _fail(name, f"unexpected {type(exc).__name__}: {first}. Please report this as a bug.")
 
 
 def _fail(name: str, message: str) -> int:

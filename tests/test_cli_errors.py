@@ -44,6 +44,16 @@ CASES = [
     ),
     (["serve", "--port", "x"], "mcp-state serve: error: argument --port: must be a whole number, got 'x'", 2),
     (
+        ["serve", "--host", "256.1.1.1"],
+        "mcp-state serve: error: argument --host: must be an IP address or a host name",
+        2,
+    ),
+    (
+        ["serve", "--host", "bad host"],
+        "mcp-state serve: error: argument --host: must be an IP address or a host name",
+        2,
+    ),
+    (
         ["serve", "--transport", "tcp"],
         "mcp-state serve: error: argument --transport: invalid choice: 'tcp'",
         2,
@@ -91,6 +101,7 @@ CASES = [
         1,
     ),
     (["export", "--to", "/proc/version/x", "--db", "{db}"], "mcp-state export: error: ", 1),
+    (["export", "--to", "{db}", "--db", "{db}"], "mcp-state export: error: {db} is a file, not a folder", 1),
     (["migrate"], "mcp-state migrate: error: the following arguments are required: --data-dir", 2),
     (
         ["migrate", "--data-dir", "{tmp}/nowhere"],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import re
 import sys
 from typing import Any
 
@@ -38,7 +40,9 @@ def register(subparsers: Any) -> None:
         help="audit actor of stdio calls (default: $MCP_STATE_ACTOR, else your OS user)",
     )
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default: stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--host", type=_host, default="127.0.0.1", help="HTTP: address to bind (default: 127.0.0.1)"
+    )
     parser.add_argument("--port", type=_port, default=8765, help="HTTP: port, 1 to 65535 (default: 8765)")
     parser.add_argument(
         "--allowed-host",
@@ -48,6 +52,20 @@ def register(subparsers: Any) -> None:
         help="HTTP: also accept this Host header, e.g. a DNS name clients use (repeatable)",
     )
     parser.set_defaults(func=run)
+
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _host(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if re.fullmatch(r"[0-9.]+", text) or not _HOST_NAME.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"must be an IP address or a host name, got {text!r}") from None
+    return text
 
 
 def _port(text: str) -> int:

@@ -206,7 +206,12 @@ def _write_file(target: Path, name: str, write: Callable[[IO[str]], int]) -> int
 
 def _open_folder(target: Path, parts: tuple[str, ...]) -> int:
     """A descriptor of ``target/parts...``, each part created as needed and opened without following a link."""
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise MigrationError(
+            f"{target} is a file, not a folder; export into an empty (or new) directory"
+        ) from None
     descriptor = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
     path = target
     try:
