@@ -18,7 +18,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "--data-dir", metavar="DIR", help="where the database goes (default: $DATA_DIR, else ./data)"
+        "--data-dir",
+        metavar="DIR",
+        help="where the database goes (default: $DATA_DIR, else your user data folder, e.g. ~/.local/share/mcp-state)",
     )
     parser.set_defaults(func=run)
 
@@ -29,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from mcp_state.commands.migrate import say_waiting
     from mcp_state.db import system_db_path
     from mcp_state.migrate import migrate
+    from mcp_state.sharing import default_data_dir
 
-    db_path = system_db_path(args.data_dir).resolve()
+    db_path = system_db_path(args.data_dir or default_data_dir()).resolve()
     with as_file(files("mcp_state") / "sample_data") as sample:
         report = migrate(sample, db_path=db_path, on_wait=say_waiting("demo"))
     counts = report.counts()
