@@ -300,6 +300,7 @@ class Database:
         self._watcher: threading.Thread | None = None
         self._opened_ns = 0
         self._yielding = False  # another process asked: start nothing new, let go when idle
+        self._holding = threading.local()  # this thread's operations in flight (nested ones go on)
         # The read cache: answers by key, valid for one generation; any possible change bumps it.
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._generation = 0
@@ -409,11 +410,13 @@ class Database:
     @contextmanager
     def _hold(self, *, writes: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, int | None]]:
         """The root, kept open, and the generation a read's answer may be cached under (or None)."""
+        depth = getattr(self._holding, "depth", 0)
         with self._state:
-            while self._yielding:  # another process asked for the file: it goes first
+            while self._yielding and not depth:  # another process asked for the file: it goes first
                 self._state.wait(sharing.POLL)
             root = self._open()
             self._active += 1
+            self._holding.depth = depth + 1
             if writes:
                 self._writers += 1
                 self._changed()
@@ -425,6 +428,7 @@ class Database:
         finally:
             with self._state:
                 self._active -= 1
+                self._holding.depth = depth
                 if writes:
                     self._writers -= 1
                     self._changed()

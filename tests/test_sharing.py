@@ -8,7 +8,11 @@ others carry on; the commands refuse a missing file and name where it was looked
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -191,3 +195,29 @@ def test_a_holder_killed_with_sigkill_while_others_are_busy(tmp_path):
         for table in ("a", "b")
     }
     assert set(acked["a"]) <= history["a"] and set(acked["b"]) <= history["b"]
+
+
+# -- docs/sharing.md shows what the commands print ------------------------------------------------
+DOC = Path(__file__).resolve().parent.parent / "docs" / "sharing.md"
+
+
+@pytest.mark.slow
+def test_the_console_examples_print_what_the_page_shows(tmp_path):
+    blocks = re.findall(r"```console\n(.*?)```", DOC.read_text(), re.DOTALL)
+    assert len(blocks) == 3
+    for block in blocks:  # in order, in one folder: refused, created, served read-only
+        command, *shown = block.strip().splitlines()
+        assert command.startswith("$ mcp-state ")
+        done = subprocess.run(
+            [sys.executable, "-m", "mcp_state", *shlex.split(command[len("$ mcp-state ") :])],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        printed = (done.stdout + done.stderr).splitlines()
+        assert len(printed) == len(shown), printed
+        for want, got in zip(shown, printed, strict=True):
+            assert re.fullmatch(".*".join(map(re.escape, want.split("…"))), got), (want, got)

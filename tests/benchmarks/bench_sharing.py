@@ -15,7 +15,8 @@ serve`` processes over stdio and streamable HTTP:
    3x its own p50), errors, locked errors, p50 and p95; then every acknowledged write is
    checked in the file. Targets: 0 locked errors, p95 at most 5x p50.
 
-    python tests/benchmarks/bench_sharing.py [--quick] [--rows 1000000] [--json FILE]
+    python tests/benchmarks/bench_sharing.py [--quick] [--rows 1000000] [--pauses 5 10 30] [--rounds 6]
+        [--pause-only] [--json FILE]
 """
 
 from __future__ import annotations
@@ -300,11 +301,15 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     )
     parser.add_argument("--quick", action="store_true", help="short pauses, few rounds, 15 s of two clients")
     parser.add_argument("--rows", type=int, default=1_000_000, help="audit rows in the file (default 1M)")
+    parser.add_argument("--pauses", type=float, nargs="+", help="pause lengths in seconds (default: 5 10 30)")
+    parser.add_argument("--rounds", type=int, help="rounds of the pause experiment (default: 6)")
+    parser.add_argument("--pause-only", action="store_true", help="skip the two-client experiment")
     parser.add_argument("--json", type=Path, help="write the report here (default: results/sharing.json)")
     args = parser.parse_args(argv)
     pauses, rounds, burst, seconds = (
         ([3.0, 5.0], 2, 3, 15.0) if args.quick else ([5.0, 10.0, 30.0], 6, 4, 60.0)
     )
+    pauses, rounds = args.pauses or pauses, args.rounds or rounds
     os.environ.setdefault("MCP_STATE_LOCK_TIMEOUT", "10")
     with tempfile.TemporaryDirectory(prefix="bench-sharing-") as tmp:
         work = Path(tmp)
@@ -318,7 +323,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         )
         figures, raw = pause_experiment(work, template, pauses, rounds, burst, work / "logs")
         print_table(figures)
-        for transports in (("stdio", "stdio"), ("http", "stdio")):
+        for transports in () if args.pause_only else (("stdio", "stdio"), ("http", "stdio")):
             more, raw[" + ".join(transports)] = two_clients(
                 work, template, transports, seconds, work / "logs"
             )
