@@ -350,7 +350,8 @@ class Database:
 
     @property
     def is_open(self) -> bool:
-        return self._conn is not None
+        """Open, and not about to be let go (no other process has asked for it)."""
+        return self._conn is not None and not self._yielding
 
     def release(self) -> bool:
         """Close the file now if no operation is in flight; True when it was closed."""

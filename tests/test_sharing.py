@@ -25,7 +25,7 @@ from mcp_state.cli import main
 from mcp_state.db import Database, connect
 from mcp_state.errors import DatabaseUnavailableError
 from mcp_state.repositories import AuditRepository
-from mcp_state.sharing import default_db_path, request_path
+from mcp_state.sharing import ask, default_db_path, request_path
 
 LOCK_WAIT = "5"
 
@@ -99,6 +99,28 @@ def test_a_read_only_database_is_never_created_and_never_written(tmp_path):
         assert AuditRepository(db).count() == 1
         with pytest.raises(Exception, match="read-only"):
             AuditRepository(db).log(action="refused")
+    finally:
+        db.close()
+
+
+# -- taking turns ------------------------------------------------------------------------------------
+def test_when_asked_the_calls_in_flight_finish_nested_ones_included_then_the_file_is_let_go(tmp_path):
+    path = tmp_path / "state.duckdb"
+    opens: list[object] = []
+    db = Database(path, idle_release=None, on_open=opens.append)
+    AuditRepository(db).log(action="a")
+    try:
+        with db.session() as cursor:
+            ask(str(path))  # as another process that found the file locked would
+            deadline = time.monotonic() + 10
+            while db.is_open and time.monotonic() < deadline:  # seen within a poll or two
+                time.sleep(0.01)
+            assert not db.is_open
+            AuditRepository(db).log(action="nested")  # this thread's nested operation goes on
+            assert cursor.execute("SELECT count(*) FROM audit_log").fetchone() == (2,)
+        assert len(opens) == 1
+        assert AuditRepository(db).count() == 2  # the file was let go: opened again
+        assert len(opens) == 2
     finally:
         db.close()
 
