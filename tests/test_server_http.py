@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from server_support import MODES, seeded_copy
 
 from mcp_state.cli import main
-from mcp_state.db import Database
+from mcp_state.db import Database, connect
 from mcp_state.errors import PermissionDeniedError
 from mcp_state.repositories.tokens import TokenRepository
 from mcp_state.server import ServerSettings, build_server
@@ -156,6 +156,7 @@ def test_non_loopback_bind_needs_a_token(tmp_path: Path) -> None:
 
 def test_token_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "tokens.duckdb")
+    connect(db).close()  # the commands refuse a missing file (tests/test_sharing_files.py)
     assert main(["token", "create", "--actor", "ana", "--scope", "write", "--db", db]) == 0
     created = capsys.readouterr()
     token = created.out.strip()

@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
     where.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="or: the database goes to DIR/state/system.duckdb (default: $DATA_DIR, else ./data)",
+        help="or: the database goes to DIR/state/system.duckdb (default: $DATA_DIR, else your user data folder, e.g. ~/.local/share/mcp-state)",
     )
     parser.set_defaults(func=run)
 
@@ -35,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from mcp_state.db import system_db_path
     from mcp_state.launch import client_snippets, serve_command
     from mcp_state.legacy import migrate
+    from mcp_state.sharing import default_data_dir
 
-    db_path = (Path(args.db) if args.db else system_db_path(args.data_dir)).resolve()
+    db_path = (Path(args.db) if args.db else system_db_path(args.data_dir or default_data_dir())).resolve()
     with as_file(files("mcp_state") / "sample_data") as sample:
         report = migrate(sample, db_path=db_path, on_wait=say_waiting("demo"))
     counts = report.counts()

@@ -8,6 +8,8 @@ import re
 import sys
 from typing import Any
 
+from mcp_state.sharing import DB_HELP
+
 TOOLSET_NAMES = "sync, users, knowledge, audit, notifications, scripts, registry, sql"
 
 
@@ -21,13 +23,14 @@ def register(subparsers: Any) -> None:
             "over HTTP every request needs a token from `mcp-state token create`."
         ),
     )
+    parser.add_argument("--db", metavar="PATH", help=DB_HELP)
     parser.add_argument(
-        "--db",
-        metavar="PATH",
-        help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)",
+        "--create", action="store_true", help="create the database (empty) if the file does not exist"
     )
     parser.add_argument(
-        "--read-only", action="store_true", help="register only the tools that do not change state"
+        "--read-only",
+        action="store_true",
+        help="open the file read-only and register only the tools that do not change state",
     )
     parser.add_argument(
         "--toolsets",
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from mcp_state.server.app import build_server
 
     settings = settings_from(args)
+    _database_for(settings.db_path, create=args.create)
     mcp = build_server(settings)
     if settings.transport == "http":
         from mcp_state.server.http import check_can_bind, serve_http
@@ -111,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
         _say(http_banner(settings, active, len(anyio.run(mcp.list_tools))))
         anyio.run(serve_http, mcp, settings)
     else:
-        if sys.stdin.isatty():
-            _say(stdio_banner(settings, len(anyio.run(mcp.list_tools)), args))
+        # One line always (a client's log shows which file is served); how to connect on a terminal.
+        first, _, rest = stdio_banner(settings, len(anyio.run(mcp.list_tools)), args).partition("\n")
+        _say(first + (f"\n{rest}" if sys.stdin.isatty() else ""))
         _stop_at_once_on_ctrl_c()
         anyio.run(mcp.run_stdio_async)
     return 0
@@ -167,6 +172,18 @@ def _stop_at_once_on_ctrl_c() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_ctrl_c)
+
+
+def _database_for(path: str, *, create: bool) -> None:
+    """Refuse a missing database file, or with ``--create`` make an empty one."""
+    from pathlib import Path
+
+    from mcp_state.db import connect
+    from mcp_state.sharing import require_database
+
+    if create and not Path(path).exists():
+        connect(path).close()
+    require_database(path)
 
 
 def _say(text: str) -> None:
