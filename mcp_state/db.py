@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from mcp_state import recovery
 from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, InvalidArgumentError, SchemaError
 from mcp_state.schema import LATEST_VERSION, MIGRATIONS
 
@@ -58,7 +59,7 @@ def get_analytics_db() -> duckdb.DuckDBPyConnection:
     """Get a connection to the analytics database (parquet views)."""
     path = _get_data_dir() / "analytics" / "server.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _open_with_retry(str(path), {}, lock_timeout())
+    return _open_with_retry(str(path), {}, lock_timeout())[0]
 
 
 def get_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
@@ -132,7 +133,9 @@ def _connect(
             ) from exc
     is_new = target != ":memory:" and not Path(target).exists()
     try:
-        conn = _open_with_retry(target, dict(config or {}), lock_timeout() if wait is None else wait)
+        conn, replayed = _open_with_retry(
+            target, dict(config or {}), lock_timeout() if wait is None else wait, check=True
+        )
     except DatabaseUnavailableError:
         if is_new:  # a failed create (full disk) must not leave a broken file that blocks the next try
             _remove_partial(target)
@@ -142,6 +145,10 @@ def _connect(
             apply_migrations(conn)
         else:
             check_schema_version(conn)
+        if is_new:
+            recovery.created(target)
+        recovery.after_open(conn, target, replayed)  # checkpoints a replayed WAL
+        recovery.after_write(target)
     except BaseException:
         conn.close()
         if is_new:
@@ -156,19 +163,22 @@ def _remove_partial(target: str) -> None:
             path.unlink()
 
 
-def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb.DuckDBPyConnection:
+def _open_with_retry(
+    target: str, config: dict[str, Any], wait: float, *, check: bool = False
+) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """The open connection, and whether a WAL was there to replay (checked when ``check``)."""
     deadline = time.monotonic() + wait
     delay = 0.02
     while True:
+        replayed = False
         try:
+            if check and target != ":memory:" and not recovery.held_elsewhere(target):
+                replayed = recovery.preflight(target)  # names a damaged or missing WAL
             conn = duckdb.connect(target, config=config)
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             message = str(exc)
-            if not _LOCK_MESSAGE.search(message):
-                raise DatabaseUnavailableError(
-                    f"cannot open the database {target}: {_first_line(message)}. "
-                    "Check that the path exists, is writable and has free space."
-                ) from exc
+            if not (isinstance(exc, duckdb.IOException) and _LOCK_MESSAGE.search(message)):
+                raise recovery.open_failure(target, exc) from exc
             if time.monotonic() >= deadline:
                 pid = _LOCK_PID.search(message)
                 holder = f"another process (PID {pid.group(1)})" if pid else "another process"
@@ -185,7 +195,7 @@ def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb
         # (An instance this process already has open, shared by DuckDB, is UTC and may be locked.)
         if conn.execute("SELECT current_setting('TimeZone')").fetchone() != ("UTC",):
             conn.execute("SET GLOBAL TimeZone = 'UTC'")
-        return conn
+        return conn, replayed
 
 
 def _first_line(text: str) -> str:
@@ -285,6 +295,7 @@ class Database:
         self._writers = 0
         self._uncached = read_cache <= 0
         self._real_path = self.path if self.path == ":memory:" else _real(self.path)
+        self.dirty = False  # written since the last checkpoint (see recovery.start_idle_checkpoints)
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> duckdb.DuckDBPyConnection:
@@ -313,6 +324,7 @@ class Database:
                 self._conn = conn
                 self._changed()  # another process may have written while the file was closed
                 self._start_reaper()
+                recovery.start_idle_checkpoints(self)
             return self._conn
 
     def _changed(self) -> None:
@@ -329,6 +341,7 @@ class Database:
         with self._state:
             if self._conn is None or self._active or self.path == ":memory:":  # closing it would lose it
                 return False
+            recovery.checkpoint(self._conn, self.path)
             self._conn.close()
             self._conn = None
             self._changed()
@@ -340,6 +353,7 @@ class Database:
             while self._active:
                 self._state.wait(0.05)
             if self._conn is not None:
+                recovery.checkpoint(self._conn, self.path)
                 self._conn.close()
                 self._conn = None
             self._changed()
@@ -357,6 +371,7 @@ class Database:
             while not self._closed and self._conn is not None:
                 idle_for = time.monotonic() - self._last_used
                 if self._active == 0 and idle_for >= self.idle_release:
+                    recovery.checkpoint(self._conn, self.path)
                     self._conn.close()
                     self._conn = None
                     self._changed()
@@ -398,6 +413,8 @@ class Database:
                 if writes:
                     self._writers -= 1
                     self._changed()
+                    self.dirty = True
+                    recovery.after_write(self.path)  # before the caller is told the write is done
                 self._last_used = time.monotonic()
                 self._state.notify_all()
 

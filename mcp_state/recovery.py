@@ -1,0 +1,382 @@
+"""What happens around opening a database file so that damage is named and little is lost.
+
+``mcp_state.db`` calls in here at four points (and nowhere else does this work):
+
+- ``preflight(path)`` before DuckDB opens a file: reads the WAL's structure without DuckDB.
+  A WAL whose last record is cut short (a torn tail) opens as DuckDB would open it, but first
+  a copy is set aside and a warning names the file; a WAL with unreadable records in the
+  middle, or a WAL that existed for the current checkpoint and is now missing, is refused
+  with ``DatabaseDamagedError``.
+- ``open_failure(path, exc)`` turns any DuckDB error on open into one line that names the
+  damaged file and the way forward (``mcp-state restore`` or ``mcp-state recover``).
+- ``after_open(conn, path, replayed)`` checkpoints after a start that replayed a WAL, so that a
+  crash loop never grows the WAL.
+- ``after_write(path)`` after a write operation: when the WAL is new, syncs the folder (the
+  WAL's directory entry survives power loss) and notes the WAL's checkpoint in a marker file
+  ``PATH.wal-seen`` (so a deleted WAL is noticed).
+
+Checkpoints on release and when idle go through ``checkpoint(conn, path)``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mcp_state.errors import DatabaseDamagedError, DatabaseUnavailableError, StateError
+
+# DuckDB checkpoints by itself when the WAL passes this size; we also checkpoint when idle.
+WAL_CHECKPOINT_THRESHOLD = "4MB"
+# Seconds without an operation after which an open database is checkpointed.
+IDLE_CHECKPOINT = 1.0
+
+_MAIN_HEADER = 4096  # the main header block; two database headers follow at 4096 and 8192
+_WAL_FLUSH = 100  # the WAL record that ends one committed transaction
+_MAX_RECORD = 1 << 32  # a record size beyond this is garbage, not a record cut short
+
+_DAMAGE_WORDS = (
+    "corrupt",
+    "checksum",
+    "replaying wal",
+    "not a valid duckdb database",
+    "could not read enough bytes",
+    "storage version",
+    "serializ",
+    "invalidated",
+)
+
+
+def wal_path(path: str | os.PathLike[str]) -> Path:
+    return Path(f"{path}.wal")
+
+
+def marker_path(path: str | os.PathLike[str]) -> Path:
+    return Path(f"{path}.wal-seen")
+
+
+def stamp() -> str:
+    """A UTC timestamp for names of files set aside."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def warn(message: str) -> None:
+    print(f"mcp-state: warning: {message}", file=sys.stderr, flush=True)
+
+
+# -- reading the files without DuckDB ------------------------------------------------------
+def db_iteration(path: str | os.PathLike[str]) -> int | None:
+    """The checkpoint iteration of the database file (the newer of its two headers), or None."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(3 * _MAIN_HEADER)
+    except OSError:
+        return None
+    if len(data) < 3 * _MAIN_HEADER or data[8:12] != b"DUCK":
+        return None
+    return max(struct.unpack_from("<Q", data, offset + 8)[0] for offset in (4096, 8192))
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+@dataclass
+class WalScan:
+    """The structure of a WAL file: where each committed transaction ends, and where it breaks."""
+
+    size: int = 0
+    iteration: int | None = None
+    commits: list[int] = field(default_factory=list)  # byte offset just after each commit
+    good: int = 0  # bytes that form whole records
+    state: str = "absent"  # absent | empty | ok | torn | corrupt
+
+    @property
+    def pending(self) -> int:
+        """Bytes after the last whole commit (an unacknowledged transaction, or damage)."""
+        return self.size - (self.commits[-1] if self.commits else self.good)
+
+
+def _wal_header(data: bytes) -> tuple[int, int]:
+    """(checkpoint iteration, offset of the first record) of a WAL's version header."""
+    pos, iteration = 0, -1
+    while True:
+        if pos + 2 > len(data):
+            raise ValueError("truncated header")
+        field_id = struct.unpack_from("<H", data, pos)[0]
+        pos += 2
+        if field_id == 0xFFFF:
+            return iteration, pos
+        if field_id == 102:  # the database identifier: a list of bytes
+            count, pos = _varint(data, pos)
+            for _ in range(count):
+                _, pos = _varint(data, pos)
+        elif field_id in (100, 101, 103):
+            value, pos = _varint(data, pos)
+            if field_id == 103:
+                iteration = value
+        else:
+            raise ValueError(f"unknown header field {field_id}")
+
+
+def scan_wal(path: str | os.PathLike[str]) -> WalScan:
+    wal = wal_path(path)
+    try:
+        data = wal.read_bytes()
+    except FileNotFoundError:
+        return WalScan()
+    scan = WalScan(size=len(data), state="empty" if not data else "ok")
+    if not data:
+        return scan
+    try:
+        scan.iteration, pos = _wal_header(data)
+    except ValueError:
+        scan.state = "corrupt"
+        return scan
+    scan.good = pos
+    while pos < len(data):
+        if pos + 16 > len(data):
+            scan.state = "torn"
+            break
+        size = struct.unpack_from("<Q", data, pos)[0]
+        if size == 0 or size > _MAX_RECORD:
+            scan.state = "corrupt"
+            break
+        if pos + 16 + size > len(data):
+            scan.state = "torn"
+            break
+        payload = data[pos + 16 : pos + 16 + size]
+        pos += 16 + size
+        scan.good = pos
+        if payload[:2] == b"d\x00":
+            try:
+                kind, _ = _varint(payload, 2)
+            except ValueError:
+                kind = -1
+            if kind == _WAL_FLUSH:
+                scan.commits.append(pos)
+    return scan
+
+
+# -- the four points db.py calls -------------------------------------------------------------
+def damaged(path: str | os.PathLike[str], what: str) -> DatabaseDamagedError:
+    return DatabaseDamagedError(
+        f"{what}. Restore the latest backup (`mcp-state restore --from BACKUP --db {path} --force`) "
+        f"or open it without the damaged WAL (`mcp-state recover --db {path}`)"
+    )
+
+
+def preflight(path: str) -> bool:
+    """Check the WAL of ``path`` before DuckDB opens it; True when there is a WAL to replay."""
+    if not Path(path).exists():
+        return False
+    scan = scan_wal(path)
+    wal = wal_path(path)
+    if scan.state == "corrupt":
+        raise damaged(
+            path,
+            f"the WAL {wal} is damaged: unreadable records after byte {scan.good} of {scan.size} "
+            "(the changes from there on cannot be replayed)",
+        )
+    if scan.state == "absent":
+        if wal_missing(path):
+            raise damaged(
+                path,
+                f"the WAL {wal} is missing: it held every change since checkpoint {db_iteration(path)} "
+                "and was deleted or lost",
+            )
+        return False
+    if scan.state == "torn":
+        keep = Path(f"{wal}.torn-{stamp()}")
+        shutil.copyfile(wal, keep)
+        warn(
+            f"the WAL {wal} ends in a record cut short ({scan.size - scan.good} bytes after "
+            f"{len(scan.commits)} whole transactions); those bytes were never acknowledged unless the "
+            f"file was damaged. A copy is kept in {keep}; if acknowledged changes are missing, "
+            "restore the latest backup"
+        )
+    return scan.state != "empty"
+
+
+def wal_missing(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` had a WAL for its current checkpoint that is gone now."""
+    if wal_path(path).exists():
+        return False
+    seen, current = _read_marker(path), db_iteration(path)
+    return seen is not None and current is not None and seen >= current
+
+
+def open_failure(path: str, exc: duckdb.Error) -> StateError:
+    """The one-line error for a DuckDB error raised while opening ``path`` (not a lock conflict)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = str(exc).lower()
+    if "storage version" in text or "newer version of duckdb" in text or "older version" in text:
+        return DatabaseDamagedError(
+            f"the database {path} was written by another DuckDB version ({first}). Open it with the "
+            f"DuckDB version that wrote it and `EXPORT DATABASE`, or restore a backup made by this "
+            f"version (`mcp-state restore --from BACKUP --db {path} --force`)"
+        )
+    if Path(path).exists() and any(word in text for word in _DAMAGE_WORDS):
+        where = f"its WAL {wal_path(path)}" if "wal" in text else "the file"
+        return damaged(path, f"the database {path} is damaged ({where}: {first})")
+    if isinstance(exc, duckdb.IOException):
+        return DatabaseUnavailableError(
+            f"cannot open the database {path}: {first}. "
+            "Check that the path exists, is writable and has free space."
+        )
+    return damaged(path, f"the database {path} cannot be opened ({first})")
+
+
+def after_open(conn: duckdb.DuckDBPyConnection, path: str, replayed: bool) -> None:
+    if path == ":memory:":
+        return
+    conn.execute(f"SET checkpoint_threshold = '{WAL_CHECKPOINT_THRESHOLD}'")
+    if replayed:
+        checkpoint(conn, path)
+    else:
+        _clear_stale_marker(path)
+
+
+def start_idle_checkpoints(db: Any) -> None:
+    """Checkpoint ``db`` (a ``Database``) once it has been written and then idle for a while.
+
+    Runs while the file is open; the checkpoint holds the Database's state lock, so no
+    operation starts during it.
+    """
+    if db.path == ":memory:":
+        return
+
+    def loop() -> None:
+        with db._state:
+            while not db._closed and db._conn is not None:
+                idle_for = time.monotonic() - db._last_used
+                if db.dirty and db._active == 0 and idle_for >= IDLE_CHECKPOINT:
+                    db.dirty = not checkpoint(db._conn, db.path, quiet=True)
+                db._state.wait(max(0.05, IDLE_CHECKPOINT - idle_for) if db.dirty else IDLE_CHECKPOINT)
+
+    threading.Thread(target=loop, name="mcp-state-idle-checkpoint", daemon=True).start()
+
+
+def held_elsewhere(path: str | os.PathLike[str]) -> int | None:
+    """The PID of another process holding DuckDB's lock on ``path``, or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, query))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return pid if kind != fcntl.F_UNLCK else None
+
+
+def checkpoint(conn: duckdb.DuckDBPyConnection, path: str, *, quiet: bool = False) -> bool:
+    """Move what the WAL holds into the database file; False (and a warning) when that failed.
+
+    A failed checkpoint loses nothing: the WAL still holds every change and is replayed next time.
+    """
+    if path == ":memory:":
+        return True
+    try:
+        conn.execute("CHECKPOINT")
+    except duckdb.Error as exc:
+        if quiet and "transaction" in str(exc).lower():  # busy now; the next idle moment retries
+            return False
+        warn(f"checkpoint of {path} failed, the changes stay in its WAL: {str(exc).strip().splitlines()[0]}")
+        return False
+    _clear_stale_marker(path)
+    return True
+
+
+_seen_wals: dict[str, tuple[int, int]] = {}
+
+
+def after_write(path: str) -> None:
+    """After a write: if the WAL is new, sync the folder and note which checkpoint it belongs to."""
+    if path == ":memory:":
+        return
+    wal = wal_path(path)
+    try:
+        info = wal.stat()
+    except FileNotFoundError:
+        return
+    key = (info.st_ino, info.st_dev)
+    if _seen_wals.get(path) == key:
+        return
+    fsync_dir(wal.parent)
+    iteration = db_iteration(path)
+    if iteration is not None:
+        _write_marker(path, iteration)
+    _seen_wals[path] = key
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make the folder's entries (files created or renamed in it) survive power loss."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def created(path: str) -> None:
+    """The database file was just created: its directory entry must survive power loss."""
+    if path != ":memory:":
+        fsync_dir(Path(path).parent)
+
+
+# -- the marker of the WAL's checkpoint ------------------------------------------------------------
+def _read_marker(path: str | os.PathLike[str]) -> int | None:
+    try:
+        return int(marker_path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_marker(path: str, iteration: int) -> None:
+    marker = marker_path(path)
+    temp = Path(f"{marker}.tmp")
+    try:
+        with open(temp, "w") as handle:
+            handle.write(f"{iteration}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, marker)
+        fsync_dir(marker.parent)
+    except OSError as exc:  # the marker only sharpens a message; never fail a write for it
+        warn(f"cannot write {marker}: {exc.strerror}")
+
+
+def _clear_stale_marker(path: str | os.PathLike[str]) -> None:
+    seen = _read_marker(path)
+    if seen is None or wal_path(path).exists():
+        return
+    current = db_iteration(path)
+    if current is not None and current > seen:
+        forget_marker(path)
+
+
+def forget_marker(path: str | os.PathLike[str]) -> None:
+    marker_path(path).unlink(missing_ok=True)
+    _seen_wals.pop(str(path), None)
