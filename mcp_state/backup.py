@@ -34,13 +34,21 @@ from mcp_state.schema import LATEST_VERSION
 SEQUENCED = {"audit_log": "audit_log_seq", "sync_history": "sync_history_seq"}
 
 
-def _copy_synced(source: str | os.PathLike[str], target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically and durably (temp file, fsync, rename, fsync folder)."""
+def _copy_synced(source: str | os.PathLike[str] | int, target: Path) -> None:
+    """Copy ``source`` (a path, or a descriptor read with pread and left open) to ``target``
+    atomically and durably: temp file, fsync, rename, fsync of the folder."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        with os.fdopen(fd, "wb") as dst:
+            if isinstance(source, int):
+                offset = 0
+                while chunk := os.pread(source, 1 << 20, offset):
+                    dst.write(chunk)
+                    offset += len(chunk)
+            else:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
             dst.flush()
             os.fsync(dst.fileno())
         os.replace(temp, target)
@@ -63,7 +71,11 @@ def backup(db_path: str, to: str | os.PathLike[str], *, force: bool = False) -> 
     try:
         with WRITE_LOCK:  # no writer of this process runs between the checkpoint and the copy
             conn.execute("CHECKPOINT")
-            _copy_synced(db_path, target)
+            # Through DuckDB's own descriptor: opening and closing one of ours would drop its lock.
+            fd = recovery.held_fd(db_path)
+            if fd is None:
+                raise DatabaseUnavailableError(f"cannot read {db_path} through the open database")
+            _copy_synced(fd, target)
     finally:
         conn.close()
     report = verify(str(target))
@@ -80,7 +92,7 @@ def restore(source: str, db_path: str, *, force: bool = False) -> dict[str, Any]
     if report.problems:
         raise DatabaseUnavailableError(f"the backup {source} does not verify: {report.problems[0]}")
     target = Path(db_path)
-    holder = recovery.held_elsewhere(target) if target.exists() else None
+    holder = recovery.holder(target) if target.exists() else None
     if holder is not None:
         raise DatabaseLockedError(
             f"the database {target} is held by a running process (PID {holder}); stop it, then restore"
@@ -190,7 +202,7 @@ def recover(db_path: str, *, on_try: Callable[[int], None] | None = None) -> dic
     target = Path(db_path)
     if not target.is_file():
         raise DatabaseUnavailableError(f"there is no database at {db_path}; check --db or DATA_DIR")
-    holder = recovery.held_elsewhere(target)
+    holder = recovery.holder(target)
     if holder is not None:
         raise DatabaseLockedError(
             f"the database {target} is held by a running process (PID {holder}); stop it first"

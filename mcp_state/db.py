@@ -172,7 +172,7 @@ def _open_with_retry(
     while True:
         replayed = False
         try:
-            if check and target != ":memory:" and not recovery.held_elsewhere(target):
+            if check:
                 replayed = recovery.preflight(target)  # names a damaged or missing WAL
             conn = duckdb.connect(target, config=config)
         except duckdb.Error as exc:

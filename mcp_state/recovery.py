@@ -12,8 +12,14 @@
 - ``after_open(conn, path, replayed)`` checkpoints after a start that replayed a WAL, so that a
   crash loop never grows the WAL.
 - ``after_write(path)`` after a write operation: when the WAL is new, syncs the folder (the
-  WAL's directory entry survives power loss) and notes the WAL's checkpoint in a marker file
-  ``PATH.wal-seen`` (so a deleted WAL is noticed).
+  WAL's directory entry survives power loss) and notes in a marker file ``PATH.wal-seen`` the
+  database file's size and modification time (a checkpoint changes them): a WAL that is
+  missing while the database file is as it was when the WAL was seen was deleted or lost.
+
+One rule holds everywhere: this process never opens the database file or its WAL while it may
+hold them through DuckDB. DuckDB locks them with POSIX record locks, and closing *any*
+descriptor of a file drops every such lock the process holds on it. Hence ``os.stat`` only,
+and the checks before opening run only when ``held_here`` says this process has neither open.
 
 Checkpoints on release and when idle go through ``checkpoint(conn, path)``.
 """
@@ -75,7 +81,9 @@ def warn(message: str) -> None:
 
 # -- reading the files without DuckDB ------------------------------------------------------
 def db_iteration(path: str | os.PathLike[str]) -> int | None:
-    """The checkpoint iteration of the database file (the newer of its two headers), or None."""
+    """The checkpoint iteration of the database file (the newer of its two headers), or None.
+
+    Opens the file: never call it for a file this process holds (see the module notes)."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(3 * _MAIN_HEADER)
@@ -185,8 +193,11 @@ def damaged(path: str | os.PathLike[str], what: str) -> DatabaseDamagedError:
 
 
 def preflight(path: str) -> bool:
-    """Check the WAL of ``path`` before DuckDB opens it; True when there is a WAL to replay."""
-    if not Path(path).exists():
+    """Check the WAL of ``path`` before DuckDB opens it; True when there is a WAL to replay.
+
+    Does nothing for a file some process (this one included) holds open now: its WAL is live.
+    """
+    if path == ":memory:" or not Path(path).exists() or held_here(path) or held_elsewhere(path):
         return False
     scan = scan_wal(path)
     wal = wal_path(path)
@@ -200,7 +211,7 @@ def preflight(path: str) -> bool:
         if wal_missing(path):
             raise damaged(
                 path,
-                f"the WAL {wal} is missing: it held every change since checkpoint {db_iteration(path)} "
+                f"the WAL {wal} is missing: it held every change since the last checkpoint "
                 "and was deleted or lost",
             )
         return False
@@ -220,8 +231,8 @@ def wal_missing(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` had a WAL for its current checkpoint that is gone now."""
     if wal_path(path).exists():
         return False
-    seen, current = _read_marker(path), db_iteration(path)
-    return seen is not None and current is not None and seen >= current
+    seen = _read_marker(path)
+    return seen is not None and seen == _db_state(path)
 
 
 def open_failure(path: str, exc: duckdb.Error) -> StateError:
@@ -275,8 +286,41 @@ def start_idle_checkpoints(db: Any) -> None:
     threading.Thread(target=loop, name="mcp-state-idle-checkpoint", daemon=True).start()
 
 
+def held_fd(path: str | os.PathLike[str]) -> int | None:
+    """A descriptor this process already has open on ``path`` (DuckDB's own), or None.
+
+    Read it with ``os.pread`` and never close it: that reads the file without dropping a lock.
+    """
+    real = os.path.realpath(path)
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == real:
+                return int(fd)
+        except OSError:
+            continue
+    return None
+
+
+def held_here(path: str | os.PathLike[str]) -> bool:
+    """Whether this process has ``path`` or its WAL open (through DuckDB); True where unknown."""
+    if not os.path.isdir("/proc/self/fd"):
+        return True
+    return held_fd(path) is not None or held_fd(wal_path(path)) is not None
+
+
+def holder(path: str | os.PathLike[str]) -> int | None:
+    """The PID of the process holding ``path`` (this one included), or None."""
+    return os.getpid() if held_here(path) else held_elsewhere(path)
+
+
 def held_elsewhere(path: str | os.PathLike[str]) -> int | None:
-    """The PID of another process holding DuckDB's lock on ``path``, or None."""
+    """The PID of another process holding DuckDB's lock on ``path``, or None.
+
+    Opens the file: call it only when ``held_here`` is false (see the module notes)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -325,9 +369,9 @@ def after_write(path: str) -> None:
     if _seen_wals.get(path) == key:
         return
     fsync_dir(wal.parent)
-    iteration = db_iteration(path)
-    if iteration is not None:
-        _write_marker(path, iteration)
+    state = _db_state(path)
+    if state is not None:
+        _write_marker(path, state)
     _seen_wals[path] = key
 
 
@@ -347,19 +391,28 @@ def created(path: str) -> None:
 
 
 # -- the marker of the WAL's checkpoint ------------------------------------------------------------
-def _read_marker(path: str | os.PathLike[str]) -> int | None:
+def _db_state(path: str | os.PathLike[str]) -> str | None:
+    """The database file's size and modification time (``os.stat``: no descriptor opened)."""
     try:
-        return int(marker_path(path).read_text().strip())
-    except (OSError, ValueError):
+        info = os.stat(path)
+    except OSError:
+        return None
+    return f"{info.st_size} {info.st_mtime_ns}"
+
+
+def _read_marker(path: str | os.PathLike[str]) -> str | None:
+    try:
+        return marker_path(path).read_text().strip() or None
+    except OSError:
         return None
 
 
-def _write_marker(path: str, iteration: int) -> None:
+def _write_marker(path: str, state: str) -> None:
     marker = marker_path(path)
     temp = Path(f"{marker}.tmp")
     try:
         with open(temp, "w") as handle:
-            handle.write(f"{iteration}\n")
+            handle.write(f"{state}\n")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, marker)
@@ -372,8 +425,7 @@ def _clear_stale_marker(path: str | os.PathLike[str]) -> None:
     seen = _read_marker(path)
     if seen is None or wal_path(path).exists():
         return
-    current = db_iteration(path)
-    if current is not None and current > seen:
+    if seen != _db_state(path):  # the database file changed since: a checkpoint took the WAL in
         forget_marker(path)
 
 
