@@ -145,7 +145,10 @@ def verify(db_path: str) -> Report:
     try:
         _check(conn, report)
     except duckdb.Error as exc:
-        report.problems.append(f"reading failed: {str(exc).strip().splitlines()[0]}")
+        report.problems.append(
+            f"the database {db_path} is damaged ({str(exc).strip().splitlines()[0]}); restore the latest "
+            f"backup (`mcp-state restore --from BACKUP --db {db_path} --force`)"
+        )
     finally:
         conn.close()
     return report
