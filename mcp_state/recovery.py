@@ -26,6 +26,7 @@ Checkpoints on release and when idle go through ``checkpoint(conn, path)``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -151,6 +152,11 @@ def scan_wal(path: str | os.PathLike[str]) -> WalScan:
         data = wal.read_bytes()
     except FileNotFoundError:
         return WalScan()
+    except OSError as exc:
+        raise DatabaseUnavailableError(
+            f"cannot read the WAL {wal}: {exc.strerror}; nothing was changed. Check the disk and retry; "
+            f"if it keeps failing, restore the latest backup (`mcp-state restore --from BACKUP --db {path} --force`)"
+        ) from exc
     scan = WalScan(size=len(data), state="empty" if not data else "ok")
     if not data:
         return scan
@@ -260,10 +266,13 @@ def after_open(conn: duckdb.DuckDBPyConnection, path: str, replayed: bool) -> No
     if path == ":memory:":
         return
     conn.execute(f"SET checkpoint_threshold = '{WAL_CHECKPOINT_THRESHOLD}'")
-    if replayed:
-        checkpoint(conn, path)
-    else:
+    if not replayed:
         _clear_stale_marker(path)
+    elif checkpoint(conn, path) == "fatal":  # DuckDB gave up on this instance; the WAL is intact
+        raise DatabaseUnavailableError(
+            f"the database {path} replayed its WAL but could not checkpoint it (see the warning above); "
+            "nothing was lost, the WAL keeps every change. Free space or check the disk, then retry"
+        )
 
 
 def start_idle_checkpoints(db: Any) -> None:
@@ -277,10 +286,18 @@ def start_idle_checkpoints(db: Any) -> None:
 
     def loop() -> None:
         with db._state:
-            while not db._closed and db._conn is not None:
+            conn = db._conn
+            while not db._closed and conn is not None and db._conn is conn:
                 idle_for = time.monotonic() - db._last_used
                 if db.dirty and db._active == 0 and idle_for >= IDLE_CHECKPOINT:
-                    db.dirty = not checkpoint(db._conn, db.path, quiet=True)
+                    outcome = checkpoint(conn, db.path, quiet=True)
+                    db.dirty = outcome != "done"
+                    if outcome == "fatal":  # the instance is unusable: the next operation reopens it
+                        with contextlib.suppress(duckdb.Error):
+                            conn.close()
+                        db._conn = None
+                        db._changed()
+                        return
                 db._state.wait(max(0.05, IDLE_CHECKPOINT - idle_for) if db.dirty else IDLE_CHECKPOINT)
 
     threading.Thread(target=loop, name="mcp-state-idle-checkpoint", daemon=True).start()
@@ -335,22 +352,23 @@ def held_elsewhere(path: str | os.PathLike[str]) -> int | None:
     return pid if kind != fcntl.F_UNLCK else None
 
 
-def checkpoint(conn: duckdb.DuckDBPyConnection, path: str, *, quiet: bool = False) -> bool:
-    """Move what the WAL holds into the database file; False (and a warning) when that failed.
+def checkpoint(conn: duckdb.DuckDBPyConnection, path: str, *, quiet: bool = False) -> str:
+    """Move what the WAL holds into the database file: ``done``, ``busy``, ``failed`` or ``fatal``.
 
-    A failed checkpoint loses nothing: the WAL still holds every change and is replayed next time.
+    A failed checkpoint loses nothing: the WAL still holds every change and is replayed next
+    time. ``fatal`` (a write error in DuckDB) leaves the instance unusable until it is reopened.
     """
     if path == ":memory:":
-        return True
+        return "done"
     try:
         conn.execute("CHECKPOINT")
     except duckdb.Error as exc:
         if quiet and "transaction" in str(exc).lower():  # busy now; the next idle moment retries
-            return False
+            return "busy"
         warn(f"checkpoint of {path} failed, the changes stay in its WAL: {str(exc).strip().splitlines()[0]}")
-        return False
+        return "fatal" if isinstance(exc, duckdb.FatalException) else "failed"
     _clear_stale_marker(path)
-    return True
+    return "done"
 
 
 _seen_wals: dict[str, tuple[int, int]] = {}

@@ -23,15 +23,23 @@ SHIM_SOURCE = Path(__file__).resolve().parent / "helpers" / "syncshim.c"
 # dies by SIGKILL (no checkpoint, no close): everything since the last checkpoint is in the WAL.
 WRITER = textwrap.dedent(
     """
-    import json, os, sys
+    import json, os, sys, time
     from mcp_state.db import Database
+    from mcp_state.errors import StateError
     from mcp_state.repositories.audit import AuditRepository
     db = Database(sys.argv[1], idle_release=None)
     audit = AuditRepository(db)
-    for i in range(int(sys.argv[2])):
-        entry = audit.log(user_id="u", action="write", params={"i": i, "pad": "x" * 200})
-        print(json.dumps(entry["id"] if isinstance(entry, dict) else entry), flush=True)
-    if len(sys.argv) > 3 and sys.argv[3] == "close":
+    count, pause_at = int(sys.argv[2]), int(sys.argv[4])
+    for i in range(count):
+        if i == pause_at:
+            time.sleep(float(os.environ.get("PAUSE", "1.6")))  # idle: the database checkpoints
+        try:
+            entry = audit.log(user_id="u", action="write", params={"i": i, "pad": "x" * 200})
+        except StateError as exc:
+            print(json.dumps({"error": str(exc)}), flush=True)
+            continue
+        print(json.dumps(entry), flush=True)
+    if sys.argv[3] == "close":
         db.close()
     else:
         os.kill(os.getpid(), 9)
@@ -40,15 +48,36 @@ WRITER = textwrap.dedent(
 
 
 def crash_writer(
-    db_path: Path, count: int, *, close: bool = False, env: dict[str, str] | None = None
+    db_path: Path,
+    count: int,
+    *,
+    close: bool = False,
+    pause_at: int = -1,
+    env: dict[str, str] | None = None,
+    errors: list[str] | None = None,
 ) -> list[str]:
-    """Run the writer; the ids it acknowledged."""
-    args = [sys.executable, "-c", WRITER, str(db_path), str(count)] + (["close"] if close else [])
+    """Run the writer; the ids it acknowledged (failed writes go to ``errors``, stderr too)."""
+    args = [
+        sys.executable,
+        "-c",
+        WRITER,
+        str(db_path),
+        str(count),
+        "close" if close else "kill",
+        str(pause_at),
+    ]
     proc = subprocess.run(
         args, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
     )
     assert proc.returncode in (0, -9), proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    printed = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    if errors is not None:
+        errors.extend(item["error"] for item in printed if isinstance(item, dict))
+        errors.extend(line for line in proc.stderr.splitlines() if line.strip())
+    acked = [item for item in printed if isinstance(item, str)]
+    assert errors is not None or len(acked) == count, proc.stdout
+    return acked
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -78,13 +107,12 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="session")
-def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The compiled shim (the test needs a C compiler: cc)."""
+def compile_shim(out_dir: Path) -> Path:
+    """The shim compiled with the system C compiler (the tests need one: apt-get install gcc)."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         pytest.fail("the power-loss and fault tests need a C compiler (cc); apt-get install gcc")
-    out = tmp_path_factory.mktemp("shim") / "syncshim.so"
+    out = out_dir / "syncshim.so"
     subprocess.run(
         [compiler, "-shared", "-fPIC", "-O2", "-o", str(out), str(SHIM_SOURCE), "-ldl"], check=True
     )

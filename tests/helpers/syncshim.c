@@ -8,7 +8,7 @@
  * Faults (SHIM_FAULT_SUFFIX, SHIM_FAULT_ERRNO and SHIM_FAULT_TRIGGER set): while the file
  * SHIM_FAULT_TRIGGER exists, pwrite/write/pread/read/fsync/fdatasync on a file whose path ends
  * in SHIM_FAULT_SUFFIX fail with errno SHIM_FAULT_ERRNO (5 EIO, 28 ENOSPC); SHIM_FAULT_OPS
- * ("write", "read" or "sync", comma-separated) picks which calls.
+ * ("write", "pread", "rawread" or "sync", comma-separated) picks which calls.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -139,7 +139,7 @@ ssize_t write(int fd, const void *buf, size_t n) {
 
 ssize_t pread(int fd, void *buf, size_t n, off_t offset) {
     init();
-    if (faulty(fd, "read")) return -1;
+    if (faulty(fd, "pread")) return -1;
     return real_pread(fd, buf, n, offset);
 }
 
@@ -147,6 +147,6 @@ ssize_t pread64(int fd, void *buf, size_t n, off_t offset) { return pread(fd, bu
 
 ssize_t read(int fd, void *buf, size_t n) {
     init();
-    if (fd > 2 && faulty(fd, "read")) return -1;
+    if (fd > 2 && faulty(fd, "rawread")) return -1;
     return real_read(fd, buf, n);
 }
