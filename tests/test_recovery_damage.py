@@ -12,6 +12,7 @@ import struct
 
 import pytest
 from recovery_support import audit_ids, cli, crash_writer, one_line_error
+from server_support import connect, text_of
 
 from mcp_state import recovery
 from mcp_state.backup import verify
@@ -144,3 +145,15 @@ def test_verify_reads_every_block_and_names_damage_where_the_data_is(tmp_path):
         else:  # the garbage landed in free space: the data must read back unchanged
             assert report.rows == good.rows
     assert caught >= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_agent_calling_a_tool_on_a_damaged_wal_gets_the_named_error(crashed, anyio_backend):
+    path, _ = crashed
+    recovery.wal_path(path).unlink()
+    async with connect(path) as client:
+        result = await client.call_tool("query_audit_log", {"limit": 1})
+    assert result.is_error
+    text = text_of(result)
+    assert f"the WAL {recovery.wal_path(path)} is missing" in text and "[damaged]" in text
