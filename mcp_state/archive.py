@@ -52,6 +52,7 @@ def _literal(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+@recovery.file_errors
 def archive_audit(db: Database, before: datetime, folder: str | os.PathLike[str]) -> dict[str, Any]:
     """Move the audit rows with ``timestamp < before`` to a Parquet file in ``folder``."""
     target_dir = Path(folder).resolve()

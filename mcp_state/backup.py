@@ -58,6 +58,7 @@ def _copy_synced(source: str | os.PathLike[str] | int, target: Path) -> None:
     recovery.fsync_dir(target.parent)
 
 
+@recovery.file_errors
 def backup(db_path: str, to: str | os.PathLike[str], *, force: bool = False) -> dict[str, Any]:
     """Checkpoint ``db_path`` and copy it to ``to``; returns the copy's path, size and row counts."""
     target = Path(to)
@@ -84,6 +85,7 @@ def backup(db_path: str, to: str | os.PathLike[str], *, force: bool = False) -> 
     return {"path": str(target), "bytes": target.stat().st_size, "rows": sum(report.rows.values())}
 
 
+@recovery.file_errors
 def restore(source: str, db_path: str, *, force: bool = False) -> dict[str, Any]:
     """Put the backup ``source`` in place of ``db_path``; the file replaced is kept aside."""
     if not Path(source).is_file():
@@ -196,6 +198,7 @@ def _check(conn: duckdb.DuckDBPyConnection, report: Report) -> None:
         report.problems.append("no mcp-state schema in this file")
 
 
+@recovery.file_errors
 def recover(db_path: str, *, on_try: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Open ``db_path`` without the damaged part of its WAL, keeping a copy of the WAL aside.
 

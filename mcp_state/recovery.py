@@ -28,19 +28,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import shutil
 import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 
 from mcp_state.errors import DatabaseDamagedError, DatabaseUnavailableError, StateError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # DuckDB checkpoints by itself when the WAL passes this size; we also checkpoint when idle.
 WAL_CHECKPOINT_THRESHOLD = "4MB"
@@ -190,6 +195,22 @@ def scan_wal(path: str | os.PathLike[str]) -> WalScan:
     return scan
 
 
+def file_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """For the operator commands: an OS error on a file becomes one named line, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise DatabaseUnavailableError(
+                f"{exc.strerror or exc}{where}. Check the path, its permissions and the free space, then retry"
+            ) from exc
+
+    return wrapper
+
+
 # -- the four points db.py calls -------------------------------------------------------------
 def damaged(path: str | os.PathLike[str], what: str) -> DatabaseDamagedError:
     return DatabaseDamagedError(
@@ -265,7 +286,10 @@ def open_failure(path: str, exc: duckdb.Error) -> StateError:
 def after_open(conn: duckdb.DuckDBPyConnection, path: str, replayed: bool) -> None:
     if path == ":memory:":
         return
-    conn.execute(f"SET checkpoint_threshold = '{WAL_CHECKPOINT_THRESHOLD}'")
+    with contextlib.suppress(duckdb.Error):  # an instance shared in this process may be locked already
+        conn.execute(f"SET GLOBAL checkpoint_threshold = '{WAL_CHECKPOINT_THRESHOLD}'")
+    if conn.execute("SELECT current_setting('access_mode')").fetchone() == ("read_only",):
+        return  # a read-only opening replays in memory and cannot checkpoint
     if not replayed:
         _clear_stale_marker(path)
     elif checkpoint(conn, path) == "fatal":  # DuckDB gave up on this instance; the WAL is intact
