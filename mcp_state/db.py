@@ -341,7 +341,7 @@ class Database:
         with self._state:
             if self._conn is None or self._active or self.path == ":memory:":  # closing it would lose it
                 return False
-            recovery.checkpoint(self._conn, self.path)
+            recovery.before_close(self)
             self._conn.close()
             self._conn = None
             self._changed()
@@ -353,7 +353,7 @@ class Database:
             while self._active:
                 self._state.wait(0.05)
             if self._conn is not None:
-                recovery.checkpoint(self._conn, self.path)
+                recovery.before_close(self)
                 self._conn.close()
                 self._conn = None
             self._changed()
@@ -371,7 +371,7 @@ class Database:
             while not self._closed and self._conn is not None:
                 idle_for = time.monotonic() - self._last_used
                 if self._active == 0 and idle_for >= self.idle_release:
-                    recovery.checkpoint(self._conn, self.path)
+                    recovery.before_close(self)
                     self._conn.close()
                     self._conn = None
                     self._changed()

@@ -21,7 +21,8 @@ hold them through DuckDB. DuckDB locks them with POSIX record locks, and closing
 descriptor of a file drops every such lock the process holds on it. Hence ``os.stat`` only,
 and the checks before opening run only when ``held_here`` says this process has neither open.
 
-Checkpoints on release and when idle go through ``checkpoint(conn, path)``.
+Checkpoints on release (``before_close``) and when idle (``start_idle_checkpoints``) go through
+``checkpoint(conn, path)``.
 """
 
 from __future__ import annotations
@@ -288,8 +289,6 @@ def after_open(conn: duckdb.DuckDBPyConnection, path: str, replayed: bool) -> No
         return
     with contextlib.suppress(duckdb.Error):  # an instance shared in this process may be locked already
         conn.execute(f"SET GLOBAL checkpoint_threshold = '{WAL_CHECKPOINT_THRESHOLD}'")
-    if conn.execute("SELECT current_setting('access_mode')").fetchone() == ("read_only",):
-        return  # a read-only opening replays in memory and cannot checkpoint
     if not replayed:
         _clear_stale_marker(path)
     elif checkpoint(conn, path) == "fatal":  # DuckDB gave up on this instance; the WAL is intact
@@ -376,6 +375,12 @@ def held_elsewhere(path: str | os.PathLike[str]) -> int | None:
     return pid if kind != fcntl.F_UNLCK else None
 
 
+def before_close(db: Any) -> None:
+    """Checkpoint ``db`` (a ``Database``) before it lets go of the file, if it wrote since the last one."""
+    if db.dirty and db._conn is not None:
+        db.dirty = checkpoint(db._conn, db.path, quiet=True) != "done"
+
+
 def checkpoint(conn: duckdb.DuckDBPyConnection, path: str, *, quiet: bool = False) -> str:
     """Move what the WAL holds into the database file: ``done``, ``busy``, ``failed`` or ``fatal``.
 
@@ -385,6 +390,8 @@ def checkpoint(conn: duckdb.DuckDBPyConnection, path: str, *, quiet: bool = Fals
     if path == ":memory:":
         return "done"
     try:
+        if conn.execute("SELECT current_setting('access_mode')").fetchone() == ("read_only",):
+            return "done"  # nothing was written through it
         conn.execute("CHECKPOINT")
     except duckdb.Error as exc:
         if quiet and "transaction" in str(exc).lower():  # busy now; the next idle moment retries
