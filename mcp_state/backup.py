@@ -230,6 +230,8 @@ def recover(db_path: str, *, on_try: Callable[[int], None] | None = None) -> dic
     keep = _longest_replayable(target, data, boundaries, on_try)
     result["kept"] = keep
     result["dropped"] = len(boundaries) - keep
+    if scan.state == "corrupt":  # plus those after the unreadable bytes (at least; one may be in them)
+        result["dropped"] += recovery.commits_after_damage(target, scan.good)
     result["unreadable_bytes"] = scan.size - (boundaries[keep - 1] if keep else 0)
     with open(wal, "r+b") as handle:
         handle.truncate(boundaries[keep - 1] if keep else 0)

@@ -171,29 +171,46 @@ def scan_wal(path: str | os.PathLike[str]) -> WalScan:
     except ValueError:
         scan.state = "corrupt"
         return scan
-    scan.good = pos
+    scan.commits, scan.good, scan.state = _walk(data, pos)
+    return scan
+
+
+def _walk(data: bytes, pos: int) -> tuple[list[int], int, str]:
+    """Follow whole records from ``pos``: the end of each commit, the end of the last whole
+    record, and ``ok``, ``torn`` (the last record cut short) or ``corrupt`` (not a record)."""
+    commits: list[int] = []
     while pos < len(data):
         if pos + 16 > len(data):
-            scan.state = "torn"
-            break
+            return commits, pos, "torn"
         size = struct.unpack_from("<Q", data, pos)[0]
-        if size == 0 or size > _MAX_RECORD:
-            scan.state = "corrupt"
-            break
+        if size < 2 or size > _MAX_RECORD:
+            return commits, pos, "corrupt"
         if pos + 16 + size > len(data):
-            scan.state = "torn"
-            break
+            return commits, pos, "torn"
         payload = data[pos + 16 : pos + 16 + size]
+        if payload[:2] != b"d\x00":  # every record starts with its type (field 100)
+            return commits, pos, "corrupt"
+        try:
+            kind, _ = _varint(payload, 2)
+        except ValueError:
+            return commits, pos, "corrupt"
         pos += 16 + size
-        scan.good = pos
-        if payload[:2] == b"d\x00":
-            try:
-                kind, _ = _varint(payload, 2)
-            except ValueError:
-                kind = -1
-            if kind == _WAL_FLUSH:
-                scan.commits.append(pos)
-    return scan
+        if kind == _WAL_FLUSH:
+            commits.append(pos)
+    return commits, pos, "ok"
+
+
+def commits_after_damage(path: str | os.PathLike[str], good: int) -> int:
+    """Committed transactions in a damaged WAL after the unreadable bytes that start at ``good``:
+    the first place after them where whole records run on to the end of the file."""
+    data = wal_path(path).read_bytes()
+    found = data.find(b"d\x00", good + 17)
+    while found != -1:
+        commits, end, state = _walk(data, found - 16)
+        if state == "ok" and end == len(data) and commits:
+            return len(commits)
+        found = data.find(b"d\x00", found + 1)
+    return 0
 
 
 def file_errors(fn: Callable[P, R]) -> Callable[P, R]:

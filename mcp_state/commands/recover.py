@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"Recovered {result['path']}: replayed {result['kept']} transactions from the WAL, "
-            f"dropped {result['dropped']} whole transactions and {result['unreadable_bytes']} bytes "
-            "that could not be read"
+            f"dropped {result['dropped']} committed transactions after the damage "
+            f"({result['unreadable_bytes']} bytes not replayed)"
         )
         print(f"The WAL as it was is kept in {result['set_aside']}")
     return 0
