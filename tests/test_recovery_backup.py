@@ -17,6 +17,8 @@ from mcp_state.archive import allow_archive, archive_view_sql
 from mcp_state.db import Database, connect
 from mcp_state.repositories.audit import AuditRepository
 
+pytestmark = pytest.mark.slow  # every test here runs mcp-state commands as processes
+
 # Writes bursts of audit rows with pauses in between (when it lets go of the file), then exits.
 BURSTS = textwrap.dedent(
     """
@@ -57,7 +59,6 @@ def contents(path) -> dict[str, list[tuple]]:
         conn.close()
 
 
-@pytest.mark.slow
 def test_a_backup_taken_during_writes_is_consistent_and_restores_identically(tmp_path):
     path = tmp_path / "state" / "system.duckdb"
     crash_writer(path, 1, close=True)  # the file exists, with its schema
@@ -105,7 +106,6 @@ def test_restore_refuses_to_overwrite_without_force_and_keeps_the_old_file_aside
     assert len(aside) == 1 and {row[0] for row in contents(aside[0])["audit_log"]} == set(first + later)
 
 
-@pytest.mark.slow
 def test_a_file_a_running_process_holds_is_never_restored_nor_migrated(tmp_path):
     path = tmp_path / "s.duckdb"
     crash_writer(path, 1, close=True)
