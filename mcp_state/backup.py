@@ -29,6 +29,7 @@ from mcp_state.errors import (
     StateError,
 )
 from mcp_state.schema import LATEST_VERSION
+from mcp_state.walfile import commits_after_damage, scan_wal
 
 # Tables whose ``seq`` column is fed by a sequence: the counts must agree with it.
 SEQUENCED = {"audit_log": "audit_log_seq", "sync_history": "sync_history_seq"}
@@ -133,7 +134,7 @@ def verify(db_path: str) -> Report:
     if not Path(db_path).is_file():
         report.problems.append(f"there is no database file at {db_path}")
         return report
-    scan = recovery.scan_wal(db_path)
+    scan = scan_wal(db_path)
     if scan.state == "corrupt":
         report.problems.append(f"the WAL {recovery.wal_path(db_path)} is damaged after byte {scan.good}")
         return report
@@ -214,7 +215,7 @@ def recover(db_path: str, *, on_try: Callable[[int], None] | None = None) -> dic
             f"the database {target} is held by a running process (PID {holder}); stop it first"
         )
     wal = recovery.wal_path(target)
-    scan = recovery.scan_wal(target)
+    scan = scan_wal(target)
     result: dict[str, Any] = {"path": str(target), "kept": 0, "dropped": 0, "set_aside": None}
     if scan.state in ("absent", "empty"):
         if recovery.wal_missing(target):
@@ -231,7 +232,7 @@ def recover(db_path: str, *, on_try: Callable[[int], None] | None = None) -> dic
     result["kept"] = keep
     result["dropped"] = len(boundaries) - keep
     if scan.state == "corrupt":  # plus those after the unreadable bytes (at least; one may be in them)
-        result["dropped"] += recovery.commits_after_damage(target, scan.good)
+        result["dropped"] += commits_after_damage(target, scan.good)
     result["unreadable_bytes"] = scan.size - (boundaries[keep - 1] if keep else 0)
     with open(wal, "r+b") as handle:
         handle.truncate(boundaries[keep - 1] if keep else 0)

@@ -1,6 +1,6 @@
 """What happens around opening a database file so that damage is named and little is lost.
 
-``mcp_state.db`` calls in here at four points (and nowhere else does this work):
+``mcp_state.db`` calls in here (and nowhere else does this work):
 
 - ``preflight(path)`` before DuckDB opens a file: reads the WAL's structure without DuckDB.
   A WAL whose last record is cut short (a torn tail) opens as DuckDB would open it, but first
@@ -11,6 +11,7 @@
   damaged file and the way forward (``mcp-state restore`` or ``mcp-state recover``).
 - ``after_open(conn, path, replayed)`` checkpoints after a start that replayed a WAL, so that a
   crash loop never grows the WAL.
+- ``created(path)`` syncs the folder once a new database file exists.
 - ``after_write(path)`` after a write operation: when the WAL is new, syncs the folder (the
   WAL's directory entry survives power loss) and notes in a marker file ``PATH.wal-seen`` the
   database file's size and modification time (a checkpoint changes them): a WAL that is
@@ -37,13 +38,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 
 from mcp_state.errors import DatabaseDamagedError, DatabaseUnavailableError, StateError
+from mcp_state.walfile import scan_wal, wal_path
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,9 +54,6 @@ WAL_CHECKPOINT_THRESHOLD = "4MB"
 # Seconds without an operation after which an open database is checkpointed.
 IDLE_CHECKPOINT = 1.0
 
-_MAIN_HEADER = 4096  # the main header block; two database headers follow at 4096 and 8192
-_WAL_FLUSH = 100  # the WAL record that ends one committed transaction
-_MAX_RECORD = 1 << 32  # a record size beyond this is garbage, not a record cut short
 
 _DAMAGE_WORDS = (
     "corrupt",
@@ -69,10 +67,6 @@ _DAMAGE_WORDS = (
 )
 
 
-def wal_path(path: str | os.PathLike[str]) -> Path:
-    return Path(f"{path}.wal")
-
-
 def marker_path(path: str | os.PathLike[str]) -> Path:
     return Path(f"{path}.wal-seen")
 
@@ -84,133 +78,6 @@ def stamp() -> str:
 
 def warn(message: str) -> None:
     print(f"mcp-state: warning: {message}", file=sys.stderr, flush=True)
-
-
-# -- reading the files without DuckDB ------------------------------------------------------
-def db_iteration(path: str | os.PathLike[str]) -> int | None:
-    """The checkpoint iteration of the database file (the newer of its two headers), or None.
-
-    Opens the file: never call it for a file this process holds (see the module notes)."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(3 * _MAIN_HEADER)
-    except OSError:
-        return None
-    if len(data) < 3 * _MAIN_HEADER or data[8:12] != b"DUCK":
-        return None
-    return max(struct.unpack_from("<Q", data, offset + 8)[0] for offset in (4096, 8192))
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
-@dataclass
-class WalScan:
-    """The structure of a WAL file: where each committed transaction ends, and where it breaks."""
-
-    size: int = 0
-    iteration: int | None = None
-    commits: list[int] = field(default_factory=list)  # byte offset just after each commit
-    good: int = 0  # bytes that form whole records
-    state: str = "absent"  # absent | empty | ok | torn | corrupt
-
-    @property
-    def pending(self) -> int:
-        """Bytes after the last whole commit (an unacknowledged transaction, or damage)."""
-        return self.size - (self.commits[-1] if self.commits else self.good)
-
-
-def _wal_header(data: bytes) -> tuple[int, int]:
-    """(checkpoint iteration, offset of the first record) of a WAL's version header."""
-    pos, iteration = 0, -1
-    while True:
-        if pos + 2 > len(data):
-            raise ValueError("truncated header")
-        field_id = struct.unpack_from("<H", data, pos)[0]
-        pos += 2
-        if field_id == 0xFFFF:
-            return iteration, pos
-        if field_id == 102:  # the database identifier: a list of bytes
-            count, pos = _varint(data, pos)
-            for _ in range(count):
-                _, pos = _varint(data, pos)
-        elif field_id in (100, 101, 103):
-            value, pos = _varint(data, pos)
-            if field_id == 103:
-                iteration = value
-        else:
-            raise ValueError(f"unknown header field {field_id}")
-
-
-def scan_wal(path: str | os.PathLike[str]) -> WalScan:
-    wal = wal_path(path)
-    try:
-        data = wal.read_bytes()
-    except FileNotFoundError:
-        return WalScan()
-    except OSError as exc:
-        raise DatabaseUnavailableError(
-            f"cannot read the WAL {wal}: {exc.strerror}; nothing was changed. Check the disk and retry; "
-            f"if it keeps failing, restore the latest backup (`mcp-state restore --from BACKUP --db {path} --force`)"
-        ) from exc
-    scan = WalScan(size=len(data), state="empty" if not data else "ok")
-    if not data:
-        return scan
-    try:
-        scan.iteration, pos = _wal_header(data)
-    except ValueError:
-        scan.state = "corrupt"
-        return scan
-    scan.commits, scan.good, scan.state = _walk(data, pos)
-    return scan
-
-
-def _walk(data: bytes, pos: int) -> tuple[list[int], int, str]:
-    """Follow whole records from ``pos``: the end of each commit, the end of the last whole
-    record, and ``ok``, ``torn`` (the last record cut short) or ``corrupt`` (not a record)."""
-    commits: list[int] = []
-    while pos < len(data):
-        if pos + 16 > len(data):
-            return commits, pos, "torn"
-        size = struct.unpack_from("<Q", data, pos)[0]
-        if size < 2 or size > _MAX_RECORD:
-            return commits, pos, "corrupt"
-        if pos + 16 + size > len(data):
-            return commits, pos, "torn"
-        payload = data[pos + 16 : pos + 16 + size]
-        if payload[:2] != b"d\x00":  # every record starts with its type (field 100)
-            return commits, pos, "corrupt"
-        try:
-            kind, _ = _varint(payload, 2)
-        except ValueError:
-            return commits, pos, "corrupt"
-        pos += 16 + size
-        if kind == _WAL_FLUSH:
-            commits.append(pos)
-    return commits, pos, "ok"
-
-
-def commits_after_damage(path: str | os.PathLike[str], good: int) -> int:
-    """Committed transactions in a damaged WAL after the unreadable bytes that start at ``good``:
-    the first place after them where whole records run on to the end of the file."""
-    data = wal_path(path).read_bytes()
-    found = data.find(b"d\x00", good + 17)
-    while found != -1:
-        commits, end, state = _walk(data, found - 16)
-        if state == "ok" and end == len(data) and commits:
-            return len(commits)
-        found = data.find(b"d\x00", found + 1)
-    return 0
 
 
 def file_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -229,7 +96,7 @@ def file_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# -- the four points db.py calls -------------------------------------------------------------
+# -- what db.py calls -------------------------------------------------------------
 def damaged(path: str | os.PathLike[str], what: str) -> DatabaseDamagedError:
     return DatabaseDamagedError(
         f"{what}. Restore the latest backup (`mcp-state restore --from BACKUP --db {path} --force`) "

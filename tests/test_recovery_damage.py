@@ -17,6 +17,7 @@ from server_support import connect, text_of
 
 from mcp_state import recovery
 from mcp_state.backup import verify
+from mcp_state.walfile import scan_wal
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +88,7 @@ def test_a_torn_wal_opens_with_a_warning_naming_the_wal_and_the_copy_kept(crashe
     ids = audit_ids(path)
     assert 0 < len(ids) < len(acked) and ids == set(acked[: len(ids)])
     # The start that replayed it checkpointed: nothing lives only in the WAL any more.
-    assert not wal.exists() or recovery.scan_wal(path).commits == []
+    assert not wal.exists() or scan_wal(path).commits == []
 
 
 def test_a_deleted_wal_is_named_and_recover_accepts_the_loss(crashed):
