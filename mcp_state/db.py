@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from mcp_state import sharing
+from mcp_state import recovery, sharing
 from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, InvalidArgumentError, SchemaError
 from mcp_state.schema import LATEST_VERSION, MIGRATIONS
 
@@ -61,7 +61,7 @@ def get_analytics_db() -> duckdb.DuckDBPyConnection:
     """Get a connection to the analytics database (parquet views)."""
     path = _get_data_dir() / "analytics" / "server.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _open_with_retry(str(path), {}, lock_timeout())
+    return _open_with_retry(str(path), {}, lock_timeout())[0]
 
 
 def get_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
@@ -139,7 +139,9 @@ def _connect(
             ) from exc
     is_new = target != ":memory:" and not Path(target).exists()
     try:
-        conn = _open_with_retry(target, dict(config or {}), lock_timeout() if wait is None else wait)
+        conn, replayed = _open_with_retry(
+            target, dict(config or {}), lock_timeout() if wait is None else wait, check=True
+        )
     except DatabaseUnavailableError:
         if is_new:  # a failed create (full disk) must not leave a broken file that blocks the next try
             _remove_partial(target)
@@ -152,6 +154,11 @@ def _connect(
                 f"the database {target} has schema version {version}, older than this mcp-state "
                 f"({LATEST_VERSION}); a read-only open cannot upgrade it: open it once read-write."
             )
+        if is_new:
+            recovery.created(target)
+        recovery.after_open(conn, target, replayed)  # checkpoints a replayed WAL
+        if not read_only:
+            recovery.after_write(target)
     except BaseException:
         conn.close()
         if is_new:
@@ -166,20 +173,23 @@ def _remove_partial(target: str) -> None:
             path.unlink()
 
 
-def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb.DuckDBPyConnection:
+def _open_with_retry(
+    target: str, config: dict[str, Any], wait: float, *, check: bool = False
+) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """The open connection, and whether a WAL was there to replay (checked when ``check``)."""
     deadline = time.monotonic() + wait
     delay = 0.01
     asked = False
     while True:
+        replayed = False
         try:
+            if check:
+                replayed = recovery.preflight(target)  # names a damaged or missing WAL
             conn = duckdb.connect(target, config=config)
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             message = str(exc)
-            if not _LOCK_MESSAGE.search(message):
-                raise DatabaseUnavailableError(
-                    f"cannot open the database {target}: {_first_line(message)}. "
-                    "Check that the path exists, is writable and has free space."
-                ) from exc
+            if not (isinstance(exc, duckdb.IOException) and _LOCK_MESSAGE.search(message)):
+                raise recovery.open_failure(target, exc) from exc
             if time.monotonic() >= deadline:
                 pid = _LOCK_PID.search(message)
                 holder = f"another process (PID {pid.group(1)})" if pid else "another process"
@@ -201,7 +211,7 @@ def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb
         # (An instance this process already has open, shared by DuckDB, is UTC and may be locked.)
         if conn.execute("SELECT current_setting('TimeZone')").fetchone() != ("UTC",):
             conn.execute("SET GLOBAL TimeZone = 'UTC'")
-        return conn
+        return conn, replayed
 
 
 def _first_line(text: str) -> str:
@@ -307,6 +317,7 @@ class Database:
         self._writers = 0
         self._uncached = read_cache <= 0
         self._real_path = self.path if self.path == ":memory:" else _real(self.path)
+        self.dirty = False  # written since the last checkpoint (see recovery.start_idle_checkpoints)
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> duckdb.DuckDBPyConnection:
@@ -341,6 +352,7 @@ class Database:
                         target=self._watch, name="mcp-state-sharing", daemon=True
                     )
                     self._watcher.start()
+                recovery.start_idle_checkpoints(self)
             return self._conn
 
     def _changed(self) -> None:
@@ -375,6 +387,7 @@ class Database:
         """The one place the open file is closed (under ``_state``, nothing in flight); ``reason``:
         "asked", "idle", "release" or "close". Anything due before letting go (a checkpoint) goes first."""
         assert self._conn is not None and self._active == 0
+        recovery.before_close(self)  # a checkpoint, if anything was written since the last one
         self._conn.close()
         self._conn = None
         self._yielding = False
@@ -433,6 +446,8 @@ class Database:
                 if writes:
                     self._writers -= 1
                     self._changed()
+                    self.dirty = True
+                    recovery.after_write(self.path)  # before the caller is told the write is done
                 self._last_used = time.monotonic()
                 if self._yielding and self._active == 0 and self._conn is not None:
                     self._let_go("asked")  # the last call in flight is done: no need to wait for the watcher

@@ -69,6 +69,12 @@ class DatabaseUnavailableError(StateError):
     kind = "unavailable"
 
 
+class DatabaseDamagedError(DatabaseUnavailableError):
+    """The database file or its WAL is damaged; restore a backup or run ``mcp-state recover``."""
+
+    kind = "damaged"
+
+
 class MigrationError(StateError):
     """A legacy JSON file or entry cannot be migrated; nothing was written."""
 
