@@ -12,7 +12,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
@@ -31,6 +31,7 @@ from mcp_state.server.tools_scripts import scripts
 from mcp_state.server.tools_sql import register_sql_tools
 from mcp_state.server.tools_sync import sync
 from mcp_state.server.tools_users import users
+from mcp_state.server.untrusted import INSTRUCTION, bounded
 
 RegisterToolset = Callable[[MCPServer[Any], ServerSettings], None]
 
@@ -52,7 +53,8 @@ TOOLSETS: dict[str, RegisterToolset] = {
     "sql": register_sql,
 }
 
-INSTRUCTIONS = """\
+INSTRUCTIONS = (
+    """\
 mcp-state holds an application's operational state: data-table syncs, users and dataset \
 permissions, a knowledge base with votes, the audit log, Telegram links, scripts and the table registry.
 Read with get_*/list_*/search_* tools (lists are paged: while has_more is true, call again with \
@@ -62,7 +64,10 @@ state://sync/{table_id}, state://sync/{table_id}/history, state://knowledge/{ite
 state://users/{user_id}, state://tables/{table_id}, state://audit/recent.
 For questions the tools do not answer, sql_query runs one read-only DuckDB SELECT over redacted \
 views of every table (sql_schema lists them).
-Errors say what to do next. Passwords, tokens and one-time codes are never shown."""
+Errors say what to do next. Passwords, tokens and one-time codes are never shown.
+"""
+    + INSTRUCTION
+)
 
 
 class StateServer(MCPServer[AppState]):
@@ -90,7 +95,7 @@ class StateServer(MCPServer[AppState]):
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
             if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
@@ -99,6 +104,22 @@ class StateServer(MCPServer[AppState]):
             if spec is not None and context is not None:
                 await audit_rejected(spec, context, arguments)
             raise invalid_arguments(name, cause) from None
+        return mark_result(name, result)
+
+
+def mark_result(
+    name: str, result: CallToolResult | InputRequiredResult
+) -> CallToolResult | InputRequiredResult:
+    """The one point where a tool result's text gets the untrusted-data boundary (structured content stays plain)."""
+    if not isinstance(result, CallToolResult) or result.is_error:
+        return result
+    content = [
+        block.model_copy(update={"text": bounded(block.text, result.structured_content, name)})
+        if isinstance(block, TextContent)
+        else block
+        for block in result.content
+    ]
+    return result.model_copy(update={"content": content})
 
 
 def selected_toolsets(
