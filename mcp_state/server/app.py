@@ -8,18 +8,25 @@ only the reads with ``read_only``), resources and prompts.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp_types import CallToolResult, InputRequiredResult, TextContent
+from mcp_types import (
+    CallToolResult,
+    InputRequiredResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    TextContent,
+)
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
 from mcp_state import __version__
 from mcp_state.errors import InvalidArgumentError
-from mcp_state.server import prompts, resources
-from mcp_state.server.audit import ToolSpec, audit_rejected
+from mcp_state.server import authz, prompts, resources
+from mcp_state.server.audit import ToolSpec, audit_rejected, caller_of
 from mcp_state.server.errors import invalid_arguments
 from mcp_state.server.shapes import compact_schema
 from mcp_state.server.state import AppState, Runtime, ServerSettings
@@ -76,6 +83,15 @@ class StateServer(MCPServer[AppState]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.audited_tools: dict[str, ToolSpec] = {}
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        """Only the tools the caller's scope may call (a hidden one called anyway is refused and audited)."""
+        context: Context[Any, Any] = Context(request_context=cast(Any, ctx), mcp_server=self)
+        caller = caller_of(context, ctx.lifespan_context.settings)
+        hidden = authz.hidden(self.audited_tools.values(), caller.scope)
+        return ListToolsResult(tools=[tool for tool in await self.list_tools() if tool.name not in hidden])
 
     async def list_tools(self) -> list[MCPTool]:
         """The tools with compacted schemas (same validation, fewer bytes of an agent's context)."""

@@ -26,12 +26,12 @@ from mcp_types import ToolAnnotations
 from pydantic import TypeAdapter
 
 from mcp_state.errors import DatabaseLockedError
+from mcp_state.server.authz import allows
 from mcp_state.server.errors import error_kind, permission_denied, tool_error
 from mcp_state.server.state import AppState, Repos, ServerSettings
 
 logger = logging.getLogger("mcp_state.server")
 
-SCOPE_RANK = {"read": 0, "write": 1, "admin": 2}
 REDACTED = "[redacted]"
 _SECRET_KEY = re.compile(
     r"pass(word|wd|phrase)?|secret|token|api[_-]?key|credential|authorization|cookie", re.IGNORECASE
@@ -54,6 +54,7 @@ class Call:
 
     repos: Repos
     actor: str
+    scope: str = "admin"
 
 
 Resource = str | Callable[[Mapping[str, Any], Any], str | None] | None
@@ -227,7 +228,7 @@ async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> A
 def _read(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any]) -> Any:
     try:
         _require_scope(spec, caller)
-        return spec.fn(Call(state.repos, caller.actor), **arguments)
+        return spec.fn(Call(state.repos, caller.actor, caller.scope), **arguments)
     except Exception as exc:
         raise tool_error(spec.name, exc, spec.hint) from None
 
@@ -237,7 +238,7 @@ def _write(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str,
     try:
         _require_scope(spec, caller)
         with repos.gateway.transaction():
-            result = spec.fn(Call(repos, caller.actor), **arguments)
+            result = spec.fn(Call(repos, caller.actor, caller.scope), **arguments)
             spec.output.validate_python(result)
             repos.audit.log(
                 user_id=caller.actor,
@@ -282,7 +283,7 @@ def record_failure(
 
 
 def _require_scope(spec: ToolSpec, caller: Caller) -> None:
-    if SCOPE_RANK.get(caller.scope, -1) < SCOPE_RANK[spec.scope]:
+    if not allows(caller.scope, spec.scope):
         raise permission_denied(spec.name, caller.scope, spec.scope)
 
 

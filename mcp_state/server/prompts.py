@@ -49,7 +49,7 @@ def with_data(task: str, label: str, data: Any) -> list[Message]:
     tool result), inside the untrusted-data boundary: it never speaks with the user's authority.
     """
     return [
-        UserMessage(f"{task}\n\nThe {label.lower()} are in the next message: data read from mcp-state."),
+        UserMessage(f"{task}\n\nNext message: {label.lower()}, as data read from mcp-state."),
         AssistantMessage(f"{label}, as read from mcp-state:\n{mark(to_json(data))}"),
     ]
 
