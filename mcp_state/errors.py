@@ -73,3 +73,9 @@ class MigrationError(StateError):
     """A legacy JSON file or entry cannot be migrated; nothing was written."""
 
     kind = "migration"
+
+
+class CancelledError(StateError):
+    """The person behind the agent declined or cancelled a destructive call; nothing changed."""
+
+    kind = "cancelled"

@@ -26,6 +26,7 @@ from mcp_types import ToolAnnotations
 from pydantic import TypeAdapter
 
 from mcp_state.errors import DatabaseLockedError
+from mcp_state.server import confirm
 from mcp_state.server.authz import allows
 from mcp_state.server.errors import error_kind, permission_denied, tool_error
 from mcp_state.server.state import AppState, Repos, ServerSettings
@@ -181,9 +182,14 @@ def _handler(spec: ToolSpec) -> Callable[..., Any]:
     params = list(sig.parameters.values())[1:]
 
     async def handler(ctx: Context, **arguments: Any) -> Any:
-        return await run_tool(spec, ctx, arguments)
+        confirmation = arguments.pop(confirm.PARAMETER, None)
+        return await run_tool(spec, ctx, arguments, confirmation)
 
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+    if spec.name in confirm.CONFIRMED:  # asked before the body runs (the SDK fills it; not in the schema)
+        params.append(
+            confirm.parameter(spec.title, [p.name for p in params], lambda ctx: _may_call(spec, ctx))
+        )
     handler.__signature__ = sig.replace(parameters=[*params, ctx_param])  # type: ignore[attr-defined]
     handler.__annotations__ = {p.name: p.annotation for p in params} | {
         "ctx": Context,
@@ -211,12 +217,17 @@ def caller_of(ctx: Context, settings: ServerSettings) -> Caller:
     return Caller(token.client_id, token.scopes[0] if token.scopes else "read")
 
 
-async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> Any:
+def _may_call(spec: ToolSpec, ctx: Context) -> bool:
+    state: AppState = ctx.request_context.lifespan_context
+    return allows(caller_of(ctx, state.settings).scope, spec.scope)
+
+
+async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any], confirmation: Any = None) -> Any:
     started = time.perf_counter()
     state: AppState = ctx.request_context.lifespan_context
     caller = caller_of(ctx, state.settings)
     if spec.mutating:
-        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started)
+        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started, confirmation)
     if state.settings.transport == "stdio" and state.db.is_open:
         # One client and the file already open: the read costs less than a hop to a worker
         # thread. Over HTTP (many clients), and when the file may need opening (which can
@@ -233,10 +244,19 @@ def _read(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, 
         raise tool_error(spec.name, exc, spec.hint) from None
 
 
-def _write(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any], started: float) -> Any:
+def _write(
+    spec: ToolSpec,
+    state: AppState,
+    caller: Caller,
+    arguments: dict[str, Any],
+    started: float,
+    confirmation: Any = None,
+) -> Any:
     repos = state.repos
     try:
         _require_scope(spec, caller)
+        if confirmation is not None:
+            confirm.check(confirmation, spec.name)
         with repos.gateway.transaction():
             result = spec.fn(Call(repos, caller.actor, caller.scope), **arguments)
             spec.output.validate_python(result)
