@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -218,7 +218,7 @@ def caller_of(ctx: Context, settings: ServerSettings) -> Caller:
 
 
 def _may_call(spec: ToolSpec, ctx: Context) -> bool:
-    state: AppState = ctx.request_context.lifespan_context
+    state = cast(AppState, ctx.request_context.lifespan_context)
     return allows(caller_of(ctx, state.settings).scope, spec.scope)
 
 
