@@ -28,6 +28,7 @@ from mcp_state.errors import InvalidArgumentError
 from mcp_state.server import authz, prompts, resources
 from mcp_state.server.audit import ToolSpec, audit_rejected, caller_of
 from mcp_state.server.errors import invalid_arguments
+from mcp_state.server.live import Live
 from mcp_state.server.shapes import compact_schema
 from mcp_state.server.state import AppState, Runtime, ServerSettings
 from mcp_state.server.tools_audit import audit
@@ -83,6 +84,7 @@ class StateServer(MCPServer[AppState]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.audited_tools: dict[str, ToolSpec] = {}
+        self.live: Live | None = None
 
     async def _handle_list_tools(
         self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
@@ -160,6 +162,7 @@ def build_server(settings: ServerSettings | None = None) -> StateServer:
         from mcp_state.server.http import auth_options
 
         auth_kwargs = auth_options(settings, runtime)
+    live = Live()
     mcp = StateServer(
         "mcp-state",
         title="mcp-state",
@@ -168,8 +171,11 @@ def build_server(settings: ServerSettings | None = None) -> StateServer:
         version=__version__,
         lifespan=runtime.lifespan,
         log_level=settings.log_level,
+        subscriptions=live.bus,
         **auth_kwargs,
     )
+    mcp.live = live
+    live.install(mcp)
     for name in selected_toolsets(settings):
         TOOLSETS[name](mcp, settings)
     resources.register(mcp, runtime)

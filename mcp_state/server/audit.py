@@ -29,6 +29,7 @@ from mcp_state.errors import DatabaseLockedError
 from mcp_state.server import confirm
 from mcp_state.server.authz import allows
 from mcp_state.server.errors import error_kind, permission_denied, tool_error
+from mcp_state.server.live import AUDIT, affected, live_of
 from mcp_state.server.state import AppState, Repos, ServerSettings
 
 logger = logging.getLogger("mcp_state.server")
@@ -226,13 +227,36 @@ async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any], conf
     started = time.perf_counter()
     state: AppState = ctx.request_context.lifespan_context
     caller = caller_of(ctx, state.settings)
-    if spec.mutating:
-        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started, confirmation)
-    if state.settings.transport == "stdio" and state.db.is_open:
+    if not spec.mutating and state.settings.transport == "stdio" and state.db.is_open:
         # One client and the file already open: the read costs less than a hop to a worker
         # thread. Over HTTP (many clients), and when the file may need opening (which can
         # wait for another process's lock), reads run on a worker thread like writes.
         return _read(spec, state, caller, arguments)
+    live = live_of(ctx)
+    if live is None:
+        return await _threaded(spec, state, caller, arguments, started, confirmation)
+    async with live.ticking(ctx, spec.name):  # progress while it runs (e.g. waiting for the lock)
+        try:
+            result = await _threaded(spec, state, caller, arguments, started, confirmation)
+        except Exception:
+            if spec.mutating:
+                await live.committed({AUDIT})  # the failure's audit row
+            raise
+    if spec.mutating:  # committed: tell the subscribers of what changed
+        await live.committed(affected(spec.name, spec.toolset, spec.resource_of(arguments, result)))
+    return result
+
+
+async def _threaded(
+    spec: ToolSpec,
+    state: AppState,
+    caller: Caller,
+    arguments: dict[str, Any],
+    started: float,
+    confirmation: Any,
+) -> Any:
+    if spec.mutating:
+        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started, confirmation)
     return await anyio.to_thread.run_sync(_read, spec, state, caller, arguments)
 
 

@@ -1,0 +1,256 @@
+"""Live state: resource subscriptions, log messages and progress, on both protocol eras.
+
+- **Subscriptions.** A client subscribes to ``state://sync``, ``state://sync/{table_id}``,
+  ``state://knowledge/{item_id}``, ``state://tables/{table_id}``, ``state://users/{user_id}``
+  or ``state://audit/recent``: with ``resources/subscribe`` up to 2025-11-25, with a
+  ``subscriptions/listen`` stream from 2026-07-28. When a write of *this process* commits, the
+  write wrapper (``server/audit.py``) calls ``Live.committed`` and every subscriber of an
+  affected URI gets ``notifications/resources/updated`` at once. Changes made by another process
+  on the same file are not watched: a client sees them when it next reads.
+- **Logging.** ``logging/setLevel`` (up to 2025-11-25), or the request's own log level (from
+  2026-07-28): warnings of the ``mcp_state`` loggers (a call that gave up waiting for the
+  database lock, a query stopped by its time limit, a refused bearer token) go to those clients
+  as ``notifications/message``, as well as to stderr. Log messages never carry secrets.
+- **Progress.** A call that runs longer than a second sends ``notifications/progress`` every
+  second while it runs, when its request carries a progress token (``Live.ticking``).
+
+Capabilities say only what is sent: ``resources.subscribe`` and ``logging``, no
+``listChanged`` (tools, prompts and resources never change while the server runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import time
+import warnings
+import weakref
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import anyio
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_types import (
+    DiscoverResult,
+    EmptyResult,
+    LoggingLevel,
+    RequestParams,
+    SetLevelRequestParams,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+logger = logging.getLogger("mcp_state.server")
+
+PROGRESS_EVERY = 1.0
+AUDIT = "state://audit/recent"
+LEVELS: tuple[LoggingLevel, ...] = (
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+)
+_PY_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+}
+# The session of the request being served, for log messages emitted while it runs (2026-07-28).
+_current: contextvars.ContextVar[tuple[ServerSession, asyncio.AbstractEventLoop] | None] = (
+    contextvars.ContextVar("mcp_state_request", default=None)
+)
+
+
+def affected(tool: str, toolset: str, resource: str | None) -> set[str]:
+    """The resource URIs a committed call of ``tool`` (on ``resource``) changes."""
+    uris = {AUDIT}  # every write is audited
+    if resource is None:
+        return uris
+    if tool == "record_sync":
+        uris |= {"state://sync", f"state://sync/{resource}", f"state://sync/{resource}/history"}
+        uris.add(f"state://tables/{resource}")
+    elif toolset in ("users", "notifications") or tool == "set_sync_settings":
+        uris.add(f"state://users/{resource}")
+    elif toolset == "knowledge":
+        uris.add(f"state://knowledge/{resource}")
+    elif toolset == "registry":
+        uris.add(f"state://tables/{resource}")
+    return uris
+
+
+def _mcp_level(levelno: int) -> LoggingLevel:
+    if levelno >= logging.CRITICAL:
+        return "critical"
+    if levelno >= logging.ERROR:
+        return "error"
+    if levelno >= logging.WARNING:
+        return "warning"
+    return "info" if levelno >= logging.INFO else "debug"
+
+
+def _log_message(
+    session: ServerSession, level: LoggingLevel, data: str, name: str
+) -> Coroutine[Any, Any, None]:
+    with warnings.catch_warnings():  # deprecated from 2026-07-28 (SEP-2577), still the way to send one
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        return session.send_log_message(level, data, name)
+
+
+def _send(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` on ``loop`` from any thread: waited for (briefly) from a worker thread, so a
+    message about a request goes out before its response; scheduled from the loop's own thread."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    try:
+        if loop.is_closed():
+            coro.close()
+        elif running is loop:
+            loop.create_task(coro)
+        else:
+            asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=1.0)
+    except Exception:  # a client gone or slow must not break the call that logged
+        pass
+
+
+class Live:
+    """One server's subscribers and log listeners."""
+
+    def __init__(self) -> None:
+        self.bus = InMemorySubscriptionBus()  # subscriptions/listen streams (2026-07-28)
+        # Handshake-era clients, by session: (session, its loop, subscribed URIs / log level).
+        self._subscribed: dict[int, tuple[ServerSession, set[str]]] = {}
+        self._logging: dict[int, tuple[ServerSession, asyncio.AbstractEventLoop, int]] = {}
+        _HANDLER.servers.add(self)
+
+    def install(self, mcp: MCPServer[Any]) -> None:
+        lowlevel = mcp._lowlevel_server  # the SDK has no public way to add these handlers
+        lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, self._subscribe)
+        lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, self._unsubscribe)
+        lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, self._set_level)
+
+        async def discover(ctx: ServerRequestContext[Any], params: RequestParams | None) -> DiscoverResult:
+            # 2026-07-28: the SDK claims every listChanged flag; none of those lists ever changes here.
+            result = await lowlevel._handle_discover(ctx, params)
+            caps = result.capabilities
+            for name in ("tools", "prompts", "resources"):
+                cap = getattr(caps, name)
+                if cap is not None:
+                    setattr(caps, name, cap.model_copy(update={"list_changed": False}))
+            return result
+
+        lowlevel.add_request_handler("server/discover", RequestParams, discover)
+
+    async def _subscribe(self, ctx: ServerRequestContext[Any], params: SubscribeRequestParams) -> EmptyResult:
+        _, uris = self._subscribed.setdefault(id(ctx.session), (ctx.session, set()))
+        uris.add(str(params.uri))
+        return EmptyResult()
+
+    async def _unsubscribe(
+        self, ctx: ServerRequestContext[Any], params: UnsubscribeRequestParams
+    ) -> EmptyResult:
+        entry = self._subscribed.get(id(ctx.session))
+        if entry is not None:
+            entry[1].discard(str(params.uri))
+        return EmptyResult()
+
+    async def _set_level(self, ctx: ServerRequestContext[Any], params: SetLevelRequestParams) -> EmptyResult:
+        level = _PY_LEVELS.get(params.level, logging.ERROR)
+        self._logging[id(ctx.session)] = (ctx.session, asyncio.get_running_loop(), level)
+        return EmptyResult()
+
+    async def committed(self, uris: Iterable[str]) -> None:
+        """Tell every subscriber of ``uris`` that they changed (a write of this process committed)."""
+        for uri in sorted(uris):
+            await self.bus.publish(ResourceUpdated(uri=uri))
+            for key, (session, subscribed) in list(self._subscribed.items()):
+                if uri in subscribed:
+                    try:
+                        await session.send_resource_updated(uri)
+                    except Exception:  # the client went away
+                        self._subscribed.pop(key, None)
+
+    def log(self, record: logging.LogRecord) -> None:
+        """Send a log record to the clients that asked for its level."""
+        level = _mcp_level(record.levelno)
+        data = record.getMessage()
+        for key, (session, loop, wanted) in list(self._logging.items()):
+            if record.levelno >= wanted:
+                if loop.is_closed():
+                    self._logging.pop(key, None)
+                    continue
+                _send(loop, _log_message(session, level, data, record.name))
+
+    @asynccontextmanager
+    async def ticking(self, ctx: Context[Any, Any], what: str) -> AsyncIterator[None]:
+        """While the body runs: progress every second (when asked for), and log messages of this request."""
+        session = ctx.request_context.session
+        reset = _current.set((session, asyncio.get_running_loop()))
+        started = time.monotonic()
+
+        async def tick() -> None:
+            while True:
+                await anyio.sleep(PROGRESS_EVERY)
+                seconds = time.monotonic() - started
+                await session.report_progress(round(seconds, 1), None, f"{what}: running for {seconds:.0f} s")
+
+        failed: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(tick)
+                try:
+                    yield
+                except Exception as exc:  # raised as itself, not inside an ExceptionGroup
+                    failed = exc
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            _current.reset(reset)
+        if failed is not None:
+            raise failed
+
+
+class _Forward(logging.Handler):
+    """Forwards ``mcp_state`` log records to the clients of every live server."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.servers: weakref.WeakSet[Live] = weakref.WeakSet()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # logging must never break the call that logged
+            self._forward(record)
+
+    def _forward(self, record: logging.LogRecord) -> None:
+        current = _current.get()
+        if current is not None and record.levelno >= logging.WARNING:
+            session, loop = current
+            # 2026-07-28: sent only if this request opted in (its _meta log level); SDK-checked.
+            if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                _send(
+                    loop, _log_message(session, _mcp_level(record.levelno), record.getMessage(), record.name)
+                )
+        for live in list(self.servers):
+            live.log(record)
+
+
+_HANDLER = _Forward()
+logging.getLogger("mcp_state").addHandler(_HANDLER)
+
+
+def live_of(ctx: Context[Any, Any]) -> Live | None:
+    return cast(Live | None, getattr(ctx.mcp_server, "live", None))
