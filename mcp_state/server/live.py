@@ -32,6 +32,7 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import anyio
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.session import ServerSession
@@ -101,12 +102,20 @@ def _mcp_level(levelno: int) -> LoggingLevel:
     return "info" if levelno >= logging.INFO else "debug"
 
 
+def _connection(ctx: ServerRequestContext[Any]) -> Connection:
+    """The client's connection (one per client; ``ctx.session`` is one per request)."""
+    return cast(Connection, ctx.session._connection)  # the SDK exposes it to handlers only this way
+
+
 def _log_message(
-    session: ServerSession, level: LoggingLevel, data: str, name: str
+    to: ServerSession | Connection, level: LoggingLevel, data: str, name: str
 ) -> Coroutine[Any, Any, None]:
+    """A ``notifications/message``: on a request's session (its stream, if it opted in) or a connection."""
     with warnings.catch_warnings():  # deprecated from 2026-07-28 (SEP-2577), still the way to send one
         warnings.simplefilter("ignore", MCPDeprecationWarning)
-        return session.send_log_message(level, data, name)
+        if isinstance(to, Connection):
+            return to.log(level, data, name)
+        return to.send_log_message(level, data, name)
 
 
 def _send(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> None:
@@ -132,9 +141,9 @@ class Live:
 
     def __init__(self) -> None:
         self.bus = InMemorySubscriptionBus()  # subscriptions/listen streams (2026-07-28)
-        # Handshake-era clients, by session: (session, its loop, subscribed URIs / log level).
-        self._subscribed: dict[int, tuple[ServerSession, set[str]]] = {}
-        self._logging: dict[int, tuple[ServerSession, asyncio.AbstractEventLoop, int]] = {}
+        # Handshake-era clients, by connection: subscribed URIs; log level (and the loop to send on).
+        self._subscribed: dict[int, tuple[Connection, set[str]]] = {}
+        self._logging: dict[int, tuple[Connection, asyncio.AbstractEventLoop, int]] = {}
         _HANDLER.servers.add(self)
 
     def install(self, mcp: MCPServer[Any]) -> None:
@@ -156,31 +165,33 @@ class Live:
         lowlevel.add_request_handler("server/discover", RequestParams, discover)
 
     async def _subscribe(self, ctx: ServerRequestContext[Any], params: SubscribeRequestParams) -> EmptyResult:
-        _, uris = self._subscribed.setdefault(id(ctx.session), (ctx.session, set()))
+        connection = _connection(ctx)
+        _, uris = self._subscribed.setdefault(id(connection), (connection, set()))
         uris.add(str(params.uri))
         return EmptyResult()
 
     async def _unsubscribe(
         self, ctx: ServerRequestContext[Any], params: UnsubscribeRequestParams
     ) -> EmptyResult:
-        entry = self._subscribed.get(id(ctx.session))
+        entry = self._subscribed.get(id(_connection(ctx)))
         if entry is not None:
             entry[1].discard(str(params.uri))
         return EmptyResult()
 
     async def _set_level(self, ctx: ServerRequestContext[Any], params: SetLevelRequestParams) -> EmptyResult:
         level = _PY_LEVELS.get(params.level, logging.ERROR)
-        self._logging[id(ctx.session)] = (ctx.session, asyncio.get_running_loop(), level)
+        connection = _connection(ctx)
+        self._logging[id(connection)] = (connection, asyncio.get_running_loop(), level)
         return EmptyResult()
 
     async def committed(self, uris: Iterable[str]) -> None:
         """Tell every subscriber of ``uris`` that they changed (a write of this process committed)."""
         for uri in sorted(uris):
             await self.bus.publish(ResourceUpdated(uri=uri))
-            for key, (session, subscribed) in list(self._subscribed.items()):
+            for key, (connection, subscribed) in list(self._subscribed.items()):
                 if uri in subscribed:
                     try:
-                        await session.send_resource_updated(uri)
+                        await connection.send_resource_updated(uri)
                     except Exception:  # the client went away
                         self._subscribed.pop(key, None)
 
@@ -188,12 +199,12 @@ class Live:
         """Send a log record to the clients that asked for its level."""
         level = _mcp_level(record.levelno)
         data = record.getMessage()
-        for key, (session, loop, wanted) in list(self._logging.items()):
+        for key, (connection, loop, wanted) in list(self._logging.items()):
             if record.levelno >= wanted:
                 if loop.is_closed():
                     self._logging.pop(key, None)
                     continue
-                _send(loop, _log_message(session, level, data, record.name))
+                _send(loop, _log_message(connection, level, data, record.name))
 
     @asynccontextmanager
     async def ticking(self, ctx: Context[Any, Any], what: str) -> AsyncIterator[None]:

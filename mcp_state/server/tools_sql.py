@@ -68,12 +68,18 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     ) -> Annotated[CallToolResult, SqlQueryResult]:
         engine = engine_for(ctx)
         live = live_of(ctx)
+
+        def run() -> SqlQueryResult:
+            try:
+                return engine.query(sql, limit)
+            except QueryTimeoutError:
+                logger.warning("sql_query stopped by its time limit (%g s)", engine.timeout)
+                raise
+
         try:
             async with live.ticking(ctx, "sql_query") if live else nullcontext():
-                result = await anyio.to_thread.run_sync(engine.query, sql, limit)
+                result = await anyio.to_thread.run_sync(run)
         except Exception as exc:
-            if isinstance(exc, QueryTimeoutError):
-                logger.warning("sql_query stopped by its time limit (%g s)", engine.timeout)
             raise tool_error("sql_query", exc) from None
         return CallToolResult(
             content=[TextContent(type="text", text=query_markdown(result))], structured_content=dict(result)
