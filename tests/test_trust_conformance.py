@@ -42,7 +42,7 @@ FIXTURE_ONLY = {
     "tools-call-with-progress": "tool test_tool_with_progress",
     "tools-call-sampling": "tool test_sampling",
     "tools-call-elicitation": "tool test_elicitation",
-    "elicitation-sep1034-defaults": "tool test_client_elicitation_defaults",
+    "elicitation-sep1034-defaults": "tool test_elicitation_sep1034_defaults",
     "elicitation-sep1330-enums": "tool test_elicitation_sep1330_enums",
     "resources-read-text": "resource test://static-text",
     "resources-read-binary": "resource test://static-binary",

@@ -18,6 +18,7 @@ from server_support import connect, seeded_copy
 from test_trust_conformance import REPO, free_port, wait_until_up
 
 from mcp_state.server import ServerSettings, build_server
+from mcp_state.server.live import affected
 from mcp_state.sql.engine import SqlEngine
 
 pytestmark = pytest.mark.anyio
@@ -169,3 +170,23 @@ async def test_a_refused_token_is_logged_to_listening_clients(tmp_path: Path) ->
         server.wait(timeout=10)
     assert logged[0].level == "warning" and "bearer token is unknown or revoked" in str(logged[0].data)
     assert "not-a-token" not in str(logged[0].data)
+
+
+@pytest.mark.parametrize(
+    ("tool", "toolset", "arguments", "uris"),
+    [
+        ("record_sync", "sync", {"table_id": "t"}, {"sync", "sync/t", "sync/t/history", "tables/t"}),
+        ("set_sync_settings", "sync", {"user_id": "u", "dataset": "d"}, {"users/u"}),
+        ("grant_dataset_access", "users", {"user_id": "u", "dataset": "d"}, {"users/u"}),
+        ("create_user", "users", {"id": "u", "email": "u@x"}, {"users/u"}),
+        ("link_telegram_user", "notifications", {"user_id": "u", "chat_id": 1}, {"users/u"}),
+        ("create_knowledge_item", "knowledge", {"id": "k", "title": "T"}, {"knowledge/k"}),
+        ("vote_knowledge_item", "knowledge", {"item_id": "k", "vote": 1}, {"knowledge/k"}),
+        ("register_table", "registry", {"id": "t", "name": "T"}, {"tables/t"}),
+        ("save_table_profile", "registry", {"table_id": "t", "profile": {}}, {"tables/t"}),
+        ("deploy_script", "scripts", {"id": "s"}, set()),
+        ("log_audit_event", "audit", {"action": "x"}, set()),
+    ],
+)
+def test_what_a_write_changes(tool: str, toolset: str, arguments: dict[str, Any], uris: set[str]) -> None:
+    assert affected(tool, toolset, arguments) == {"state://audit/recent"} | {f"state://{u}" for u in uris}

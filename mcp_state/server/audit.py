@@ -243,7 +243,7 @@ async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any], conf
                 await live.committed({AUDIT})  # the failure's audit row
             raise
     if spec.mutating:  # committed: tell the subscribers of what changed
-        await live.committed(affected(spec.name, spec.toolset, spec.resource_of(arguments, result)))
+        await live.committed(affected(spec.name, spec.toolset, arguments))
     return result
 
 

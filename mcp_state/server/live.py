@@ -27,7 +27,7 @@ import logging
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -75,20 +75,24 @@ _current: contextvars.ContextVar[tuple[ServerSession, asyncio.AbstractEventLoop]
 )
 
 
-def affected(tool: str, toolset: str, resource: str | None) -> set[str]:
-    """The resource URIs a committed call of ``tool`` (on ``resource``) changes."""
+def affected(tool: str, toolset: str, arguments: Mapping[str, Any]) -> set[str]:
+    """The resource URIs a committed call of ``tool`` with ``arguments`` changes."""
     uris = {AUDIT}  # every write is audited
-    if resource is None:
-        return uris
-    if tool == "record_sync":
-        uris |= {"state://sync", f"state://sync/{resource}", f"state://sync/{resource}/history"}
-        uris.add(f"state://tables/{resource}")
-    elif toolset in ("users", "notifications") or tool == "set_sync_settings":
-        uris.add(f"state://users/{resource}")
-    elif toolset == "knowledge":
-        uris.add(f"state://knowledge/{resource}")
-    elif toolset == "registry":
-        uris.add(f"state://tables/{resource}")
+
+    def named(*keys: str) -> str | None:
+        return next((str(arguments[k]) for k in keys if arguments.get(k) is not None), None)
+
+    if tool == "record_sync" and (table := named("table_id")):
+        uris |= {"state://sync", f"state://sync/{table}", f"state://sync/{table}/history"}
+        uris.add(f"state://tables/{table}")
+    elif (toolset in ("users", "notifications") or tool == "set_sync_settings") and (
+        user := named("user_id", "id")
+    ):
+        uris.add(f"state://users/{user}")
+    elif toolset == "knowledge" and (item := named("item_id", "id")):
+        uris.add(f"state://knowledge/{item}")
+    elif toolset == "registry" and (table := named("table_id", "id")):
+        uris.add(f"state://tables/{table}")
     return uris
 
 
