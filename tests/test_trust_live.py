@@ -95,7 +95,7 @@ async def test_progress_and_a_timeout_warning(
     db_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert SqlEngine.__init__.__kwdefaults__ is not None
-    monkeypatch.setitem(SqlEngine.__init__.__kwdefaults__, "timeout", 2.5)
+    monkeypatch.setitem(SqlEngine.__init__.__kwdefaults__, "timeout", 1.6)
     logged: list[LoggingMessageNotificationParams] = []
     progress: list[tuple[float, str | None]] = []
 
@@ -113,7 +113,7 @@ async def test_progress_and_a_timeout_warning(
         await anyio.sleep(0.1)
     assert result.is_error and "[timeout]" in result.content[0].text
     assert progress and progress[0][0] >= 1 and "sql_query: running for" in str(progress[0][1])
-    assert [(m.level, m.data) for m in logged] == [("warning", "sql_query stopped by its time limit (2.5 s)")]
+    assert [(m.level, m.data) for m in logged] == [("warning", "sql_query stopped by its time limit (1.6 s)")]
 
 
 async def test_no_progress_without_a_token(db_path: Path) -> None:
@@ -133,6 +133,7 @@ async def test_a_refused_token_is_logged_to_listening_clients(tmp_path: Path) ->
         logged.append(params)
 
     port = free_port()
+    stderr_file = (tmp_path / "stderr.txt").open("w")
     server = subprocess.Popen(
         [
             sys.executable,
@@ -148,7 +149,7 @@ async def test_a_refused_token_is_logged_to_listening_clients(tmp_path: Path) ->
         ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO)},
-        stderr=subprocess.DEVNULL,
+        stderr=stderr_file,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -168,8 +169,11 @@ async def test_a_refused_token_is_logged_to_listening_clients(tmp_path: Path) ->
     finally:
         server.terminate()
         server.wait(timeout=10)
+        stderr_file.close()
     assert logged[0].level == "warning" and "bearer token is unknown or revoked" in str(logged[0].data)
     assert "not-a-token" not in str(logged[0].data)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert "bearer token is unknown or revoked" in stderr and "not-a-token" not in stderr
 
 
 @pytest.mark.parametrize(
