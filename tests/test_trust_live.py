@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import LoggingMessageNotificationParams, ResourceUpdatedNotification
 from server_support import connect, seeded_copy
-from test_trust_conformance import REPO, free_port, wait_until_up
+from test_trust_conformance import HELPERS, REPO, free_port, wait_until_up
 
 from mcp_state.server import ServerSettings, build_server
 from mcp_state.server.live import affected
@@ -194,3 +194,38 @@ async def test_a_refused_token_is_logged_to_listening_clients(tmp_path: Path) ->
 )
 def test_what_a_write_changes(tool: str, toolset: str, arguments: dict[str, Any], uris: set[str]) -> None:
     assert affected(tool, toolset, arguments) == {"state://audit/recent"} | {f"state://{u}" for u in uris}
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_a_wait_for_the_lock_sends_progress_and_a_warning(db_path: Path) -> None:
+    logged: list[LoggingMessageNotificationParams] = []
+    progress: list[str | None] = []
+
+    async def on_log(params: LoggingMessageNotificationParams) -> None:
+        logged.append(params)
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
+    holder = subprocess.Popen(
+        [sys.executable, str(HELPERS / "state_proc.py"), "hold", str(db_path), "2.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        server = build_server(ServerSettings(db_path=str(db_path), actor="tester", lock_timeout=20))
+        async with Client(server, mode="legacy", logging_callback=on_log) as client:
+            await client.set_logging_level("warning")
+            result = await client.call_tool("record_sync", SYNC, progress_callback=on_progress)
+            await anyio.sleep(0.05)
+    finally:
+        holder.wait(timeout=20)
+        holder.stdout.close()  # type: ignore[union-attr]
+    assert not result.is_error
+    assert progress and "record_sync: waiting for the database for 1 s" in str(progress[0])
+    assert [m.data for m in logged] == [
+        "record_sync is waiting for the database, which another process holds"
+    ]

@@ -235,7 +235,8 @@ async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any], conf
     live = live_of(ctx)
     if live is None:
         return await _threaded(spec, state, caller, arguments, started, confirmation)
-    async with live.ticking(ctx, spec.name):  # progress while it runs (e.g. waiting for the lock)
+    # Progress while it runs; a warning if it waits for the file (opened on demand, held by another process).
+    async with live.ticking(ctx, spec.name, waiting=lambda: not state.db.is_open):
         try:
             result = await _threaded(spec, state, caller, arguments, started, confirmation)
         except Exception:

@@ -8,8 +8,8 @@
   affected URI gets ``notifications/resources/updated`` at once. Changes made by another process
   on the same file are not watched: a client sees them when it next reads.
 - **Logging.** ``logging/setLevel`` (up to 2025-11-25), or the request's own log level (from
-  2026-07-28): warnings of the ``mcp_state`` loggers (a call that gave up waiting for the
-  database lock, a query stopped by its time limit, a refused bearer token) go to those clients
+  2026-07-28): warnings of the ``mcp_state`` loggers (a call waiting for the database lock, a
+  query stopped by its time limit, a refused bearer token) go to those clients
   as ``notifications/message``, as well as to stderr. Log messages never carry secrets.
 - **Progress.** A call that runs longer than a second sends ``notifications/progress`` every
   second while it runs, when its request carries a progress token (``Live.ticking``).
@@ -27,7 +27,7 @@ import logging
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -211,17 +211,25 @@ class Live:
                 _send(loop, _log_message(connection, level, data, record.name))
 
     @asynccontextmanager
-    async def ticking(self, ctx: Context[Any, Any], what: str) -> AsyncIterator[None]:
-        """While the body runs: progress every second (when asked for), and log messages of this request."""
+    async def ticking(
+        self, ctx: Context[Any, Any], what: str, waiting: Callable[[], bool] = lambda: False
+    ) -> AsyncIterator[None]:
+        """While the body runs: progress every second (when asked for), log messages of this request,
+        and a warning once if, after a second, it is still ``waiting`` for the database's lock."""
         session = ctx.request_context.session
         reset = _current.set((session, asyncio.get_running_loop()))
         started = time.monotonic()
 
         async def tick() -> None:
+            warned = False
             while True:
                 await anyio.sleep(PROGRESS_EVERY)
                 seconds = time.monotonic() - started
-                await session.report_progress(round(seconds, 1), None, f"{what}: running for {seconds:.0f} s")
+                if not warned and waiting():
+                    warned = True
+                    logger.warning("%s is waiting for the database, which another process holds", what)
+                doing = "waiting for the database" if waiting() else "running"
+                await session.report_progress(round(seconds, 1), None, f"{what}: {doing} for {seconds:.0f} s")
 
         failed: Exception | None = None
         try:
