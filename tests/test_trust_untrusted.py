@@ -62,7 +62,7 @@ def db_path(tmp_path: Path) -> Path:
             action="note",
             resource=evil("resource"),
             params={"note": evil("params")},
-            result="ok",
+            result="error",  # a failure: the audit summary prompt lists it,
         )
     return path
 
@@ -112,6 +112,7 @@ RESOURCES: list[tuple[str, tuple[str, ...]]] = [
 PROMPTS: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
     ("triage_sync_failures", {}, ("error",)),
     ("review_pending_knowledge", {}, ("title", "content", "tag")),
+    ("summarize_audit_activity", {"since": "30d"}, ("resource",)),
 ]
 
 
