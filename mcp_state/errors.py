@@ -75,7 +75,7 @@ class MigrationError(StateError):
     kind = "migration"
 
 
-class CancelledError(StateError):
+class NotConfirmedError(StateError):
     """The person behind the agent declined or cancelled a destructive call; nothing changed."""
 
     kind = "cancelled"

@@ -142,7 +142,12 @@ async def test_every_path_marks_planted_text(db_path: Path, mode: str) -> None:
 
 async def test_results_without_text_by_others_stay_plain(db_path: Path) -> None:
     async with connect(db_path) as client:
-        for name, arguments in (("get_user", {"user_id": "bob@example.com"}), ("sql_schema", {})):
+        for name, arguments in (
+            ("get_user", {"user_id": "bob@example.com"}),
+            ("sql_schema", {}),
+            ("get_sync_state", {"table_id": "orders"}),  # rows: a count, not text
+            ("sql_query", {"sql": "SELECT count(*) AS n FROM knowledge_items"}),
+        ):
             result = await client.call_tool(name, arguments)
             assert "untrusted-data-" not in result.content[0].text, name
 

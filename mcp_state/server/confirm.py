@@ -21,7 +21,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import BaseModel, Field
 
-from mcp_state.errors import CancelledError
+from mcp_state.errors import NotConfirmedError
 
 CONFIRMED = frozenset(
     {
@@ -70,11 +70,11 @@ def parameter(title: str, names: list[str], may_call: Callable[[Context], bool])
 
 
 def check(outcome: Any, tool: str) -> None:
-    """Raise ``CancelledError`` unless the person said yes (or could not be asked)."""
+    """Raise ``NotConfirmedError`` unless the person said yes (or could not be asked)."""
     if isinstance(outcome, AcceptedElicitation) and (
         outcome.data == NOT_ASKED or (isinstance(outcome.data, Confirm) and outcome.data.confirm)
     ):
         return
-    raise CancelledError(
+    raise NotConfirmedError(
         f"{tool} was not confirmed by the user; nothing was changed. Do not retry unless asked"
     )

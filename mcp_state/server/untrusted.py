@@ -68,10 +68,22 @@ def holds_untrusted(value: Any, name: str = "", depth: int = 0) -> bool:
         return False
     if isinstance(value, Mapping):
         return any(
-            (key in UNTRUSTED_FIELDS and item not in (None, "", [], {}))
-            or holds_untrusted(item, depth=depth + 1)
+            (key in UNTRUSTED_FIELDS and _has_text(item)) or holds_untrusted(item, depth=depth + 1)
             for key, item in value.items()
         )
     if isinstance(value, list | tuple):
         return any(holds_untrusted(item, depth=depth + 1) for item in value)
+    return False
+
+
+def _has_text(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` holds any text (a count of rows is not text)."""
+    if isinstance(value, str):
+        return bool(value)
+    if depth > 8:
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_text(k, depth + 1) or _has_text(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_text(item, depth + 1) for item in value)
     return False
