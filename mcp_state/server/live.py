@@ -31,12 +31,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mappin
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-import anyio
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.session import ServerSession
-from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated, ServerEvent
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types import (
     DiscoverResult,
@@ -140,11 +139,33 @@ def _send(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> No
         pass
 
 
+class _Bus(InMemorySubscriptionBus):
+    """The SDK's in-process bus, counting its listeners so a write with none publishes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listeners = 0
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        unsubscribe = super().subscribe(listener)
+        self.listeners += 1
+        done = False
+
+        def once() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.listeners -= 1
+            unsubscribe()
+
+        return once
+
+
 class Live:
     """One server's subscribers and log listeners."""
 
     def __init__(self) -> None:
-        self.bus = InMemorySubscriptionBus()  # subscriptions/listen streams (2026-07-28)
+        self.bus = _Bus()  # subscriptions/listen streams (2026-07-28)
         # Handshake-era clients, by connection: subscribed URIs; log level (and the loop to send on).
         self._subscribed: dict[int, tuple[Connection, set[str]]] = {}
         self._logging: dict[int, tuple[Connection, asyncio.AbstractEventLoop, int]] = {}
@@ -190,8 +211,11 @@ class Live:
 
     async def committed(self, uris: Iterable[str]) -> None:
         """Tell every subscriber of ``uris`` that they changed (a write of this process committed)."""
+        if not (self.bus.listeners or self._subscribed):
+            return
         for uri in sorted(uris):
-            await self.bus.publish(ResourceUpdated(uri=uri))
+            if self.bus.listeners:
+                await self.bus.publish(ResourceUpdated(uri=uri))
             for key, (connection, subscribed) in list(self._subscribed.items()):
                 if uri in subscribed:
                     try:
@@ -217,34 +241,40 @@ class Live:
         """While the body runs: progress every second (when asked for), log messages of this request,
         and a warning once if, after a second, it is still ``waiting`` for the database's lock."""
         session = ctx.request_context.session
-        reset = _current.set((session, asyncio.get_running_loop()))
+        loop = asyncio.get_running_loop()
+        reset = _current.set((session, loop))
         started = time.monotonic()
+        sending: set[asyncio.Task[None]] = set()
+        warned = False
+        handle: asyncio.TimerHandle | None = None
 
-        async def tick() -> None:
-            warned = False
-            while True:
-                await anyio.sleep(PROGRESS_EVERY)
-                seconds = time.monotonic() - started
-                if not warned and waiting():
-                    warned = True
-                    logger.warning("%s is waiting for the database, which another process holds", what)
-                doing = "waiting for the database" if waiting() else "running"
-                await session.report_progress(round(seconds, 1), None, f"{what}: {doing} for {seconds:.0f} s")
+        def tick() -> None:  # on the loop, every second; a timer costs far less than a task per call
+            nonlocal handle, warned
+            seconds = time.monotonic() - started
+            if not warned and waiting():
+                warned = True
+                logger.warning("%s is waiting for the database, which another process holds", what)
+            doing = "waiting for the database" if waiting() else "running"
+            message = f"{what}: {doing} for {seconds:.0f} s"
+            task = loop.create_task(_quietly(session.report_progress(round(seconds, 1), None, message)))
+            sending.add(task)
+            task.add_done_callback(sending.discard)
+            handle = loop.call_later(PROGRESS_EVERY, tick)
 
-        failed: Exception | None = None
+        handle = loop.call_later(PROGRESS_EVERY, tick)
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(tick)
-                try:
-                    yield
-                except Exception as exc:  # raised as itself, not inside an ExceptionGroup
-                    failed = exc
-                finally:
-                    group.cancel_scope.cancel()
+            yield
         finally:
+            if handle is not None:
+                handle.cancel()
+            for task in list(sending):
+                task.cancel()
             _current.reset(reset)
-        if failed is not None:
-            raise failed
+
+
+async def _quietly(coro: Coroutine[Any, Any, None]) -> None:
+    with contextlib.suppress(Exception):  # a client gone or a stream closed: nothing to tell
+        await coro
 
 
 class _Forward(logging.Handler):
