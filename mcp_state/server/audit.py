@@ -56,7 +56,7 @@ class Call:
 
     repos: Repos
     actor: str
-    scope: str = "admin"
+    scope: str  # of the caller's credential: read, write or admin (stdio: admin)
 
 
 Resource = str | Callable[[Mapping[str, Any], Any], str | None] | None
@@ -189,7 +189,9 @@ def _handler(spec: ToolSpec) -> Callable[..., Any]:
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
     if spec.name in confirm.CONFIRMED:  # asked before the body runs (the SDK fills it; not in the schema)
         params.append(
-            confirm.parameter(spec.title, [p.name for p in params], lambda ctx: _may_call(spec, ctx))
+            confirm.parameter(
+                spec.title, [p.name for p in params if p.default is p.empty], lambda ctx: _may_call(spec, ctx)
+            )
         )
     handler.__signature__ = sig.replace(parameters=[*params, ctx_param])  # type: ignore[attr-defined]
     handler.__annotations__ = {p.name: p.annotation for p in params} | {
