@@ -1,4 +1,5 @@
-"""The official MCP conformance suite's server scenarios against a real ``mcp-state serve --transport http``.
+"""A real ``mcp-state serve --transport http``: the official MCP conformance suite's server scenarios,
+and a refused token heard by a client that listens to log messages.
 
 The suite cannot send a bearer token, so it talks to the server through
 ``tests/helpers/bearer_proxy.py``, which adds one. It needs Node 22 or newer: ``npx -p node@22``
@@ -23,10 +24,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import LoggingMessageNotificationParams
+
+from mcp_state.db import Database
+from mcp_state.repositories.tokens import TokenRepository
 
 SUITE = "@modelcontextprotocol/conformance@0.1.16"
 HELPERS = Path(__file__).parent / "helpers"
@@ -75,6 +84,11 @@ RUN = re.compile(r"-\d{4}-\d{2}-\d{2}T[\d-]+Z$")
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.fixture(scope="module")
 def npx() -> str:
     found = shutil.which("npx")
@@ -103,37 +117,43 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     pytest.fail(f"{url} did not come up")
 
 
-@pytest.fixture
-def proxied_server(tmp_path: Path) -> Iterator[str]:
-    """``mcp-state serve --transport http`` on an empty database, behind the token-adding proxy."""
+@dataclass(frozen=True)
+class Served:
+    """A real ``mcp-state serve --transport http``, and the token-adding proxy in front of it."""
+
+    url: str
+    proxied: str
+    token: str
+    stderr: Path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("served")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    db = str(tmp_path / "state.duckdb")
-    token = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mcp_state",
-            "token",
-            "create",
-            "--actor",
-            "conformance",
-            "--scope",
-            "admin",
-            *("--db", db),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    ).stdout.strip()
+    db = folder / "state.duckdb"
+    with Database(db, idle_release=None) as opened:
+        token = TokenRepository(opened).create("conformance", "admin")[0]
     port, proxy_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mcp_state", "serve", "--transport", "http", "--db", db, "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
+    stderr = folder / "stderr.txt"
+    with stderr.open("w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mcp_state",
+                "serve",
+                "--transport",
+                "http",
+                "--db",
+                str(db),
+                "--port",
+                str(port),
+            ],
+            cwd=folder,
+            env=env,
+            stderr=log,
+        )
     proxy = subprocess.Popen(
         [
             sys.executable,
@@ -142,20 +162,20 @@ def proxied_server(tmp_path: Path) -> Iterator[str]:
             f"http://127.0.0.1:{port}",
             token,
         ],
-        cwd=tmp_path,
+        cwd=folder,
         env=env,
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
         wait_until_up(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
-        yield f"http://127.0.0.1:{proxy_port}/mcp"
+        yield Served(f"http://127.0.0.1:{port}/mcp", f"http://127.0.0.1:{proxy_port}/mcp", token, stderr)
     finally:
         for proc in (proxy, server):
             proc.terminate()
             proc.wait(timeout=10)
 
 
-def test_conformance_server_scenarios(npx: str, proxied_server: str, tmp_path: Path) -> None:
+def test_conformance_server_scenarios(npx: str, served: Served, tmp_path: Path) -> None:
     results = tmp_path / "results"
     env = {
         **os.environ,
@@ -163,7 +183,7 @@ def test_conformance_server_scenarios(npx: str, proxied_server: str, tmp_path: P
         "npm_config_cache": os.environ.get("npm_config_cache", str(Path.home() / ".npm")),  # noqa: SIM112
     }
     command = [npx, "-y", "-p", "node@22", "-p", SUITE, "--", "conformance", "server"]
-    command.extend(["--url", proxied_server, "-o", str(results)])
+    command.extend(["--url", served.proxied, "-o", str(results)])
     done = subprocess.run(
         command,
         capture_output=True,
@@ -185,3 +205,29 @@ def test_conformance_server_scenarios(npx: str, proxied_server: str, tmp_path: P
     assert passed >= MUST_PASS, sorted(MUST_PASS - passed)
     unexpected = set(outcome) - passed - set(FIXTURE_ONLY)
     assert not unexpected, f"failed, and not fixture-only: {sorted(unexpected)}"
+
+
+@pytest.mark.anyio
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_a_refused_token_is_logged_to_listening_clients(served: Served) -> None:
+    """A client that set a log level hears of another request's refused token; so does stderr."""
+    logged: list[LoggingMessageNotificationParams] = []
+
+    async def on_log(params: LoggingMessageNotificationParams) -> None:
+        logged.append(params)
+
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {served.token}"}, timeout=10) as admin:
+        transport = streamable_http_client(served.url, http_client=admin)
+        async with Client(transport, mode="legacy", logging_callback=on_log) as client:
+            await client.set_logging_level("warning")
+            async with httpx2.AsyncClient(headers={"Authorization": "Bearer mcps_not-a-token"}) as intruder:
+                assert (await intruder.post(served.url, json={})).status_code == 401
+            with anyio.fail_after(2):
+                while not logged:
+                    await anyio.sleep(0.01)
+    assert logged[0].level == "warning" and "bearer token is unknown or revoked" in str(logged[0].data)
+    assert "not-a-token" not in str(logged[0].data)
+    with anyio.fail_after(2):
+        while "bearer token is unknown or revoked" not in served.stderr.read_text():
+            await anyio.sleep(0.05)
+    assert "not-a-token" not in served.stderr.read_text()
