@@ -121,6 +121,12 @@ def _log_message(
         return to.send_log_message(level, data, name)
 
 
+def _first_line(record: logging.LogRecord) -> str:
+    """What a client is told: the message's first line (a crash's code path stays in the server log)."""
+    message = record.getMessage()
+    return message.splitlines()[0] if message else message
+
+
 def _send(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> None:
     """Run ``coro`` on ``loop`` from any thread: waited for (briefly) from a worker thread, so a
     message about a request goes out before its response; scheduled from the loop's own thread."""
@@ -226,7 +232,7 @@ class Live:
     def log(self, record: logging.LogRecord) -> None:
         """Send a log record to the clients that asked for its level."""
         level = _mcp_level(record.levelno)
-        data = record.getMessage()
+        data = _first_line(record)
         for key, (connection, loop, wanted) in list(self._logging.items()):
             if record.levelno >= wanted:
                 if loop.is_closed():
@@ -295,7 +301,7 @@ class _Forward(logging.Handler):
             # 2026-07-28: sent only if this request opted in (its _meta log level); SDK-checked.
             if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 _send(
-                    loop, _log_message(session, _mcp_level(record.levelno), record.getMessage(), record.name)
+                    loop, _log_message(session, _mcp_level(record.levelno), _first_line(record), record.name)
                 )
         for live in list(self.servers):
             live.log(record)
