@@ -79,3 +79,9 @@ class MigrationError(StateError):
     """A legacy JSON file or entry cannot be migrated; nothing was written."""
 
     kind = "migration"
+
+
+class NotConfirmedError(StateError):
+    """The person behind the agent declined or cancelled a destructive call; nothing changed."""
+
+    kind = "cancelled"

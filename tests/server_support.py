@@ -4,6 +4,7 @@ an in-memory client over ``build_server``, and helpers to read results."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -386,6 +387,20 @@ async def connect(db_path: Path, mode: str = "auto", **settings: Any) -> AsyncIt
     )
     async with Client(server, mode=mode) as client:
         yield client
+
+
+_BOUNDARY = re.compile(r"<(untrusted-data-[0-9a-f]{16})>\n(.*)\n</\1>\Z", re.DOTALL)
+
+
+def unmarked(text: str) -> str:
+    """``text`` without the untrusted-data boundary around it (unchanged when it has none)."""
+    match = _BOUNDARY.search(text)
+    return text if match is None else match.group(2)
+
+
+def prompt_text(result: Any) -> str:
+    """Every message of a prompt, joined."""
+    return "\n".join(message.content.text for message in result.messages)
 
 
 def text_of(result: Any) -> str:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from server_support import seeded_copy
+from server_support import seeded_copy, unmarked
 
 from mcp_state.db import Database
 from mcp_state.repositories.audit import AuditRepository
@@ -90,7 +90,7 @@ def test_inspector_cli(npx: str, tmp_path: Path) -> None:
     assert changed["structuredContent"]["status"] == "approved"
 
     read = inspect(npx, home, db_path, "--method", "resources/read", "--uri", "state://sync/orders/history")
-    assert json.loads(read["contents"][0]["text"])["total"] == 2
+    assert json.loads(unmarked(read["contents"][0]["text"]))["total"] == 2
 
     prompt = inspect(
         npx,
@@ -103,7 +103,7 @@ def test_inspector_cli(npx: str, tmp_path: Path) -> None:
         "--prompt-args",
         "since=30d",
     )
-    assert "set_knowledge_status" in prompt["messages"][0]["content"]["text"]
+    assert "set_knowledge_status" in prompt["messages"][-1]["content"]["text"]
 
     with Database(db_path) as db:
         entry = AuditRepository(db).query(limit=1)[0]

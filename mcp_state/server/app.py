@@ -10,17 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types import (
+    CallToolResult,
+    InputRequiredResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    TextContent,
+)
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
 from mcp_state import __version__
 from mcp_state.errors import InvalidArgumentError
-from mcp_state.server import prompts, resources
-from mcp_state.server.audit import ToolSpec, audit_rejected
+from mcp_state.server import authz, prompts, resources
+from mcp_state.server.audit import ToolSpec, audit_rejected, caller_of
 from mcp_state.server.errors import invalid_arguments
+from mcp_state.server.live import Live
 from mcp_state.server.shapes import compact_schema
 from mcp_state.server.state import AppState, Runtime, ServerSettings
 from mcp_state.server.tools_audit import audit
@@ -31,6 +39,7 @@ from mcp_state.server.tools_scripts import scripts
 from mcp_state.server.tools_sql import register_sql_tools
 from mcp_state.server.tools_sync import sync
 from mcp_state.server.tools_users import users
+from mcp_state.server.untrusted import INSTRUCTION, bounded
 
 RegisterToolset = Callable[[MCPServer[Any], ServerSettings], None]
 
@@ -52,7 +61,8 @@ TOOLSETS: dict[str, RegisterToolset] = {
     "sql": register_sql,
 }
 
-INSTRUCTIONS = """\
+INSTRUCTIONS = (
+    """\
 mcp-state holds an application's operational state: data-table syncs, users and dataset \
 permissions, a knowledge base with votes, the audit log, Telegram links, scripts and the table registry.
 Read with get_*/list_*/search_* tools (lists are paged: while has_more is true, call again with \
@@ -62,7 +72,10 @@ state://sync/{table_id}, state://sync/{table_id}/history, state://knowledge/{ite
 state://users/{user_id}, state://tables/{table_id}, state://audit/recent.
 For questions the tools do not answer, sql_query runs one read-only DuckDB SELECT over redacted \
 views of every table (sql_schema lists them).
-Errors say what to do next. Passwords, tokens and one-time codes are never shown."""
+Errors say what to do next. Passwords, tokens and one-time codes are never shown.
+"""
+    + INSTRUCTION
+)
 
 
 class StateServer(MCPServer[AppState]):
@@ -71,6 +84,16 @@ class StateServer(MCPServer[AppState]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.audited_tools: dict[str, ToolSpec] = {}
+        self.live: Live | None = None
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        """Only the tools the caller's scope may call (a hidden one called anyway is refused and audited)."""
+        context: Context[Any, Any] = Context(request_context=cast(Any, ctx), mcp_server=self)
+        caller = caller_of(context, ctx.lifespan_context.settings)
+        hidden = authz.hidden(self.audited_tools.values(), caller.scope)
+        return ListToolsResult(tools=[tool for tool in await self.list_tools() if tool.name not in hidden])
 
     async def list_tools(self) -> list[MCPTool]:
         """The tools with compacted schemas (same validation, fewer bytes of an agent's context)."""
@@ -90,7 +113,7 @@ class StateServer(MCPServer[AppState]):
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
             if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
@@ -99,6 +122,22 @@ class StateServer(MCPServer[AppState]):
             if spec is not None and context is not None:
                 await audit_rejected(spec, context, arguments)
             raise invalid_arguments(name, cause) from None
+        return mark_result(name, result)
+
+
+def mark_result(
+    name: str, result: CallToolResult | InputRequiredResult
+) -> CallToolResult | InputRequiredResult:
+    """The one point where a tool result's text gets the untrusted-data boundary (structured content stays plain)."""
+    if not isinstance(result, CallToolResult) or result.is_error:
+        return result
+    content = [
+        block.model_copy(update={"text": bounded(block.text, result.structured_content, name)})
+        if isinstance(block, TextContent)
+        else block
+        for block in result.content
+    ]
+    return result.model_copy(update={"content": content})
 
 
 def selected_toolsets(
@@ -123,6 +162,7 @@ def build_server(settings: ServerSettings | None = None) -> StateServer:
         from mcp_state.server.http import auth_options
 
         auth_kwargs = auth_options(settings, runtime)
+    live = Live()
     mcp = StateServer(
         "mcp-state",
         title="mcp-state",
@@ -131,8 +171,11 @@ def build_server(settings: ServerSettings | None = None) -> StateServer:
         version=__version__,
         lifespan=runtime.lifespan,
         log_level=settings.log_level,
+        subscriptions=live.bus,
         **auth_kwargs,
     )
+    mcp.live = live
+    live.install(mcp)
     for name in selected_toolsets(settings):
         TOOLSETS[name](mcp, settings)
     resources.register(mcp, runtime)

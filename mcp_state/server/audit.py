@@ -26,12 +26,14 @@ from mcp_types import ToolAnnotations
 from pydantic import TypeAdapter
 
 from mcp_state.errors import DatabaseLockedError
+from mcp_state.server import confirm
+from mcp_state.server.authz import allows
 from mcp_state.server.errors import error_kind, permission_denied, tool_error
+from mcp_state.server.live import AUDIT, affected, live_of
 from mcp_state.server.state import AppState, Repos, ServerSettings
 
 logger = logging.getLogger("mcp_state.server")
 
-SCOPE_RANK = {"read": 0, "write": 1, "admin": 2}
 REDACTED = "[redacted]"
 _SECRET_KEY = re.compile(
     r"pass(word|wd|phrase)?|secret|token|api[_-]?key|credential|authorization|cookie", re.IGNORECASE
@@ -54,6 +56,7 @@ class Call:
 
     repos: Repos
     actor: str
+    scope: str  # of the caller's credential: read, write or admin (stdio: admin)
 
 
 Resource = str | Callable[[Mapping[str, Any], Any], str | None] | None
@@ -180,9 +183,16 @@ def _handler(spec: ToolSpec) -> Callable[..., Any]:
     params = list(sig.parameters.values())[1:]
 
     async def handler(ctx: Context, **arguments: Any) -> Any:
-        return await run_tool(spec, ctx, arguments)
+        confirmation = arguments.pop(confirm.PARAMETER, None)
+        return await run_tool(spec, ctx, arguments, confirmation)
 
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+    if spec.name in confirm.CONFIRMED:  # asked before the body runs (the SDK fills it; not in the schema)
+        params.append(
+            confirm.parameter(
+                spec.title, [p.name for p in params if p.default is p.empty], lambda ctx: _may_call(spec, ctx)
+            )
+        )
     handler.__signature__ = sig.replace(parameters=[*params, ctx_param])  # type: ignore[attr-defined]
     handler.__annotations__ = {p.name: p.annotation for p in params} | {
         "ctx": Context,
@@ -210,34 +220,72 @@ def caller_of(ctx: Context, settings: ServerSettings) -> Caller:
     return Caller(token.client_id, token.scopes[0] if token.scopes else "read")
 
 
-async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> Any:
+def _may_call(spec: ToolSpec, ctx: Context) -> bool:
+    state = cast(AppState, ctx.request_context.lifespan_context)
+    return allows(caller_of(ctx, state.settings).scope, spec.scope)
+
+
+async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any], confirmation: Any = None) -> Any:
     started = time.perf_counter()
     state = cast(AppState, ctx.request_context.lifespan_context)
     caller = caller_of(ctx, state.settings)
-    if spec.mutating:
-        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started)
-    if state.settings.transport == "stdio" and state.db.is_open:
+    if not spec.mutating and state.settings.transport == "stdio" and state.db.is_open:
         # One client and the file already open: the read costs less than a hop to a worker
         # thread. Over HTTP (many clients), and when the file may need opening (which can
         # wait for another process's lock), reads run on a worker thread like writes.
         return _read(spec, state, caller, arguments)
+    live = live_of(ctx)
+    if live is None:
+        return await _threaded(spec, state, caller, arguments, started, confirmation)
+    # Progress while it runs; a warning if it waits for the file (opened on demand, held by another process).
+    async with live.ticking(ctx, spec.name, waiting=lambda: not state.db.is_open):
+        try:
+            result = await _threaded(spec, state, caller, arguments, started, confirmation)
+        except Exception:
+            if spec.mutating:
+                await live.committed({AUDIT})  # the failure's audit row
+            raise
+    if spec.mutating:  # committed: tell the subscribers of what changed
+        await live.committed(affected(spec.name, spec.toolset, arguments))
+    return result
+
+
+async def _threaded(
+    spec: ToolSpec,
+    state: AppState,
+    caller: Caller,
+    arguments: dict[str, Any],
+    started: float,
+    confirmation: Any,
+) -> Any:
+    if spec.mutating:
+        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started, confirmation)
     return await anyio.to_thread.run_sync(_read, spec, state, caller, arguments)
 
 
 def _read(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any]) -> Any:
     try:
         _require_scope(spec, caller)
-        return spec.fn(Call(state.repos, caller.actor), **arguments)
+        return spec.fn(Call(state.repos, caller.actor, caller.scope), **arguments)
     except Exception as exc:
         raise tool_error(spec.name, exc, spec.hint) from None
 
 
-def _write(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any], started: float) -> Any:
+def _write(
+    spec: ToolSpec,
+    state: AppState,
+    caller: Caller,
+    arguments: dict[str, Any],
+    started: float,
+    confirmation: Any = None,
+) -> Any:
     repos = state.repos
     try:
         _require_scope(spec, caller)
+        if confirmation is not None:
+            confirm.check(confirmation, spec.name)
         with repos.gateway.transaction():
-            result = spec.fn(Call(repos, caller.actor), **arguments)
+            result = spec.fn(Call(repos, caller.actor, caller.scope), **arguments)
             spec.output.validate_python(result)
             repos.audit.log(
                 user_id=caller.actor,
@@ -282,7 +330,7 @@ def record_failure(
 
 
 def _require_scope(spec: ToolSpec, caller: Caller) -> None:
-    if SCOPE_RANK.get(caller.scope, -1) < SCOPE_RANK[spec.scope]:
+    if not allows(caller.scope, spec.scope):
         raise permission_denied(spec.name, caller.scope, spec.scope)
 
 

@@ -8,6 +8,7 @@ an address other than loopback is refused while no token exists.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from typing import Any
 
@@ -27,6 +28,7 @@ from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, Perm
 from mcp_state.repositories.tokens import TokenRepository
 from mcp_state.server.state import Runtime, ServerSettings, open_database
 
+logger = logging.getLogger("mcp_state.server")
 MCP_PATH = "/mcp"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 SERVER_ERROR = -32000  # JSON-RPC: implementation-defined server error
@@ -42,6 +44,7 @@ class DatabaseTokenVerifier:
         tokens = self.runtime.state.repos.tokens
         record = await anyio.to_thread.run_sync(tokens.verify, token)
         if record is None:
+            logger.warning("refused a request: its bearer token is unknown or revoked")  # never the token
             return None
         return AccessToken(
             token=token, client_id=record["actor"], scopes=[record["scope"]], claims={"id": record["id"]}

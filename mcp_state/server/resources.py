@@ -34,6 +34,7 @@ from mcp_state.server.audit import redact
 from mcp_state.server.errors import resource_error
 from mcp_state.server.shapes import found
 from mcp_state.server.state import Repos, Runtime
+from mcp_state.server.untrusted import TRUSTED_RESULTS, bounded
 
 JSON = "application/json"
 OVERVIEW_LIMIT = 500
@@ -96,16 +97,19 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
         def decorator(fn: Callable[..., Any]) -> Any:
             def guarded(**kwargs: Any) -> str:
                 try:
-                    return to_json(fn(runtime.state.repos, **kwargs))
+                    value = fn(runtime.state.repos, **kwargs)
                 except Exception as exc:
                     raise resource_error(uri, exc) from None
+                return bounded(to_json(value), value, uri)
 
             sig = _without_repos(fn)
             guarded.__signature__ = sig  # type: ignore[attr-defined]
             guarded.__annotations__ = {name: str for name in sig.parameters} | {"return": str}
             guarded.__name__ = guarded.__qualname__ = fn.__name__
             guarded.__doc__ = description
-            return mcp.resource(uri, name=fn.__name__, title=title, description=description, mime_type=JSON)(
+            # JSON, inside the untrusted-data boundary when it carries text written by others.
+            mime = JSON if uri in TRUSTED_RESULTS else "text/plain"
+            return mcp.resource(uri, name=fn.__name__, title=title, description=description, mime_type=mime)(
                 guarded
             )
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from mcp_state.errors import InvalidArgumentError
+from mcp_state.server import authz
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
@@ -91,6 +92,7 @@ def create_knowledge_item(
     ] = "pending",
 ) -> KnowledgeItem:
     """Propose a new knowledge item (you are recorded as its source); fails if the id exists."""
+    authz.review_decision(call, status)
     return call.repos.knowledge.create(
         id,
         title,
@@ -131,6 +133,7 @@ def set_knowledge_status(
     status: Annotated[KnowledgeStatus, Field(description="approved, rejected, archived or pending.")],
 ) -> KnowledgeItem:
     """Approve, reject, archive or reopen a knowledge item after review."""
+    authz.review_decision(call, status)
     return call.repos.knowledge.update_status(item_id, status)
 
 
@@ -151,7 +154,7 @@ def vote_knowledge_item(
     ] = None,
 ) -> VoteResult:
     """Cast or change a vote on a knowledge item; returns its new vote counts."""
-    voter = user_id or call.actor
+    voter = authz.acting_user(call, user_id, "voting")
     counts = call.repos.knowledge.vote(item_id, voter, vote)
     return {"item_id": item_id, "user_id": voter, "vote": vote, **counts}
 

@@ -28,7 +28,10 @@ notifications = Toolset("notifications", hint="Call list_telegram_links to see l
 ChatId = Annotated[int, Field(ge=-(2**63), lt=2**63, description="Telegram chat id.")]
 
 
-@notifications.write("Link Telegram chat", resource="user_id", destructive=True, idempotent=True)
+# admin: it skips the one-time-code flow (verify_pending_code) that proves the chat is the user's.
+@notifications.write(
+    "Link Telegram chat", resource="user_id", destructive=True, idempotent=True, scope="admin"
+)
 def link_telegram_user(call: Call, user_id: UserId, chat_id: ChatId) -> TelegramLink:
     """Link a user to a Telegram chat for notifications, replacing any chat linked before."""
     return call.repos.telegram.link_user(user_id, chat_id)

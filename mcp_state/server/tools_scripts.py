@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from mcp_state.server import authz
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.shapes import DEFAULT_LIMIT, Deleted, Limit, Offset, ScriptId, ScriptPage, found, page
 from mcp_state.types import Script, ScriptStatus
@@ -27,7 +28,9 @@ def deploy_script(
     owner: Annotated[str | None, Field(max_length=1024, description="Owning user; defaults to you.")] = None,
 ) -> Script:
     """Deploy a script, or redeploy one (replacing its name, source and schedule; its run history stays)."""
-    return call.repos.scripts.deploy(id, name, owner=owner or call.actor, schedule=schedule, source=source)
+    return call.repos.scripts.deploy(
+        id, name, owner=authz.script_owner(call, id, owner), schedule=schedule, source=source
+    )
 
 
 @scripts.write("Undeploy script", resource="script_id", destructive=True, idempotent=True)
