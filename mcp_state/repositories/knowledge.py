@@ -181,6 +181,10 @@ class KnowledgeRepository(Repository):
         clauses: list[str] = []
         params: list[Any] = []
         if tag:
+            words = self.query_words(tag)
+            if words:  # the word index narrows the items down before the exact check
+                clauses.append("id IN (SELECT item_id FROM knowledge_words WHERE word = ? AND in_tags)")
+                params.append(words[0])
             clauses.append(
                 "list_contains(from_json(lower(CAST(tags AS VARCHAR)), '[\"VARCHAR\"]'), lower(?))"
             )
