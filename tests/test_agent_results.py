@@ -66,7 +66,10 @@ async def test_every_read_tool_fits_the_budget_on_a_big_state(big: Path) -> None
     async with connect(big) as client:
         results = await every_read(client, BUDGET)
     listed = results["list_knowledge_items"]
-    assert listed["total"] == ITEMS and listed["as_of"]
+    assert (
+        listed["total"] == ITEMS and listed["as_of"] and "truncated" not in listed
+    )  # a default page fits whole
+    assert len(listed["items"]) == 25 and "truncated" not in results["search_knowledge"]
     assert set(listed["items"][0]) == {
         "id", "title", "status", "category", "tags", "snippet", "upvotes", "downvotes", "updated_at"
     }  # fmt: skip
