@@ -14,7 +14,8 @@ from agent_support import ITEMS, READS, build_big_state
 from mcp import Client, StdioServerParameters
 from server_support import connect
 
-from mcp_state.db import Database
+from mcp_state.db import Database, apply_migrations
+from mcp_state.db import connect as connect_file
 from mcp_state.repositories.knowledge import KnowledgeRepository
 from mcp_state.repositories.users import UserRepository
 from mcp_state.server.paging import decode_cursor, encode_cursor
@@ -323,3 +324,17 @@ def test_users_repository_pages_by_keyset(tmp_path: Path) -> None:
             repo.create(name, f"{name}@x.com", name)
         first = repo.list_all(limit=1)
         assert [u["id"] for u in repo.list_all(after=repo.key_of(first[0]))] == ["b", "c"]
+
+
+def test_migration_4_indexes_the_items_already_there(tmp_path: Path) -> None:
+    path = tmp_path / "v3.duckdb"
+    conn = connect_file(path, migrate=False)
+    apply_migrations(conn, target=3)
+    conn.execute(
+        "INSERT INTO knowledge_items (id, title, content, tags) VALUES "
+        "('k1', 'Churn', 'Revenue lost to churn', '[\"MRR\"]'), ('k2', 'Other', 'nothing', NULL)"
+    )
+    conn.close()
+    with Database(path, idle_release=None) as db:  # opening migrates to the latest version
+        hits = KnowledgeRepository(db).search_ranked("mrr revenue")
+    assert [(h["id"], h["score"]) for h in hits] == [("k1", 2.125)]
