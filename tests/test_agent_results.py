@@ -117,6 +117,7 @@ async def test_cut_pages_continue_without_repeats_or_gaps(big: Path) -> None:
             }
             result = within(await client.call_tool("list_knowledge_items", args), BUDGET)
             assert result["items"], "every page shows at least one item"
+            assert all(item["content_chars"] == len(item["content"]) > 1000 for item in result["items"])
             seen += [item["id"] for item in result["items"]]
             cursor = result["next_cursor"]
             if not result["has_more"]:

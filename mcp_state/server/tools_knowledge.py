@@ -84,7 +84,14 @@ def list_knowledge_items(
     repo = call.repos.knowledge
     kind = f"knowledge:{sort}"
     rows = repo.list_summaries(
-        status, category, tag, sort, limit + 1, after_of(kind, cursor), include_content=include_content
+        status,
+        category,
+        tag,
+        sort,
+        limit + 1,
+        after_of(kind, cursor),
+        include_content=include_content,
+        content_limit=call.budget,  # more could not be shown: get_knowledge_item reads the rest
     )
     total = repo.count_items(status, category) if tag is None else None
     return page(rows, limit, kind=kind, key=lambda row: sort_key(sort, row), total=total, shape=_listed)  # type: ignore[no-any-return]
