@@ -126,9 +126,9 @@ async def test_prompts(db_path: Path, mode: str) -> None:
         assert "km_1" in review and "set_knowledge_status" in review and "km_2" not in review
 
         summary = prompt_text(await client.get_prompt("summarize_audit_activity", {"since": "2025-01-01"}))
-        assert '"seeded": 1' in summary
+        assert '"seeded":1' in summary
         recent = prompt_text(await client.get_prompt("summarize_audit_activity", {"since": "1h"}))
-        assert '"entries": 0' in recent
+        assert '"entries":0' in recent
         with pytest.raises(MCPError, match="since must be"):
             await client.get_prompt("summarize_audit_activity", {"since": "last tuesday"})
 
@@ -136,5 +136,5 @@ async def test_prompts(db_path: Path, mode: str) -> None:
 async def test_instructions(db_path: Path) -> None:
     async with connect(db_path) as client:
         instructions = client.instructions or ""
-    assert "state://schema" in instructions and "next_offset" in instructions
+    assert "state://schema" in instructions and "next_cursor" in instructions
     assert len(instructions.splitlines()) <= 6

@@ -7,12 +7,16 @@ from typing import Any
 from mcp_state.legacy.checks import count_of, differs_any, key_match
 from mcp_state.legacy.layout import KINDS, Kind
 from mcp_state.legacy.stage import Run
+from mcp_state.repositories.knowledge import reindex_sql
 
 
 def write_all(run: Run, dry_run: bool) -> None:
     """Write every kind's valid staged entries: new keys inserted, changed values updated."""
     for kind in KINDS:
         _write(run, kind, dry_run)
+    if not dry_run:  # the knowledge items written get their words indexed for search_knowledge
+        for sql in reindex_sql("SELECT id FROM _staged_knowledge WHERE _problem IS NULL"):
+            run.sql("corporate-memory/knowledge.json: indexing words", sql)
 
 
 def _write(run: Run, kind: Kind, dry_run: bool) -> None:

@@ -13,12 +13,12 @@ from typing import Any, cast
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import (
     CallToolResult,
     InputRequiredResult,
     ListToolsResult,
     PaginatedRequestParams,
-    TextContent,
 )
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
@@ -27,8 +27,9 @@ from mcp_state import __version__
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.server import authz, prompts, resources
 from mcp_state.server.audit import ToolSpec, audit_rejected, caller_of
-from mcp_state.server.errors import invalid_arguments
+from mcp_state.server.errors import invalid_arguments, tool_error
 from mcp_state.server.live import Live
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, bound_result
 from mcp_state.server.shapes import compact_schema
 from mcp_state.server.state import AppState, Runtime, ServerSettings
 from mcp_state.server.tools_audit import audit
@@ -39,7 +40,7 @@ from mcp_state.server.tools_scripts import scripts
 from mcp_state.server.tools_sql import register_sql_tools
 from mcp_state.server.tools_sync import sync
 from mcp_state.server.tools_users import users
-from mcp_state.server.untrusted import INSTRUCTION, bounded
+from mcp_state.server.untrusted import INSTRUCTION
 
 RegisterToolset = Callable[[MCPServer[Any], ServerSettings], None]
 
@@ -66,7 +67,7 @@ INSTRUCTIONS = (
 mcp-state holds an application's operational state: data-table syncs, users and dataset \
 permissions, a knowledge base with votes, the audit log, Telegram links, scripts and the table registry.
 Read with get_*/list_*/search_* tools (lists are paged: while has_more is true, call again with \
-offset=next_offset); change state with the other tools. Every change is audited with you as the actor.
+cursor=next_cursor; results are cut to a character budget and say so with truncated); change state with the other tools. Every change is audited with you as the actor.
 Resources: state://schema (every table and column, for SQL), state://sync (all tables' sync status), \
 state://sync/{table_id}, state://sync/{table_id}/history, state://knowledge/{item_id}, \
 state://users/{user_id}, state://tables/{table_id}, state://audit/recent.
@@ -81,10 +82,11 @@ Errors say what to do next. Passwords, tokens and one-time codes are never shown
 class StateServer(MCPServer[AppState]):
     """``MCPServer`` that audits, and words without echoing values, calls rejected by the input schema."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_result_chars: int = DEFAULT_MAX_RESULT_CHARS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.audited_tools: dict[str, ToolSpec] = {}
         self.live: Live | None = None
+        self.max_result_chars = max_result_chars
 
     async def _handle_list_tools(
         self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
@@ -100,7 +102,7 @@ class StateServer(MCPServer[AppState]):
         return [
             tool.model_copy(
                 update={
-                    "input_schema": compact_schema(tool.input_schema),
+                    "input_schema": closed(compact_schema(tool.input_schema)),
                     "output_schema": None
                     if tool.output_schema is None
                     else compact_schema(tool.output_schema),
@@ -113,7 +115,14 @@ class StateServer(MCPServer[AppState]):
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
+            refuse_unknown_arguments(self._tool_manager.get_tool(name), arguments or {})
             result = await super().call_tool(name, arguments, context)
+            return bound_result(result, self.max_result_chars, name)
+        except InvalidArgumentError as exc:
+            spec = self.audited_tools.get(name)
+            if spec is not None and context is not None:
+                await audit_rejected(spec, context, arguments)
+            raise tool_error(name, exc) from None
         except ToolError as exc:
             cause = exc.__cause__
             if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
@@ -122,22 +131,24 @@ class StateServer(MCPServer[AppState]):
             if spec is not None and context is not None:
                 await audit_rejected(spec, context, arguments)
             raise invalid_arguments(name, cause) from None
-        return mark_result(name, result)
 
 
-def mark_result(
-    name: str, result: CallToolResult | InputRequiredResult
-) -> CallToolResult | InputRequiredResult:
-    """The one point where a tool result's text gets the untrusted-data boundary (structured content stays plain)."""
-    if not isinstance(result, CallToolResult) or result.is_error:
-        return result
-    content = [
-        block.model_copy(update={"text": bounded(block.text, result.structured_content, name)})
-        if isinstance(block, TextContent)
-        else block
-        for block in result.content
-    ]
-    return result.model_copy(update={"content": content})
+def closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema that says what ``refuse_unknown_arguments`` does: no other properties."""
+    return {**schema, "additionalProperties": False}
+
+
+def refuse_unknown_arguments(tool: Tool | None, arguments: Mapping[str, Any]) -> None:
+    """``InvalidArgumentError`` naming each argument ``tool`` does not have, and listing those it has."""
+    if tool is None:
+        return
+    known = tool.parameters.get("properties", {})
+    unknown = [name for name in arguments if name not in known]
+    if unknown:
+        raise InvalidArgumentError(
+            f"{tool.name} has no argument {', '.join(repr(n) for n in unknown)}; "
+            f"its arguments are: {', '.join(known) or 'none'}"
+        )
 
 
 def selected_toolsets(
@@ -172,6 +183,7 @@ def build_server(settings: ServerSettings | None = None) -> StateServer:
         lifespan=runtime.lifespan,
         log_level=settings.log_level,
         subscriptions=live.bus,
+        max_result_chars=settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS,
         **auth_kwargs,
     )
     mcp.live = live

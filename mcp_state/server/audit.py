@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import TypeAdapter
 
 from mcp_state.errors import DatabaseLockedError
@@ -30,6 +30,7 @@ from mcp_state.server import confirm
 from mcp_state.server.authz import allows
 from mcp_state.server.errors import error_kind, permission_denied, tool_error
 from mcp_state.server.live import AUDIT, affected, live_of
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, tool_result
 from mcp_state.server.state import AppState, Repos, ServerSettings
 
 logger = logging.getLogger("mcp_state.server")
@@ -57,6 +58,7 @@ class Call:
     repos: Repos
     actor: str
     scope: str  # of the caller's credential: read, write or admin (stdio: admin)
+    budget: int = DEFAULT_MAX_RESULT_CHARS  # the result budget, for tools that read large fields in parts
 
 
 Resource = str | Callable[[Mapping[str, Any], Any], str | None] | None
@@ -193,11 +195,11 @@ def _handler(spec: ToolSpec) -> Callable[..., Any]:
                 spec.title, [p.name for p in params if p.default is p.empty], lambda ctx: _may_call(spec, ctx)
             )
         )
-    handler.__signature__ = sig.replace(parameters=[*params, ctx_param])  # type: ignore[attr-defined]
-    handler.__annotations__ = {p.name: p.annotation for p in params} | {
-        "ctx": Context,
-        "return": sig.return_annotation,
-    }
+    # The SDK publishes (and checks results against) the body's return type; the handler returns
+    # the result already rendered within the budget (results.tool_result).
+    returns = Annotated[CallToolResult, sig.return_annotation]
+    handler.__signature__ = sig.replace(parameters=[*params, ctx_param], return_annotation=returns)  # type: ignore[attr-defined]
+    handler.__annotations__ = {p.name: p.annotation for p in params} | {"ctx": Context, "return": returns}
     handler.__name__ = handler.__qualname__ = spec.name
     handler.__doc__ = spec.description
     return handler
@@ -225,9 +227,23 @@ def _may_call(spec: ToolSpec, ctx: Context) -> bool:
     return allows(caller_of(ctx, state.settings).scope, spec.scope)
 
 
-async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any], confirmation: Any = None) -> Any:
-    started = time.perf_counter()
+async def run_tool(
+    spec: ToolSpec, ctx: Context, arguments: dict[str, Any], confirmation: Any = None
+) -> CallToolResult:
+    """The call's value, rendered within the result budget (and the untrusted-data boundary)."""
     state = cast(AppState, ctx.request_context.lifespan_context)
+    value = await _run(spec, ctx, state, arguments, confirmation)
+    return tool_result(value, _budget(state), name=spec.name)
+
+
+def _budget(state: AppState) -> int:
+    return state.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
+
+
+async def _run(
+    spec: ToolSpec, ctx: Context, state: AppState, arguments: dict[str, Any], confirmation: Any
+) -> Any:
+    started = time.perf_counter()
     caller = caller_of(ctx, state.settings)
     if not spec.mutating and state.settings.transport == "stdio" and state.db.is_open:
         # One client and the file already open: the read costs less than a hop to a worker
@@ -266,7 +282,7 @@ async def _threaded(
 def _read(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any]) -> Any:
     try:
         _require_scope(spec, caller)
-        return spec.fn(Call(state.repos, caller.actor, caller.scope), **arguments)
+        return spec.fn(Call(state.repos, caller.actor, caller.scope, _budget(state)), **arguments)
     except Exception as exc:
         raise tool_error(spec.name, exc, spec.hint) from None
 
@@ -285,7 +301,7 @@ def _write(
         if confirmation is not None:
             confirm.check(confirmation, spec.name)
         with repos.gateway.transaction():
-            result = spec.fn(Call(repos, caller.actor, caller.scope), **arguments)
+            result = spec.fn(Call(repos, caller.actor, caller.scope, _budget(state)), **arguments)
             spec.output.validate_python(result)
             repos.audit.log(
                 user_id=caller.actor,

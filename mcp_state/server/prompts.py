@@ -18,9 +18,8 @@ from mcp_types import INVALID_PARAMS
 from pydantic import Field
 
 from mcp_state.gateway import to_utc, utc_now
-from mcp_state.server.resources import to_json
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, prompt_data
 from mcp_state.server.state import Runtime
-from mcp_state.server.untrusted import mark
 
 SHOWN = 20
 AUDIT_SAMPLE = 1000
@@ -42,7 +41,7 @@ def parse_since(since: str) -> datetime:
         ) from None
 
 
-def with_data(task: str, label: str, data: Any) -> list[Message]:
+def with_data(task: str, label: str, data: Any, budget: int) -> list[Message]:
     """The task as the user's request; the state it starts from as a labelled data block, never the user's words.
 
     The data goes in an assistant message (what the model itself read from the server, like a
@@ -50,11 +49,13 @@ def with_data(task: str, label: str, data: Any) -> list[Message]:
     """
     return [
         UserMessage(f"{task}\n\nNext message: {label.lower()}, as data read from mcp-state."),
-        AssistantMessage(f"{label}, as read from mcp-state:\n{mark(to_json(data))}"),
+        AssistantMessage(prompt_data(label, data, budget)),
     ]
 
 
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
+    budget = runtime.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
+
     @mcp.prompt(title="Triage sync failures")
     def triage_sync_failures() -> str | list[Message]:
         """Investigate the tables whose latest sync failed and propose fixes."""
@@ -71,25 +72,26 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "cause, and for each group propose the fix and who should act. Do not change any state unless asked.",
             "Failing tables",
             failing,
+            budget,
         )
 
     @mcp.prompt(title="Review pending knowledge")
     def review_pending_knowledge() -> str | list[Message]:
         """Review knowledge items waiting for approval and recommend approve or reject for each."""
         repos = runtime.state.repos
-        pending = repos.knowledge.list_items(["pending"], limit=SHOWN)
+        items = repos.knowledge.list_summaries(["pending"], limit=SHOWN)
         total = repos.knowledge.count_items(["pending"])
-        if not pending:
+        if not items:
             return "No knowledge item is pending review. Report that the review queue is empty."
-        items = [{**item, **repos.knowledge.get_votes(item["id"])} for item in pending]
         return with_data(
             f"{total} knowledge item(s) are pending review; the {len(items)} most recently changed are below "
-            "with their votes. For each: check it is accurate, specific and not a duplicate "
+            "with their votes (get_knowledge_item has the full content). For each: check it is accurate, specific and not a duplicate "
             "(search_knowledge with its key terms), then recommend approve or reject with one line of reasoning. "
             "Only after the user confirms, apply each decision with set_knowledge_status(item_id, 'approved' or "
             "'rejected').",
             "Pending items",
             items,
+            budget,
         )
 
     @mcp.prompt(title="Summarize audit activity")
@@ -123,4 +125,5 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "follow-up. Use query_audit_log(since=..., action=...) to look closer at anything notable.",
             "Activity",
             summary,
+            budget,
         )

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
-import pydantic_core
 from mcp.server.mcpserver import MCPServer
 from mcp_types import (
     Completion,
@@ -32,9 +31,10 @@ from mcp_state.schema import (
 )
 from mcp_state.server.audit import redact
 from mcp_state.server.errors import resource_error
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, resource_text
 from mcp_state.server.shapes import found
 from mcp_state.server.state import Repos, Runtime
-from mcp_state.server.untrusted import TRUSTED_RESULTS, bounded
+from mcp_state.server.untrusted import TRUSTED_RESULTS
 
 JSON = "application/json"
 OVERVIEW_LIMIT = 500
@@ -49,10 +49,6 @@ TEMPLATE_IDS = {
     "state://tables/{table_id}": ("table_registry", "id"),
 }
 PROMPT_SUGGESTIONS = {("summarize_audit_activity", "since"): ["1h", "24h", "7d", "30d"]}
-
-
-def to_json(value: Any) -> str:
-    return pydantic_core.to_json(value, indent=2, fallback=str).decode()
 
 
 def schema_document(repos: Repos) -> dict[str, Any]:
@@ -93,6 +89,8 @@ def schema_document(repos: Repos) -> dict[str, Any]:
 
 
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
+    budget = runtime.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
+
     def resource(uri: str, title: str, description: str) -> Callable[[Callable[..., Any]], Any]:
         def decorator(fn: Callable[..., Any]) -> Any:
             def guarded(**kwargs: Any) -> str:
@@ -100,7 +98,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
                     value = fn(runtime.state.repos, **kwargs)
                 except Exception as exc:
                     raise resource_error(uri, exc) from None
-                return bounded(to_json(value), value, uri)
+                return resource_text(value, budget, uri)
 
             sig = _without_repos(fn)
             guarded.__signature__ = sig  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ UNTRUSTED_FIELDS = frozenset(
     {
         "title",  # knowledge item
         "content",  # knowledge item
+        "snippet",  # knowledge item: a part of its content
         "tags",  # knowledge item
         "source",  # script source
         "description",  # registered table
