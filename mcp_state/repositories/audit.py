@@ -12,7 +12,9 @@ from mcp_state.gateway import Json, to_utc, utc_now
 from mcp_state.repositories.base import Repository, check_id, check_non_negative
 from mcp_state.types import AuditEntry
 
-AUDIT_ORDER = "timestamp DESC, seq DESC"
+# Newest first in commit order, never by the clock (an entry written while the clock stood
+# an hour back still comes first).
+AUDIT_ORDER = "seq DESC"
 
 
 class AuditRepository(Repository):
@@ -74,8 +76,10 @@ class AuditRepository(Repository):
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
+        if user_id is not None:  # actors are matched case-insensitively: Claude is claude
+            clauses.append("lower(user_id) = lower(?)")
+            params.append(user_id)
         for column, value in (
-            ("user_id", user_id),
             ("action", action),
             ("resource", resource),
             ("result", result),
@@ -104,10 +108,29 @@ class AuditRepository(Repository):
         until: datetime | None = None,
         result: str | None = None,
         offset: int = 0,
+        after: tuple[int] | None = None,
     ) -> list[AuditEntry]:
-        """Entries newest first; ``since`` is inclusive, ``until`` exclusive."""
+        """Entries newest first; ``since`` is inclusive, ``until`` exclusive; ``after``: the
+        previous page's last ``seq`` (keyset paging: rows written meanwhile shift nothing)."""
         where, params = self._filters(user_id, action, resource, since, until, result)
+        if after is not None:
+            where = " AND ".join(filter(None, [where, "seq < ?"]))
+            params.append(after[0])
         return self._list(where, params, limit=limit, offset=offset)  # type: ignore[return-value]
+
+    def actor_seen(self, actor: str) -> bool:
+        """Whether any entry has ``actor`` (case-insensitively) as its actor."""
+        sql = "SELECT 1 FROM audit_log WHERE lower(user_id) = lower(?) LIMIT 1"
+        return self.db.fetch_value(sql, [actor]) is not None
+
+    def actors(self, limit: int = 20) -> list[str]:
+        """Some actors of the log, most recently active first (to suggest one)."""
+        rows = self.db.fetch_all(
+            "SELECT user_id, max(seq) AS last FROM audit_log WHERE user_id IS NOT NULL "
+            "GROUP BY user_id ORDER BY last DESC LIMIT ?",
+            [limit],
+        )
+        return [row["user_id"] for row in rows]
 
     def count(
         self,

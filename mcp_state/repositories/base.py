@@ -17,6 +17,8 @@ class Repository:
     key: tuple[str, ...] = ("id",)
     order_by: str = "id"
     noun: str = "row"
+    # Bookkeeping columns rows are returned without (e.g. a change sequence used only for order).
+    hidden: tuple[str, ...] = ()
 
     def __init__(self, conn: Source | Gateway) -> None:
         self.db = conn if isinstance(conn, Gateway) else Gateway(conn)
@@ -25,8 +27,13 @@ class Repository:
     def _where_key(self) -> str:
         return " AND ".join(f"{col} = ?" for col in self.key)
 
+    @property
+    def _columns(self) -> str:
+        return f"* EXCLUDE ({', '.join(self.hidden)})" if self.hidden else "*"
+
     def _get(self, *key: Any) -> dict[str, Any] | None:
-        return self.db.fetch_one(f"SELECT * FROM {self.table} WHERE {self._where_key()}", key, cache=True)
+        sql = f"SELECT {self._columns} FROM {self.table} WHERE {self._where_key()}"
+        return self.db.fetch_one(sql, key, cache=True)
 
     def _require(self, *key: Any) -> dict[str, Any]:
         row = self._get(*key)
@@ -52,7 +59,7 @@ class Repository:
         table: str | None = None,
     ) -> list[dict[str, Any]]:
         limit, offset = check_page(limit, offset)
-        sql = f"SELECT * FROM {table or self.table}"
+        sql = f"SELECT {'*' if table else self._columns} FROM {table or self.table}"
         if where:
             sql += f" WHERE {where}"
         sql += f" ORDER BY {order_by or self.order_by}"

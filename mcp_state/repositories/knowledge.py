@@ -17,13 +17,19 @@ from mcp_state.repositories.base import (
 )
 from mcp_state.types import KNOWLEDGE_STATUSES, KnowledgeItem, KnowledgeVote, VoteCounts
 
-ITEM_ORDER = "coalesce(updated_at, created_at) DESC NULLS LAST, id"
+# Most recently changed first, in commit order (``change_seq``, a new number on every change
+# made here), never by the clock: an update made while the clock stood an hour back still sorts
+# first. Items never changed here (imported, or older than migration 4) have none and follow,
+# by time.
+ITEM_ORDER = "change_seq DESC NULLS LAST, coalesce(updated_at, created_at) DESC NULLS LAST, id"
+NEXT_CHANGE = "nextval('knowledge_change_seq')"
 
 
 class KnowledgeRepository(Repository):
     table = "knowledge_items"
     order_by = ITEM_ORDER
     noun = "knowledge item"
+    hidden = ("change_seq",)
 
     def get_by_id(self, item_id: str) -> KnowledgeItem | None:
         return self._get(item_id)  # type: ignore[return-value]
@@ -49,9 +55,9 @@ class KnowledgeRepository(Repository):
         now = created_at or utc_now()
         with self.db.transaction():
             self.db.execute(
-                """INSERT INTO knowledge_items (id, title, content, category, source_user, tags, status,
-                       contributors, audience, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                f"""INSERT INTO knowledge_items (id, title, content, category, source_user, tags, status,
+                       contributors, audience, created_at, updated_at, change_seq)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NEXT_CHANGE})""",
                 [
                     id,
                     title,
@@ -95,7 +101,8 @@ class KnowledgeRepository(Repository):
                 changes["updated_at"] = utc_now()
                 assignments = ", ".join(f"{col} = ?" for col in changes)  # fixed column names
                 self.db.execute(
-                    f"UPDATE knowledge_items SET {assignments} WHERE id = ?", [*changes.values(), item_id]
+                    f"UPDATE knowledge_items SET {assignments}, change_seq = {NEXT_CHANGE} WHERE id = ?",
+                    [*changes.values(), item_id],
                 )
             return self._require(item_id)  # type: ignore[return-value]
 
@@ -104,7 +111,7 @@ class KnowledgeRepository(Repository):
         with self.db.transaction():
             self._require(item_id)
             self.db.execute(
-                "UPDATE knowledge_items SET status = ?, updated_at = ? WHERE id = ?",
+                f"UPDATE knowledge_items SET status = ?, updated_at = ?, change_seq = {NEXT_CHANGE} WHERE id = ?",
                 [status, utc_now(), item_id],
             )
             return self._require(item_id)  # type: ignore[return-value]
