@@ -91,9 +91,14 @@ async def test_results_say_what_they_did(db_path: Path, mode: str) -> None:
         assert (item["upvotes"], item["downvotes"]) == (1, 1)
 
         page = (await client.call_tool("list_sync_states", {"limit": 1})).structured_content
-        assert (page["total"], page["has_more"], page["next_offset"], len(page["items"])) == (2, True, 1, 1)
-        page = (await client.call_tool("list_sync_states", {"limit": 1, "offset": 1})).structured_content
-        assert (page["has_more"], page["next_offset"]) == (False, None)
+        assert (page["total"], page["has_more"], len(page["items"])) == (2, True, 1)
+        cursor = page["next_cursor"]
+        page = (await client.call_tool("list_sync_states", {"limit": 1, "cursor": cursor})).structured_content
+        assert (page["has_more"], page["next_cursor"], page["items"][0]["table_id"]) == (
+            False,
+            None,
+            "orders",
+        )
 
         history = (await client.call_tool("get_sync_history", {"table_id": "orders"})).structured_content
         assert history["total"] == 2 and [run["rows"] for run in history["items"]] == [120, 100]
@@ -181,10 +186,12 @@ async def test_annotations_and_schemas_are_true(db_path: Path) -> None:
             assert (props["limit"]["minimum"], props["limit"]["maximum"]) == (1, 10_000)
         elif "limit" in props:
             assert (props["limit"]["minimum"], props["limit"]["maximum"]) == (1, 200), tool.name
-            assert "offset" in props and props["offset"]["minimum"] == 0, tool.name
-            assert {"items", "has_more", "next_offset", "total"} <= set(tool.output_schema["properties"]), (
-                tool.name
-            )
+            if "cursor" in props:  # keyset paging
+                out = {"items", "has_more", "next_cursor", "total", "as_of"}
+            else:
+                assert "offset" in props and props["offset"]["minimum"] == 0, tool.name
+                out = {"items", "has_more", "next_offset", "total"}
+            assert out <= set(tool.output_schema["properties"]), tool.name
     schemas = {tool.name: tool.input_schema["properties"] for tool in tools}
     assert schemas["list_users"]["role"]["anyOf"][0]["enum"] == ["admin", "analyst", "viewer"]
     assert schemas["set_knowledge_status"]["status"]["enum"] == [

@@ -118,20 +118,6 @@ class AuditRepository(Repository):
             params.append(after[0])
         return self._list(where, params, limit=limit, offset=offset)  # type: ignore[return-value]
 
-    def actor_seen(self, actor: str) -> bool:
-        """Whether any entry has ``actor`` (case-insensitively) as its actor."""
-        sql = "SELECT 1 FROM audit_log WHERE lower(user_id) = lower(?) LIMIT 1"
-        return self.db.fetch_value(sql, [actor]) is not None
-
-    def actors(self, limit: int = 20) -> list[str]:
-        """Some actors of the log, most recently active first (to suggest one)."""
-        rows = self.db.fetch_all(
-            "SELECT user_id, max(seq) AS last FROM audit_log WHERE user_id IS NOT NULL "
-            "GROUP BY user_id ORDER BY last DESC LIMIT ?",
-            [limit],
-        )
-        return [row["user_id"] for row in rows]
-
     def count(
         self,
         user_id: str | None = None,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -12,28 +11,23 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from pydantic import Field
 
-from mcp_state.gateway import to_utc, utc_now
+from mcp_state.errors import InvalidArgumentError
 from mcp_state.server.resources import to_json
 from mcp_state.server.state import Runtime
+from mcp_state.timespec import parse_time
 
 SHOWN = 20
 AUDIT_SAMPLE = 1000
-_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$", re.IGNORECASE)
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_since(since: str) -> datetime:
-    """``24h``, ``7d``, ``30m``, ``2w``, or an ISO 8601 date/time (UTC when it has no zone)."""
-    match = _RELATIVE.match(since)
-    if match:
-        return utc_now() - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    """``since`` by the one parser (``mcp_state.timespec``), refused as invalid params."""
     try:
-        return to_utc(datetime.fromisoformat(since.strip()))
-    except ValueError:
-        raise MCPError(
-            code=INVALID_PARAMS,
-            message=f"since must be a duration like 24h, 7d, 30m, 2w or an ISO date like 2025-01-31; got {since!r}",
-        ) from None
+        start = parse_time("since", since)
+    except InvalidArgumentError as exc:
+        raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+    assert start is not None
+    return start
 
 
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:

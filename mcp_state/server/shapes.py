@@ -9,12 +9,16 @@ and ``next_offset`` (pass it back as ``offset``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field
 from typing_extensions import TypedDict
 
 from mcp_state.errors import NotFoundError
+from mcp_state.gateway import utc_now
+from mcp_state.server.results import encode_cursor
+from mcp_state.timespec import FORMS
 from mcp_state.types import (
     AuditEntry,
     DatasetPermission,
@@ -23,6 +27,7 @@ from mcp_state.types import (
     PublicUser,
     RegisteredTable,
     Script,
+    SyncFailureSummary,
     SyncHistoryEntry,
     SyncSetting,
     SyncState,
@@ -37,6 +42,12 @@ Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Rows per page, 1 
 Offset = Annotated[
     int, Field(ge=0, le=10_000_000, description="Rows to skip: 0, or next_offset from the previous page.")
 ]
+
+Cursor = Annotated[
+    str | None, Field(max_length=1024, description="next_cursor from the previous page; omit for the first.")
+]
+Since = Annotated[str | None, Field(max_length=64, description=f"From: {FORMS}.")]
+Until = Annotated[str | None, Field(max_length=64, description="Before: same forms as since.")]
 
 
 def ident(description: str) -> Any:
@@ -79,6 +90,21 @@ def page(fetch: Callable[[int, int], list[Any]], limit: int, offset: int, total:
     }
 
 
+def keyset_page(
+    rows: list[Any], limit: int, kind: str, key: Callable[[Any], tuple[Any, ...]], total: int | None = None
+) -> Any:
+    """One keyset page from ``limit + 1`` fetched rows: ``next_cursor`` encodes the last row's sort key."""
+    items = rows[:limit]
+    has_more = len(rows) > limit
+    return {
+        "items": items,
+        "total": total,
+        "has_more": has_more,
+        "next_cursor": encode_cursor(kind, key(items[-1])) if has_more else None,
+        "as_of": utc_now(),
+    }
+
+
 class Deleted(TypedDict):
     deleted: bool
     id: str
@@ -88,14 +114,24 @@ class SyncStatePage(TypedDict):
     items: list[SyncState]
     total: int | None
     has_more: bool
-    next_offset: int | None
+    next_cursor: str | None
+    as_of: datetime
 
 
 class SyncHistoryPage(TypedDict):
     items: list[SyncHistoryEntry]
     total: int | None
     has_more: bool
-    next_offset: int | None
+    next_cursor: str | None
+    as_of: datetime
+
+
+class SyncFailures(TypedDict):
+    since: datetime
+    until: datetime | None
+    items: list[SyncFailureSummary]
+    has_more: bool
+    as_of: datetime
 
 
 class UserSyncSettings(TypedDict):
@@ -151,7 +187,8 @@ class AuditPage(TypedDict):
     items: list[AuditEntry]
     total: int | None
     has_more: bool
-    next_offset: int | None
+    next_cursor: str | None
+    as_of: datetime
 
 
 class LoggedEvent(TypedDict):

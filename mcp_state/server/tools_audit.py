@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
 
+from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset, redact
-from mcp_state.server.shapes import DEFAULT_LIMIT, AuditPage, Count, Limit, LoggedEvent, Offset, page
+from mcp_state.server.results import decode_cursor
+from mcp_state.server.shapes import (
+    DEFAULT_LIMIT,
+    AuditPage,
+    Count,
+    Cursor,
+    Limit,
+    LoggedEvent,
+    Since,
+    Until,
+    keyset_page,
+)
+from mcp_state.timespec import parse_window
 
 audit = Toolset("audit", hint="Call query_audit_log to see recent entries.")
 
@@ -46,7 +58,9 @@ def log_audit_event(
 @audit.read("Query audit log")
 def query_audit_log(
     call: Call,
-    user_id: Annotated[str | None, Field(max_length=1024, description="Only this actor's entries.")] = None,
+    user_id: Annotated[
+        str | None, Field(max_length=1024, description="Only this actor's entries (any case).")
+    ] = None,
     action: Annotated[
         str | None, Field(max_length=200, description="Only this action, e.g. a tool name.")
     ] = None,
@@ -55,23 +69,27 @@ def query_audit_log(
         str | None,
         Field(max_length=200, description="Only this outcome: ok, or an error kind like not_found."),
     ] = None,
-    since: Annotated[
-        datetime | None, Field(description="From this time on (ISO 8601; UTC if no zone).")
-    ] = None,
-    until: Annotated[
-        datetime | None, Field(description="Before this time (ISO 8601; UTC if no zone).")
-    ] = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> AuditPage:
-    """Search the audit log, newest first, by actor, action, resource, outcome and time range."""
-    repo = call.repos.audit
-    filters: dict[str, Any] = {"resource": resource, "since": since, "until": until, "result": result}
-    found = page(
-        lambda n, skip: repo.query(user_id, action, n, offset=skip, **filters),
-        limit,
-        offset,
-        repo.count(user_id, action, **filters),
+    """Search the audit log, newest first, by actor, action, resource, outcome and time (since='24h')."""
+    if user_id is not None:
+        References(call.repos.gateway).actor(user_id)
+    start, end = parse_window(since, until)
+    after = decode_cursor("audit", cursor)
+    rows = call.repos.audit.query(
+        user_id,
+        action,
+        limit + 1,
+        resource=resource,
+        since=start,
+        until=end,
+        result=result,
+        after=after,  # type: ignore[arg-type]
     )
-    found["items"] = [{**entry, "params": redact(entry["params"])} for entry in found["items"]]
-    return found  # type: ignore[no-any-return]
+    rows = [{**entry, "params": redact(entry["params"])} for entry in rows]
+    filters: dict[str, Any] = {"resource": resource, "since": start, "until": end, "result": result}
+    total = call.repos.audit.count(user_id, action, **filters)
+    return keyset_page(rows, limit, "audit", lambda row: (row["seq"],), total)  # type: ignore[no-any-return]
