@@ -87,9 +87,9 @@ def query_audit_log(
         since=start,
         until=end,
         result=result,
-        after=after,  # type: ignore[arg-type]
+        after=after,
     )
     rows = [{**entry, "params": redact(entry["params"])} for entry in rows]
     filters: dict[str, Any] = {"resource": resource, "since": start, "until": end, "result": result}
     total = call.repos.audit.count(user_id, action, **filters)
-    return keyset_page(rows, limit, "audit", lambda row: (row["seq"],), total)  # type: ignore[no-any-return]
+    return keyset_page(rows, limit, "audit", lambda row: (row["seq"],), total)

@@ -52,9 +52,9 @@ def list_sync_states(
     """List every table's latest sync, by table id. Latest only: for failure counts use summarize_sync_failures."""
     repo = call.repos.sync_state
     after = decode_cursor("sync_states", cursor)
-    rows = repo.list_states(status=status, after=after, limit=limit + 1)  # type: ignore[arg-type]
+    rows = repo.list_states(status=status, after=after, limit=limit + 1)
     total = repo.count_states(status=status)
-    return keyset_page(rows, limit, "sync_states", lambda row: (row["table_id"],), total)  # type: ignore[no-any-return]
+    return keyset_page(rows, limit, "sync_states", lambda row: (row["table_id"],), total)
 
 
 @sync.read("Get sync history")
@@ -79,11 +79,11 @@ def get_sync_history(
         status=status,
         since=start,
         until=end,
-        after=after,  # type: ignore[arg-type]
+        after=after,
         limit=limit + 1,
     )
     total = call.repos.sync_state.count_history(table_id, status=status, since=start, until=end)
-    return keyset_page(rows, limit, "sync_history", lambda row: (row["seq"],), total)  # type: ignore[no-any-return]
+    return keyset_page(rows, limit, "sync_history", lambda row: (row["seq"],), total)
 
 
 @sync.read("Summarize sync failures")
