@@ -116,7 +116,7 @@ async def test_scopes_limit_tools_and_name_the_actor(
     user = {"id": "eve@example.com", "email": "eve@example.com"}
     async with running_app(db_path) as app:
         async with mcp_client(app, tokens["read"], mode) as reader:
-            assert len((await reader.list_tools()).tools) == 46
+            assert len((await reader.list_tools()).tools) == 47
             assert not (await reader.call_tool("get_sync_state", {"table_id": "orders"})).is_error
             refused = await reader.call_tool("record_sync", sync)
             assert refused.is_error and refused.content[0].text.endswith("[permission_denied]")

@@ -112,10 +112,13 @@ async def test_results_say_what_they_did(db_path: Path, mode: str) -> None:
             "pending",
         )
 
+        refused = await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": -1})
+        assert "no user has id 'tester'" in error_text(refused)  # the actor is not a user: say who votes
+        carol = "carol@example.com"
         vote = (
-            await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": -1})
+            await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": -1, "user_id": carol})
         ).structured_content
-        assert vote == {"item_id": "km_1", "user_id": "tester", "vote": -1, "upvotes": 1, "downvotes": 2}
+        assert vote == {"item_id": "km_1", "user_id": carol, "vote": -1, "upvotes": 1, "downvotes": 2}
 
         link = (
             await client.call_tool("verify_pending_code", {"user_id": ANA, "code": PENDING_CODE})

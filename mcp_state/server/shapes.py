@@ -110,6 +110,17 @@ class Deleted(TypedDict):
     id: str
 
 
+class RemovedWithUser(TypedDict):
+    votes: int
+    telegram_links: int
+    sync_settings: int
+    dataset_permissions: int
+
+
+class UserDeleted(Deleted):
+    removed: RemovedWithUser
+
+
 class SyncStatePage(TypedDict):
     items: list[SyncState]
     total: int | None

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from mcp_state.errors import InvalidArgumentError
+from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
@@ -153,7 +154,7 @@ def vote_knowledge_item(
     ] = None,
 ) -> VoteResult:
     """Cast or change a vote on a knowledge item; returns its new vote counts."""
-    voter = user_id or call.actor
+    voter = References(call.repos.gateway).user(user_id or call.actor, "user_id (you, when left out)")
     counts = call.repos.knowledge.vote(item_id, voter, vote)
     return {"item_id": item_id, "user_id": voter, "vote": vote, **counts}
 

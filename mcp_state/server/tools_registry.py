@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
@@ -83,7 +84,8 @@ def save_table_profile(
         Field(description="The profile as a JSON object, e.g. {'row_count': 10, 'columns': [...]}."),
     ],
 ) -> TableProfile:
-    """Save a table's latest data profile, replacing the previous one."""
+    """Save a table's latest data profile, replacing the previous one (the table must be registered or synced)."""
+    References(call.repos.gateway).table(table_id)
     return call.repos.profiles.save(table_id, profile)
 
 

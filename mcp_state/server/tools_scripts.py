@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.shapes import DEFAULT_LIMIT, Deleted, Limit, Offset, ScriptId, ScriptPage, found, page
 from mcp_state.types import Script, ScriptStatus
@@ -27,7 +28,8 @@ def deploy_script(
     owner: Annotated[str | None, Field(max_length=1024, description="Owning user; defaults to you.")] = None,
 ) -> Script:
     """Deploy a script, or redeploy one (replacing its name, source and schedule; its run history stays)."""
-    return call.repos.scripts.deploy(id, name, owner=owner or call.actor, schedule=schedule, source=source)
+    owner = References(call.repos.gateway).user(owner or call.actor, "owner (you, when left out)")
+    return call.repos.scripts.deploy(id, name, owner=owner, schedule=schedule, source=source)
 
 
 @scripts.write("Undeploy script", resource="script_id", destructive=True, idempotent=True)
@@ -51,6 +53,8 @@ def list_scripts(
     offset: Offset = 0,
 ) -> ScriptPage:
     """List deployed scripts by name, optionally only one owner's."""
+    if owner is not None:
+        References(call.repos.gateway).user(owner, "owner")
     repo = call.repos.scripts
     return page(lambda n, skip: repo.list_all(owner, limit=n, offset=skip), limit, offset, repo.count(owner))  # type: ignore[no-any-return]
 

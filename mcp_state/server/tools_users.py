@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from mcp_state.errors import InvalidArgumentError
+from mcp_state.repositories.references import References
 from mcp_state.repositories.users import public_user
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.shapes import (
@@ -19,6 +20,7 @@ from mcp_state.server.shapes import (
     Limit,
     Offset,
     PermissionPage,
+    UserDeleted,
     UserId,
     UserPage,
     found,
@@ -92,10 +94,10 @@ def update_user(
 
 
 @users.write("Delete user", resource="user_id", destructive=True, idempotent=True, scope="admin")
-def delete_user(call: Call, user_id: UserId) -> Deleted:
-    """Delete a user with their dataset permissions, sync settings and Telegram link."""
-    call.repos.users.delete(user_id)
-    return {"deleted": True, "id": user_id}
+def delete_user(call: Call, user_id: UserId) -> UserDeleted:
+    """Delete a user and their votes, Telegram link, sync settings, permissions; refused while they own scripts."""
+    removed = call.repos.users.delete(user_id)
+    return {"deleted": True, "id": user_id, "removed": removed}  # type: ignore[typeddict-item]
 
 
 @users.read("List dataset permissions")
@@ -111,6 +113,8 @@ def list_dataset_permissions(
     offset: Offset = 0,
 ) -> PermissionPage:
     """List who has which access (read, write, admin) to which dataset; filter by user or dataset."""
+    if user_id is not None:
+        References(call.repos.gateway).user(user_id)
     repo = call.repos.permissions
     return page(  # type: ignore[no-any-return]
         lambda n, skip: repo.list_all(user_id, dataset, limit=n, offset=skip),
@@ -134,7 +138,7 @@ def grant_dataset_access(
     access: Annotated[Access, Field(description="read < write < admin.")] = "read",
 ) -> DatasetPermission:
     """Give an existing user an access level on a dataset, replacing the level they had."""
-    found(call.repos.users.get_by_id(user_id), "user", user_id)
+    References(call.repos.gateway).user(user_id)
     return call.repos.permissions.grant(user_id, dataset, access)
 
 
