@@ -38,6 +38,7 @@ from mcp import Client
 from server_support import ANA, BOB, PENDING_CODE, SECOND_CODE, seeded_copy
 
 from mcp_state.server import ServerSettings, build_server
+from mcp_state.server.results import encode_cursor
 from mcp_state.server.state import AppState
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
@@ -61,6 +62,8 @@ KNOWN: dict[str, list[str]] = {
         "SELECT 1",
     ],
     "table": ["audit_log", "users", "nope"],
+    "since": ["30m", "24h", "7d", "2w", "2025-01-01", "2025-01-06T09:00:00Z"],
+    "until": ["1m", "2030-01-01T00:00:00+01:00"],
 }
 KNOWN["owner"] = KNOWN["user_id"]
 ANY_KNOWN = sorted({value for values in KNOWN.values() for value in values})
@@ -76,6 +79,10 @@ SPARE: dict[tuple[str, str], list[str]] = {
     ("undeploy_script", "script_id"): ["s_del", "s_s1"],
     ("register_table", "id"): ["orders", "old_table", "t_s1"],
     ("unregister_table", "table_id"): ["old_table", "t_s1"],
+    # cursors are opaque: only ones the tool gave out get through
+    ("query_audit_log", "cursor"): [encode_cursor("audit", (10**9,))],
+    ("get_sync_history", "cursor"): [encode_cursor("sync_history", (10**9,))],
+    ("list_sync_states", "cursor"): [encode_cursor("sync_states", ("a",))],
 }
 
 
