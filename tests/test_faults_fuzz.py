@@ -38,7 +38,7 @@ from mcp import Client
 from server_support import ANA, BOB, PENDING_CODE, SECOND_CODE, seeded_copy
 
 from mcp_state.server import ServerSettings, build_server
-from mcp_state.server.results import encode_cursor
+from mcp_state.server.paging import encode_cursor
 from mcp_state.server.state import AppState
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))

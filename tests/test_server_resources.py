@@ -130,11 +130,11 @@ async def test_prompts(db_path: Path, mode: str) -> None:
             .messages[0]
             .content.text
         )
-        assert '"seeded": 1' in summary
+        assert '"seeded":1' in summary
         recent = (
             (await client.get_prompt("summarize_audit_activity", {"since": "1h"})).messages[0].content.text
         )
-        assert '"entries": 0' in recent
+        assert '"entries":0' in recent
         with pytest.raises(MCPError, match="since must be"):
             await client.get_prompt("summarize_audit_activity", {"since": "last tuesday"})
 
@@ -142,5 +142,5 @@ async def test_prompts(db_path: Path, mode: str) -> None:
 async def test_instructions(db_path: Path) -> None:
     async with connect(db_path) as client:
         instructions = client.instructions or ""
-    assert "state://schema" in instructions and "next_offset" in instructions
+    assert "state://schema" in instructions and "next_cursor" in instructions
     assert len(instructions.splitlines()) <= 6

@@ -49,6 +49,13 @@ def register(subparsers: Any) -> None:
         metavar="HOST",
         help="HTTP: also accept this Host header, e.g. a DNS name clients use (repeatable)",
     )
+    parser.add_argument(
+        "--max-result-chars",
+        type=int,
+        metavar="N",
+        help="result budget: characters of text per tool result, resource or prompt "
+        "(default: $MCP_STATE_MAX_RESULT_CHARS, else 20000)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -67,6 +74,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         host=args.host,
         port=args.port,
         allowed_hosts=tuple(args.allowed_host),
+        max_result_chars=args.max_result_chars,
     ).resolved()
 
 

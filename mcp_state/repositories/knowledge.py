@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import Json, utc_now
 from mcp_state.repositories.base import (
+    Order,
     Repository,
     check_choice,
     check_id,
     check_page,
     check_str_list,
+    keyset,
     like_pattern,
+    order_sql,
 )
+from mcp_state.schema import KNOWLEDGE_WORDS_OF
 from mcp_state.types import KNOWLEDGE_STATUSES, KnowledgeItem, KnowledgeVote, VoteCounts
 
 # Most recently changed first, in commit order (``change_seq``, a new number on every change
@@ -23,6 +28,48 @@ from mcp_state.types import KNOWLEDGE_STATUSES, KnowledgeItem, KnowledgeVote, Vo
 # by time.
 ITEM_ORDER = "change_seq DESC NULLS LAST, coalesce(updated_at, created_at) DESC NULLS LAST, id"
 NEXT_CHANGE = "nextval('knowledge_change_seq')"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CHANGED = "coalesce(updated_at, created_at, TIMESTAMP '1970-01-01')"
+_CREATED = "coalesce(created_at, TIMESTAMP '1970-01-01')"
+_CHANGE = "coalesce(change_seq, 0)"  # commit order of the last change; 0: never changed here
+# Listing orders by name: (expression, descending) pairs, unique per row, never NULL.
+SORTS: dict[str, Order] = {
+    "updated": ((_CHANGE, True), (_CHANGED, True), ("id", False)),
+    "created": ((_CREATED, True), ("id", False)),
+    "votes": (("score", True), (_CHANGED, True), ("id", False)),
+}
+VOTE_ORDER: Order = (("coalesce(voted_at, TIMESTAMP '1970-01-01')", True), ("user_id", False))
+SNIPPET = 200
+# A summary: the item without its content (a snippet instead), with its vote counts.
+_SUMMARY_COLUMNS = (
+    f"id, title, status, category, tags, updated_at, created_at, {_CHANGE} AS change_seq, "
+    f"regexp_replace(left(coalesce(content, ''), {SNIPPET * 2}), '\\s+', ' ', 'g') AS snippet"
+)
+_VOTES = """(SELECT item_id, count(*) FILTER (WHERE vote > 0) AS upvotes,
+                    count(*) FILTER (WHERE vote < 0) AS downvotes
+             FROM knowledge_votes GROUP BY item_id)"""
+
+
+def reindex_sql(ids_sql: str) -> list[str]:
+    """Statements that rebuild the word index of the items whose ids ``ids_sql`` selects."""
+    return [
+        f"DELETE FROM knowledge_words WHERE item_id IN ({ids_sql})",
+        KNOWLEDGE_WORDS_OF.format(where=f"WHERE id IN ({ids_sql})"),
+    ]
+
+
+def vote_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row.get("voted_at") or EPOCH, row["user_id"])
+
+
+def sort_key(sort: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    """The sort key of a summary row in ``sort`` (what the next page starts after)."""
+    changed = row.get("updated_at") or row.get("created_at") or EPOCH
+    if sort == "created":
+        return (row.get("created_at") or EPOCH, row["id"])
+    if sort == "votes":
+        return (row["upvotes"] - row["downvotes"], changed, row["id"])
+    return (row["change_seq"], changed, row["id"])
 
 
 class KnowledgeRepository(Repository):
@@ -72,6 +119,7 @@ class KnowledgeRepository(Repository):
                     now,
                 ],
             )
+            self._index(id)
             return self._require(id)  # type: ignore[return-value]
 
     def update(
@@ -104,6 +152,8 @@ class KnowledgeRepository(Repository):
                     f"UPDATE knowledge_items SET {assignments}, change_seq = {NEXT_CHANGE} WHERE id = ?",
                     [*changes.values(), item_id],
                 )
+                if {"title", "content", "tags"} & set(changes):
+                    self._index(item_id)
             return self._require(item_id)  # type: ignore[return-value]
 
     def update_status(self, item_id: str, status: str) -> KnowledgeItem:
@@ -121,11 +171,24 @@ class KnowledgeRepository(Repository):
         with self.db.transaction():
             self._require(item_id)
             self.db.execute("DELETE FROM knowledge_votes WHERE item_id = ?", [item_id])
+            self.db.execute("DELETE FROM knowledge_words WHERE item_id = ?", [item_id])
             self._delete(item_id)
 
-    def _filters(self, statuses: list[str] | None, category: str | None) -> tuple[str, list[Any]]:
+    def _index(self, item_id: str) -> None:
+        """Rebuild the item's rows of the word index (inside the caller's transaction)."""
+        for sql in reindex_sql("?"):
+            self.db.execute(sql, [item_id])
+
+    def _filters(
+        self, statuses: Sequence[str] | None, category: str | None, tag: str | None = None
+    ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
+        if tag:
+            clauses.append(
+                "list_contains(from_json(lower(CAST(tags AS VARCHAR)), '[\"VARCHAR\"]'), lower(?))"
+            )
+            params.append(tag)
         if statuses:
             for status in statuses:
                 check_choice("status", status, KNOWLEDGE_STATUSES)
@@ -138,7 +201,7 @@ class KnowledgeRepository(Repository):
 
     def list_items(
         self,
-        statuses: list[str] | None = None,
+        statuses: Sequence[str] | None = None,
         category: str | None = None,
         limit: int = 100,
         offset: int = 0,
@@ -146,12 +209,12 @@ class KnowledgeRepository(Repository):
         where, params = self._filters(statuses, category)
         return self._list(where, params, limit=limit, offset=offset)  # type: ignore[return-value]
 
-    def count_items(self, statuses: list[str] | None = None, category: str | None = None) -> int:
+    def count_items(self, statuses: Sequence[str] | None = None, category: str | None = None) -> int:
         where, params = self._filters(statuses, category)
         return self._count(where, params)
 
     def search(
-        self, query: str, limit: int | None = 100, offset: int = 0, statuses: list[str] | None = None
+        self, query: str, limit: int | None = 100, offset: int = 0, statuses: Sequence[str] | None = None
     ) -> list[KnowledgeItem]:
         """Items whose title or content contains ``query`` (case-insensitive; % _ \\ are literal)."""
         if not isinstance(query, str) or not query.strip():
@@ -161,6 +224,95 @@ class KnowledgeRepository(Repository):
         clause = "(title ILIKE ? ESCAPE '\\' OR content ILIKE ? ESCAPE '\\')"
         where = f"{clause} AND {where}" if where else clause
         return self._list(where, [pattern, pattern, *params], limit=limit, offset=offset)  # type: ignore[return-value]
+
+    def list_summaries(
+        self,
+        statuses: Sequence[str] | None = None,
+        category: str | None = None,
+        tag: str | None = None,
+        sort: str = "updated",
+        limit: int = 50,
+        after: tuple[Any, ...] | None = None,
+        include_content: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Items as summaries (a snippet for the content) with vote counts, in ``sort`` order."""
+        check_choice("sort", sort, SORTS)
+        where, params = self._filters(statuses, category, tag)
+        columns = _SUMMARY_COLUMNS + (", content" if include_content else "")
+        table = None
+        if sort == "votes":
+            table = f"""(SELECT k.*, coalesce(v.upvotes, 0) AS upvotes, coalesce(v.downvotes, 0) AS downvotes,
+                             coalesce(v.upvotes, 0) - coalesce(v.downvotes, 0) AS score
+                         FROM knowledge_items k LEFT JOIN {_VOTES} v ON v.item_id = k.id) AS t"""
+            columns += ", upvotes, downvotes"
+        rows = self._list(
+            where, params, limit=limit, after=after, order=SORTS[sort], table=table, select=columns
+        )
+        if sort != "votes":
+            self._add_votes(rows)
+        return [_summary(row) for row in rows]
+
+    def _add_votes(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        counts = {
+            row["item_id"]: row
+            for row in self.db.fetch_all(
+                f"""SELECT item_id, count(*) FILTER (WHERE vote > 0) AS upvotes,
+                           count(*) FILTER (WHERE vote < 0) AS downvotes
+                    FROM knowledge_votes WHERE item_id IN ({", ".join("?" for _ in rows)}) GROUP BY item_id""",
+                [row["id"] for row in rows],
+            )
+        }
+        for row in rows:
+            found = counts.get(row["id"], {})
+            row["upvotes"] = int(found.get("upvotes", 0))
+            row["downvotes"] = int(found.get("downvotes", 0))
+
+    def search_ranked(
+        self,
+        query: str,
+        statuses: Sequence[str] | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        after: tuple[Any, ...] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Items with any word of ``query`` in their title, tags or content, best first.
+
+        ``score``: the number of query words the item has, plus up to 0.5 for words in its
+        title and 0.25 for words in its tags (so more words, then title matches, rank higher).
+        Read from the word index; a summary's snippet is taken around the first match.
+        """
+        words = self.query_words(query)
+        if not words:
+            raise InvalidArgumentError("query has no words to search for (letters or digits)")
+        where, params = self._filters(statuses, None, tag)
+        n = len(words)
+        condition, more = keyset((("score", True), ("id", False)), after)
+        outer = " AND ".join(f"({c})" for c in (where, condition) if c)
+        rows = self.db.fetch_all(
+            f"""WITH hits AS (
+                    SELECT item_id, count(*) AS matched, count(*) FILTER (WHERE in_title) AS titled,
+                           count(*) FILTER (WHERE in_tags) AS tagged
+                    FROM knowledge_words WHERE word IN ({", ".join("?" for _ in words)}) GROUP BY item_id)
+                SELECT * FROM (
+                    SELECT {_SUMMARY_COLUMNS},
+                           round(h.matched + 0.5 * h.titled / {n} + 0.25 * h.tagged / {n}, 6)::DOUBLE AS score,
+                           left(k.content, 20000) AS _text
+                    FROM hits h JOIN knowledge_items k ON k.id = h.item_id) AS t
+                {"WHERE " + outer if outer else ""}
+                ORDER BY {order_sql((("score", True), ("id", False)))} LIMIT ?""",
+            [*words, *params, *more, limit],
+        )
+        self._add_votes(rows)
+        return [_summary(row, words) for row in rows]
+
+    def query_words(self, query: str) -> list[str]:
+        """The words of ``query`` as the index splits them (lower case letters and digits), at most 20."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidArgumentError("query must be a non-empty string")
+        found = self.db.fetch_value(r"SELECT regexp_extract_all(lower(?), '[\pL\pN]+')", [query]) or []
+        return list(dict.fromkeys(w for w in found if len(w) <= 64))[:20]
 
     def vote(self, item_id: str, user_id: str, vote: int) -> VoteCounts:
         """Cast or change ``user_id``'s vote (+1 or -1) on an existing item."""
@@ -184,13 +336,37 @@ class KnowledgeRepository(Repository):
         assert row is not None
         return {"upvotes": int(row["upvotes"]), "downvotes": int(row["downvotes"])}
 
-    def list_votes(self, item_id: str, limit: int | None = None, offset: int = 0) -> list[KnowledgeVote]:
+    def list_votes(
+        self, item_id: str, limit: int | None = None, offset: int = 0, after: tuple[Any, ...] | None = None
+    ) -> list[KnowledgeVote]:
         check_page(limit, offset)
         return self._list(  # type: ignore[return-value]
             "item_id = ?",
             [item_id],
             limit=limit,
             offset=offset,
-            order_by="voted_at DESC, user_id",
+            order=VOTE_ORDER,
             table="knowledge_votes",
+            after=after,
         )
+
+
+def _summary(row: dict[str, Any], words: list[str] | None = None) -> dict[str, Any]:
+    """A summary row: the snippet cut to ``SNIPPET`` characters (around the first query word)."""
+    text = row.pop("_text", None)
+    snippet = row.get("snippet") or ""
+    if words and text:
+        snippet = _around(" ".join(text.split()), words)
+    row["snippet"] = snippet if len(snippet) <= SNIPPET else snippet[: SNIPPET - 1] + "…"
+    return row
+
+
+def _around(text: str, words: list[str]) -> str:
+    """About ``SNIPPET`` characters of ``text`` around the first of ``words`` in it."""
+    lowered = text.lower()
+    hits = [i for i in (lowered.find(w) for w in words) if i >= 0]
+    if not hits:
+        return text[:SNIPPET]
+    start = max(0, min(hits) - SNIPPET // 4)
+    part = text[start : start + SNIPPET - (1 if start else 0)]
+    return ("…" + part) if start else part

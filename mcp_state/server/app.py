@@ -12,6 +12,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, InputRequiredResult
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
@@ -20,7 +21,8 @@ from mcp_state import __version__
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.server import prompts, resources
 from mcp_state.server.audit import ToolSpec, audit_rejected
-from mcp_state.server.errors import invalid_arguments
+from mcp_state.server.errors import invalid_arguments, tool_error
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, bound_result
 from mcp_state.server.shapes import compact_schema
 from mcp_state.server.state import AppState, Runtime, ServerSettings
 from mcp_state.server.tools_audit import audit
@@ -56,7 +58,7 @@ INSTRUCTIONS = """\
 mcp-state holds an application's operational state: data-table syncs, users and dataset \
 permissions, a knowledge base with votes, the audit log, Telegram links, scripts and the table registry.
 Read with get_*/list_*/search_* tools (lists are paged: while has_more is true, call again with \
-offset=next_offset); change state with the other tools. Every change is audited with you as the actor.
+cursor=next_cursor; results are cut to a character budget and say so with truncated); change state with the other tools. Every change is audited with you as the actor.
 Resources: state://schema (every table and column, for SQL), state://sync (all tables' sync status), \
 state://sync/{table_id}, state://sync/{table_id}/history, state://knowledge/{item_id}, \
 state://users/{user_id}, state://tables/{table_id}, state://audit/recent.
@@ -68,16 +70,17 @@ Errors say what to do next. Passwords, tokens and one-time codes are never shown
 class StateServer(MCPServer[AppState]):
     """``MCPServer`` that audits, and words without echoing values, calls rejected by the input schema."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_result_chars: int = DEFAULT_MAX_RESULT_CHARS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.audited_tools: dict[str, ToolSpec] = {}
+        self.max_result_chars = max_result_chars
 
     async def list_tools(self) -> list[MCPTool]:
         """The tools with compacted schemas (same validation, fewer bytes of an agent's context)."""
         return [
             tool.model_copy(
                 update={
-                    "input_schema": compact_schema(tool.input_schema),
+                    "input_schema": closed(compact_schema(tool.input_schema)),
                     "output_schema": None
                     if tool.output_schema is None
                     else compact_schema(tool.output_schema),
@@ -90,7 +93,14 @@ class StateServer(MCPServer[AppState]):
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
-            return await super().call_tool(name, arguments, context)
+            refuse_unknown_arguments(self._tool_manager.get_tool(name), arguments or {})
+            result = await super().call_tool(name, arguments, context)
+            return bound_result(result, self.max_result_chars)
+        except InvalidArgumentError as exc:
+            spec = self.audited_tools.get(name)
+            if spec is not None and context is not None:
+                await audit_rejected(spec, context, arguments)  # type: ignore[arg-type]
+            raise tool_error(name, exc) from None
         except ToolError as exc:
             cause = exc.__cause__
             if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
@@ -99,6 +109,24 @@ class StateServer(MCPServer[AppState]):
             if spec is not None and context is not None:
                 await audit_rejected(spec, context, arguments)
             raise invalid_arguments(name, cause) from None
+
+
+def closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema that says what ``refuse_unknown_arguments`` does: no other properties."""
+    return {**schema, "additionalProperties": False}
+
+
+def refuse_unknown_arguments(tool: Tool | None, arguments: Mapping[str, Any]) -> None:
+    """``InvalidArgumentError`` naming each argument ``tool`` does not have, and listing those it has."""
+    if tool is None:
+        return
+    known = tool.parameters.get("properties", {})
+    unknown = [name for name in arguments if name not in known]
+    if unknown:
+        raise InvalidArgumentError(
+            f"{tool.name} has no argument {', '.join(repr(n) for n in unknown)}; "
+            f"its arguments are: {', '.join(known) or 'none'}"
+        )
 
 
 def selected_toolsets(
@@ -131,6 +159,7 @@ def build_server(settings: ServerSettings | None = None) -> StateServer:
         version=__version__,
         lifespan=runtime.lifespan,
         log_level=settings.log_level,
+        max_result_chars=settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS,
         **auth_kwargs,
     )
     for name in selected_toolsets(settings):

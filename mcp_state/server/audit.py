@@ -17,16 +17,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import TypeAdapter
 
 from mcp_state.errors import DatabaseLockedError
 from mcp_state.server.errors import error_kind, permission_denied, tool_error
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, tool_result
 from mcp_state.server.state import AppState, Repos, ServerSettings
 
 logger = logging.getLogger("mcp_state.server")
@@ -54,6 +55,7 @@ class Call:
 
     repos: Repos
     actor: str
+    budget: int = DEFAULT_MAX_RESULT_CHARS  # the result budget, for tools that read large fields in parts
 
 
 Resource = str | Callable[[Mapping[str, Any], Any], str | None] | None
@@ -183,11 +185,11 @@ def _handler(spec: ToolSpec) -> Callable[..., Any]:
         return await run_tool(spec, ctx, arguments)
 
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
-    handler.__signature__ = sig.replace(parameters=[*params, ctx_param])  # type: ignore[attr-defined]
-    handler.__annotations__ = {p.name: p.annotation for p in params} | {
-        "ctx": Context,
-        "return": sig.return_annotation,
-    }
+    # The SDK publishes (and checks results against) the body's return type; the handler returns
+    # the result already rendered within the budget (results.tool_result).
+    returns = Annotated[CallToolResult, sig.return_annotation]
+    handler.__signature__ = sig.replace(parameters=[*params, ctx_param], return_annotation=returns)  # type: ignore[attr-defined]
+    handler.__annotations__ = {p.name: p.annotation for p in params} | {"ctx": Context, "return": returns}
     handler.__name__ = handler.__qualname__ = spec.name
     handler.__doc__ = spec.description
     return handler
@@ -210,24 +212,30 @@ def caller_of(ctx: Context, settings: ServerSettings) -> Caller:
     return Caller(token.client_id, token.scopes[0] if token.scopes else "read")
 
 
-async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> Any:
+async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> CallToolResult:
     started = time.perf_counter()
     state: AppState = ctx.request_context.lifespan_context
     caller = caller_of(ctx, state.settings)
     if spec.mutating:
-        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started)
-    if state.settings.transport == "stdio" and state.db.is_open:
+        value = await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started)
+    elif state.settings.transport == "stdio" and state.db.is_open:
         # One client and the file already open: the read costs less than a hop to a worker
         # thread. Over HTTP (many clients), and when the file may need opening (which can
         # wait for another process's lock), reads run on a worker thread like writes.
-        return _read(spec, state, caller, arguments)
-    return await anyio.to_thread.run_sync(_read, spec, state, caller, arguments)
+        value = _read(spec, state, caller, arguments)
+    else:
+        value = await anyio.to_thread.run_sync(_read, spec, state, caller, arguments)
+    return tool_result(value, _budget(state))
+
+
+def _budget(state: AppState) -> int:
+    return state.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
 
 
 def _read(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any]) -> Any:
     try:
         _require_scope(spec, caller)
-        return spec.fn(Call(state.repos, caller.actor), **arguments)
+        return spec.fn(Call(state.repos, caller.actor, _budget(state)), **arguments)
     except Exception as exc:
         raise tool_error(spec.name, exc, spec.hint) from None
 
@@ -237,7 +245,7 @@ def _write(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str,
     try:
         _require_scope(spec, caller)
         with repos.gateway.transaction():
-            result = spec.fn(Call(repos, caller.actor), **arguments)
+            result = spec.fn(Call(repos, caller.actor, _budget(state)), **arguments)
             spec.output.validate_python(result)
             repos.audit.log(
                 user_id=caller.actor,

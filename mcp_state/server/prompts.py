@@ -12,7 +12,7 @@ from mcp_types import INVALID_PARAMS
 from pydantic import Field
 
 from mcp_state.errors import InvalidArgumentError
-from mcp_state.server.resources import to_json
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, prompt_text
 from mcp_state.server.state import Runtime
 from mcp_state.timespec import parse_time
 
@@ -31,6 +31,8 @@ def parse_since(since: str) -> datetime:
 
 
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
+    budget = runtime.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
+
     @mcp.prompt(title="Triage sync failures")
     def triage_sync_failures() -> str:
         """Investigate the tables whose latest sync failed and propose fixes."""
@@ -39,31 +41,34 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
         total = repos.sync_state.count_states(status="error")
         if not failing:
             return "No table's latest sync failed (state://sync has the overview). Report that all syncs are healthy."
-        return (
+        return prompt_text(
             f"{total} table(s) have a failed latest sync; the first {len(failing)} are below.\n"
             "For each table: call get_sync_history(table_id) to see when it started failing and whether it "
             "ever succeeded, get_registered_table(table_id) for its sync strategy and primary key, and "
             "get_table_profile(table_id) if the error points at the data. Then group the tables by likely "
             "cause, and for each group propose the fix and who should act. Do not change any state unless asked.\n\n"
-            f"Failing tables:\n{to_json(failing)}"
+            "Failing tables:",
+            failing,
+            budget,
         )
 
     @mcp.prompt(title="Review pending knowledge")
     def review_pending_knowledge() -> str:
         """Review knowledge items waiting for approval and recommend approve or reject for each."""
         repos = runtime.state.repos
-        pending = repos.knowledge.list_items(["pending"], limit=SHOWN)
+        items = repos.knowledge.list_summaries(["pending"], limit=SHOWN)
         total = repos.knowledge.count_items(["pending"])
-        if not pending:
+        if not items:
             return "No knowledge item is pending review. Report that the review queue is empty."
-        items = [{**item, **repos.knowledge.get_votes(item["id"])} for item in pending]
-        return (
+        return prompt_text(
             f"{total} knowledge item(s) are pending review; the {len(items)} most recently changed are below "
-            "with their votes. For each: check it is accurate, specific and not a duplicate "
+            "with their votes (get_knowledge_item has the full content). For each: check it is accurate, specific and not a duplicate "
             "(search_knowledge with its key terms), then recommend approve or reject with one line of reasoning. "
             "Only after the user confirms, apply each decision with set_knowledge_status(item_id, 'approved' or "
             "'rejected').\n\n"
-            f"Pending items:\n{to_json(items)}"
+            "Pending items:",
+            items,
+            budget,
         )
 
     @mcp.prompt(title="Summarize audit activity")
@@ -91,9 +96,11 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "by_result": dict(Counter(e["result"] or "none" for e in entries).most_common()),
             "recent_failures": failures,
         }
-        return (
+        return prompt_text(
             f"Summarize the audit activity since {start.isoformat()} for an operator: the main kinds of change, "
             "who made them, anything unusual (bursts, failures, deletes, permission changes), and what deserves a "
             "follow-up. Use query_audit_log(since=..., action=...) to look closer at anything notable.\n\n"
-            f"Activity:\n{to_json(summary)}"
+            "Activity:",
+            summary,
+            budget,
         )

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
-import pydantic_core
 from mcp.server.mcpserver import MCPServer
 from mcp_types import (
     Completion,
@@ -32,6 +31,7 @@ from mcp_state.schema import (
 )
 from mcp_state.server.audit import redact
 from mcp_state.server.errors import resource_error
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, resource_text
 from mcp_state.server.shapes import found
 from mcp_state.server.state import Repos, Runtime
 
@@ -48,10 +48,6 @@ TEMPLATE_IDS = {
     "state://tables/{table_id}": ("table_registry", "id"),
 }
 PROMPT_SUGGESTIONS = {("summarize_audit_activity", "since"): ["1h", "24h", "7d", "30d"]}
-
-
-def to_json(value: Any) -> str:
-    return pydantic_core.to_json(value, indent=2, fallback=str).decode()
 
 
 def schema_document(repos: Repos) -> dict[str, Any]:
@@ -92,11 +88,13 @@ def schema_document(repos: Repos) -> dict[str, Any]:
 
 
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
+    budget = runtime.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
+
     def resource(uri: str, title: str, description: str) -> Callable[[Callable[..., Any]], Any]:
         def decorator(fn: Callable[..., Any]) -> Any:
             def guarded(**kwargs: Any) -> str:
                 try:
-                    return to_json(fn(runtime.state.repos, **kwargs))
+                    return resource_text(fn(runtime.state.repos, **kwargs), budget)
                 except Exception as exc:
                     raise resource_error(uri, exc) from None
 

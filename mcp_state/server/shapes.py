@@ -2,22 +2,20 @@
 
 Arguments are ``Annotated`` types with JSON Schema constraints and a description; results
 are ``TypedDict``s (from ``mcp_state.types`` for rows, here for pages), so every tool has an
-output schema. Lists are paged: ``items``, ``total`` (null when not counted), ``has_more``
-and ``next_offset`` (pass it back as ``offset``).
+output schema. Lists are paged (``paging.Page``): ``items``, ``has_more``, ``next_cursor`` (pass it back as
+``cursor``), ``total`` (null when not counted) and ``as_of``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
 from pydantic import Field
 from typing_extensions import TypedDict
 
 from mcp_state.errors import NotFoundError
-from mcp_state.gateway import utc_now
-from mcp_state.server.results import encode_cursor
+from mcp_state.server.paging import Page, Truncation
 from mcp_state.timespec import FORMS
 from mcp_state.types import (
     AuditEntry,
@@ -42,10 +40,8 @@ Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Rows per page, 1 
 Offset = Annotated[
     int, Field(ge=0, le=10_000_000, description="Rows to skip: 0, or next_offset from the previous page.")
 ]
+Cursor = Annotated[str | None, Field(max_length=2000, description="next_cursor of the previous page.")]
 
-Cursor = Annotated[
-    str | None, Field(max_length=1024, description="next_cursor from the previous page; omit for the first.")
-]
 Since = Annotated[str | None, Field(max_length=64, description=f"From: {FORMS}.")]
 Until = Annotated[str | None, Field(max_length=64, description="Before: same forms as since.")]
 
@@ -77,34 +73,6 @@ def found(row: T | None, what: str, key: str) -> T:
     return row
 
 
-def page(fetch: Callable[[int, int], list[Any]], limit: int, offset: int, total: int | None = None) -> Any:
-    """One page: fetches ``limit + 1`` rows to know exactly whether more exist."""
-    rows = fetch(limit + 1, offset)
-    has_more = len(rows) > limit
-    items = rows[:limit]
-    return {
-        "items": items,
-        "total": total,
-        "has_more": has_more,
-        "next_offset": offset + len(items) if has_more else None,
-    }
-
-
-def keyset_page(
-    rows: list[Any], limit: int, kind: str, key: Callable[[Any], tuple[Any, ...]], total: int | None = None
-) -> Any:
-    """One keyset page from ``limit + 1`` fetched rows: ``next_cursor`` encodes the last row's sort key."""
-    items = rows[:limit]
-    has_more = len(rows) > limit
-    return {
-        "items": items,
-        "total": total,
-        "has_more": has_more,
-        "next_cursor": encode_cursor(kind, key(items[-1])) if has_more else None,
-        "as_of": utc_now(),
-    }
-
-
 class Deleted(TypedDict):
     deleted: bool
     id: str
@@ -121,23 +89,17 @@ class UserDeleted(Deleted):
     removed: RemovedWithUser
 
 
-class SyncStatePage(TypedDict):
+class SyncStatePage(Page):
     items: list[SyncState]
-    total: int | None
-    has_more: bool
-    next_cursor: str | None
-    as_of: datetime
 
 
-class SyncHistoryPage(TypedDict):
+class SyncHistoryPage(Page):
     items: list[SyncHistoryEntry]
-    total: int | None
-    has_more: bool
-    next_cursor: str | None
-    as_of: datetime
 
 
-class SyncFailures(TypedDict):
+class SyncFailures(Truncation):
+    """Failed syncs per table in [since, until), most failures first."""
+
     since: datetime
     until: datetime | None
     items: list[SyncFailureSummary]
@@ -145,35 +107,55 @@ class SyncFailures(TypedDict):
     as_of: datetime
 
 
+class AuditPage(Page):
+    items: list[AuditEntry]
+
+
 class UserSyncSettings(TypedDict):
     user_id: str
     items: list[SyncSetting]
 
 
-class UserPage(TypedDict):
-    items: list[PublicUser]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
+class KnowledgeSummary(TypedDict):
+    """A knowledge item in a list: its content only as a snippet (``include_content`` for all of it)."""
 
-
-class PermissionPage(TypedDict):
-    items: list[DatasetPermission]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
-
-
-class KnowledgeItemWithVotes(KnowledgeItem):
+    id: str
+    title: str
+    status: str | None
+    category: str | None
+    tags: list[str] | None
+    snippet: str | None
     upvotes: int
     downvotes: int
+    updated_at: datetime | None
+    content: NotRequired[str | None]
 
 
-class KnowledgePage(TypedDict):
-    items: list[KnowledgeItem]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
+class KnowledgeHit(KnowledgeSummary):
+    score: float
+
+
+class KnowledgeItemWithVotes(KnowledgeItem, Truncation):
+    upvotes: int
+    downvotes: int
+    content_chars: NotRequired[int]
+    next_content_offset: NotRequired[int | None]
+
+
+class KnowledgeConfirmation(TypedDict):
+    """A written knowledge item without its content (``content_chars`` says how long it is)."""
+
+    id: str
+    title: str
+    category: str | None
+    tags: list[str] | None
+    status: str | None
+    audience: str | None
+    source_user: str | None
+    contributors: list[str] | None
+    content_chars: int
+    created_at: datetime | None
+    updated_at: datetime | None
 
 
 class VoteResult(TypedDict):
@@ -184,87 +166,89 @@ class VoteResult(TypedDict):
     downvotes: int
 
 
-class KnowledgeVotes(TypedDict):
+class KnowledgeVotes(Page):
+    items: list[KnowledgeVote]
     item_id: str
     upvotes: int
     downvotes: int
-    items: list[KnowledgeVote]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
-
-
-class AuditPage(TypedDict):
-    items: list[AuditEntry]
-    total: int | None
-    has_more: bool
-    next_cursor: str | None
-    as_of: datetime
 
 
 class LoggedEvent(TypedDict):
     id: str
 
 
-class TelegramLinkPage(TypedDict):
+class ScriptSummary(TypedDict):
+    """A script without its source (``source_chars`` says how long it is)."""
+
+    id: str
+    name: str
+    owner: str | None
+    schedule: str | None
+    deployed_at: datetime | None
+    last_run: datetime | None
+    last_status: str | None
+    source_chars: int
+
+
+class ScriptDetail(Script, Truncation):
+    source_chars: NotRequired[int]
+    next_source_offset: NotRequired[int | None]
+
+
+class ProfileSummary(TypedDict):
+    table_id: str
+    profiled_at: datetime | None
+    column_count: int
+    size_chars: int
+
+
+class ProfileConfirmation(ProfileSummary):
+    pass
+
+
+class ProfileDetail(TableProfile, Truncation):
+    pass
+
+
+class UserPage(Page):
+    items: list[PublicUser]
+
+
+class PermissionPage(Page):
+    items: list[DatasetPermission]
+
+
+class KnowledgePage(Page):
+    items: list[KnowledgeSummary]
+
+
+class KnowledgeSearchPage(Page):
+    items: list[KnowledgeHit]
+
+
+class TelegramLinkPage(Page):
     items: list[TelegramLink]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
 
 
-class ScriptPage(TypedDict):
-    items: list[Script]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
+class ScriptPage(Page):
+    items: list[ScriptSummary]
 
 
-class RegisteredTablePage(TypedDict):
+class RegisteredTablePage(Page):
     items: list[RegisteredTable]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
 
 
-class TableProfilePage(TypedDict):
-    items: list[TableProfile]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
-
-
-# Keywords that only constrain one JSON type, so ``anyOf [X, null]`` can fold into ``type: [X, "null"]``.
-_FOLDABLE = frozenset(
-    {
-        "type",
-        "format",
-        "items",
-        "description",
-        "default",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "minItems",
-        "maxItems",
-        "properties",
-        "required",
-        "additionalProperties",
-    }
-)
+class TableProfilePage(Page):
+    items: list[ProfileSummary]
 
 
 def compact_schema(schema: Any) -> Any:
     """The same JSON Schema, shorter: agents pay for ``tools/list`` in context.
 
-    Drops ``title`` annotations (pydantic's "Table Id" echoes of property names), folds
-    ``anyOf: [{type: X, ...}, {type: null}]`` into ``type: [X, "null"]``, and puts a ``$defs``
+    Drops ``title`` annotations (pydantic's "Table Id" echoes of property names) and puts a ``$defs``
     entry used once in place of its ``$ref`` (clients validate every result against the output
     schema, and resolving a ``$ref`` per list item was most of that work). Validation is unchanged.
+    Nullable types stay ``anyOf [X, null]``: type arrays fail strict portability checks.
     """
     return _compact(inline_single_refs(schema))
 
@@ -339,15 +323,4 @@ def _compact(schema: Any) -> Any:
     for names in ("properties", "$defs"):  # keys here are names, not keywords: keep a field called "title"
         if isinstance(schema.get(names), dict):
             out[names] = {name: _compact(sub) for name, sub in schema[names].items()}
-    any_of = out.get("anyOf")
-    if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
-        other = any_of[0] if any_of[1] == {"type": "null"} else any_of[1]
-        if (
-            isinstance(other, dict)
-            and isinstance(other.get("type"), str)
-            and set(other) <= _FOLDABLE
-            and not set(other) & (set(out) - {"anyOf"})
-        ):
-            rest = {key: value for key, value in out.items() if key != "anyOf"}
-            out = {**other, "type": [other["type"], "null"], **rest}
     return out

@@ -30,6 +30,7 @@ from mcp_state.repositories.sync_state import SyncStateRepository
 from mcp_state.repositories.table_registry import TableRegistryRepository
 from mcp_state.repositories.tokens import TokenRepository
 from mcp_state.repositories.users import UserRepository
+from mcp_state.server.results import max_result_chars
 from mcp_state.sql.engine import SqlEngine
 from mcp_state.sql.hardening import harden, hardened_config
 
@@ -76,6 +77,7 @@ class ServerSettings:
     idle_release: float | None = None
     code_ttl: float | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
+    max_result_chars: int | None = None
 
     def resolved(self) -> ServerSettings:
         """These settings with every ``None`` taken from the environment (read now, not at import)."""
@@ -89,6 +91,7 @@ class ServerSettings:
                 if self.idle_release is None
                 else self.idle_release
             ),
+            max_result_chars=max_result_chars(self.max_result_chars),
             code_ttl=_env_float("MCP_STATE_CODE_TTL", DEFAULT_CODE_TTL)
             if self.code_ttl is None
             else self.code_ttl,

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset, redact
-from mcp_state.server.results import decode_cursor
+from mcp_state.server.paging import after_of, page
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
     AuditPage,
@@ -18,7 +18,6 @@ from mcp_state.server.shapes import (
     LoggedEvent,
     Since,
     Until,
-    keyset_page,
 )
 from mcp_state.timespec import parse_window
 
@@ -78,7 +77,7 @@ def query_audit_log(
     if user_id is not None:
         References(call.repos.gateway).actor(user_id)
     start, end = parse_window(since, until)
-    after = decode_cursor("audit", cursor)
+    after = after_of("audit", cursor)
     rows = call.repos.audit.query(
         user_id,
         action,
@@ -92,4 +91,4 @@ def query_audit_log(
     rows = [{**entry, "params": redact(entry["params"])} for entry in rows]
     filters: dict[str, Any] = {"resource": resource, "since": start, "until": end, "result": result}
     total = call.repos.audit.count(user_id, action, **filters)
-    return keyset_page(rows, limit, "audit", lambda row: (row["seq"],), total)
+    return page(rows, limit, kind="audit", key=lambda row: (row["seq"],), total=total)

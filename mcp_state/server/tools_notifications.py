@@ -12,15 +12,15 @@ from pydantic import Field
 from mcp_state.errors import NotFoundError
 from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset
+from mcp_state.server.paging import after_of, page
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
+    Cursor,
     Deleted,
     Limit,
-    Offset,
     TelegramLinkPage,
     UserId,
     found,
-    page,
 )
 from mcp_state.types import TelegramLink
 
@@ -50,10 +50,11 @@ def get_telegram_link(call: Call, user_id: UserId) -> TelegramLink:
 
 
 @notifications.read("List Telegram links")
-def list_telegram_links(call: Call, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> TelegramLinkPage:
+def list_telegram_links(call: Call, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> TelegramLinkPage:
     """List every user linked to a Telegram chat."""
     repo = call.repos.telegram
-    return page(lambda n, skip: repo.get_all_links(limit=n, offset=skip), limit, offset, repo.count())  # type: ignore[no-any-return]
+    rows = repo.get_all_links(limit=limit + 1, after=after_of("telegram", cursor))
+    return page(rows, limit, kind="telegram", key=repo.key_of, total=repo.count())  # type: ignore[no-any-return]
 
 
 @notifications.write(

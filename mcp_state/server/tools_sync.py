@@ -9,7 +9,7 @@ from pydantic import Field
 from mcp_state.gateway import utc_now
 from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset
-from mcp_state.server.results import decode_cursor
+from mcp_state.server.paging import after_of, page
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -26,7 +26,6 @@ from mcp_state.server.shapes import (
     UserId,
     UserSyncSettings,
     found,
-    keyset_page,
 )
 from mcp_state.timespec import FORMS, parse_window
 from mcp_state.types import SyncSetting, SyncState, SyncStatus, TableMode
@@ -51,10 +50,10 @@ def list_sync_states(
 ) -> SyncStatePage:
     """List every table's latest sync, by table id. Latest only: for failure counts use summarize_sync_failures."""
     repo = call.repos.sync_state
-    after = decode_cursor("sync_states", cursor)
+    after = after_of("sync_states", cursor)
     rows = repo.list_states(status=status, after=after, limit=limit + 1)
     total = repo.count_states(status=status)
-    return keyset_page(rows, limit, "sync_states", lambda row: (row["table_id"],), total)
+    return page(rows, limit, kind="sync_states", key=lambda row: (row["table_id"],), total=total)
 
 
 @sync.read("Get sync history")
@@ -73,7 +72,7 @@ def get_sync_history(
     if table_id is not None:
         References(call.repos.gateway).table(table_id)
     start, end = parse_window(since, until)
-    after = decode_cursor("sync_history", cursor)
+    after = after_of("sync_history", cursor)
     rows = call.repos.sync_state.history(
         table_id,
         status=status,
@@ -83,7 +82,7 @@ def get_sync_history(
         limit=limit + 1,
     )
     total = call.repos.sync_state.count_history(table_id, status=status, since=start, until=end)
-    return keyset_page(rows, limit, "sync_history", lambda row: (row["seq"],), total)
+    return page(rows, limit, kind="sync_history", key=lambda row: (row["seq"],), total=total)
 
 
 @sync.read("Summarize sync failures")
