@@ -37,6 +37,8 @@ from hypothesis import strategies as st
 from mcp import Client
 from server_support import ANA, BOB, PENDING_CODE, SECOND_CODE, seeded_copy
 
+from mcp_state.db import Database
+from mcp_state.repositories.users import UserRepository
 from mcp_state.server import ServerSettings, build_server
 from mcp_state.server.paging import encode_cursor
 from mcp_state.server.state import AppState
@@ -242,6 +244,8 @@ class Harness:
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
     db_path = seeded_copy(tmp_path)[0]
+    with Database(db_path, idle_release=None) as db:  # the actor is a user: its votes and scripts get through
+        UserRepository(db).create("fuzzer", "fuzzer@example.com", "Fuzzer")
     server = build_server(ServerSettings(db_path=str(db_path), actor="fuzzer"))
     runtime = server.settings.lifespan.__self__  # type: ignore[union-attr]
     crashes = CrashLog()

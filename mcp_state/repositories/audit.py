@@ -9,7 +9,7 @@ from typing import Any
 from mcp_state.db import WRITE_LOCK
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import Json, to_utc, utc_now
-from mcp_state.repositories.base import Repository, check_id, check_non_negative
+from mcp_state.repositories.base import MAX_INT32, Repository, check_id, check_non_negative
 from mcp_state.types import AuditEntry
 
 # Newest first in commit order, never by the clock (an entry written while the clock stood
@@ -34,7 +34,7 @@ class AuditRepository(Repository):
     ) -> str:
         """Append one entry; returns its id."""
         check_id("action", action)
-        check_non_negative("duration_ms", duration_ms)
+        check_non_negative("duration_ms", duration_ms, maximum=MAX_INT32)
         entry_id = str(uuid.uuid4())
         with WRITE_LOCK:
             # Stamped under the write lock, so timestamp order and seq order agree across threads.

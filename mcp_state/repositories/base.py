@@ -187,11 +187,18 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
-def check_non_negative(name: str, value: Any, *, optional: bool = True) -> int | None:
+MAX_INT32 = 2**31 - 1  # INTEGER columns (durations in ms, column counts)
+
+
+def check_non_negative(
+    name: str, value: Any, *, optional: bool = True, maximum: int = 2**63 - 1
+) -> int | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgumentError(f"{name} must be a whole number of 0 or more; got {value!r}")
+    if value > maximum:
+        raise InvalidArgumentError(f"{name} must be at most {maximum:,}; got {value:,}")
     return value
 
 

@@ -14,7 +14,13 @@ from typing import Any
 
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import to_utc, utc_now
-from mcp_state.repositories.base import Repository, check_choice, check_id, check_non_negative
+from mcp_state.repositories.base import (
+    MAX_INT32,
+    Repository,
+    check_choice,
+    check_id,
+    check_non_negative,
+)
 from mcp_state.types import SYNC_STATUSES, SyncFailureSummary, SyncHistoryEntry, SyncState
 
 HISTORY_ORDER = "seq DESC"
@@ -137,7 +143,8 @@ class SyncStateRepository(Repository):
         check_id("table_id", table_id)
         for name in ("rows", "file_size_bytes", "uncompressed_size_bytes", "columns"):
             check_non_negative(name, values[name])
-        check_non_negative("duration_ms", duration_ms)
+        check_non_negative("duration_ms", duration_ms, maximum=MAX_INT32)
+        check_non_negative("columns", values["columns"], maximum=MAX_INT32)
         check_choice("status", status, SYNC_STATUSES)
         if keep and status == "error" and not (isinstance(error, str) and error.strip()):
             raise InvalidArgumentError("status 'error' needs the error message: pass error='...'")
