@@ -46,7 +46,9 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "For each table: call get_sync_history(table_id) to see when it started failing and whether it "
             "ever succeeded, get_registered_table(table_id) for its sync strategy and primary key, and "
             "get_table_profile(table_id) if the error points at the data. Then group the tables by likely "
-            "cause, and for each group propose the fix and who should act. Do not change any state unless asked.\n\n"
+            "cause, and for each group propose the fix and who should act. Do not change any state unless asked. "
+            "Latest status is not history: summarize_sync_failures(since='7d') also shows tables that failed "
+            "often this week but whose latest sync succeeded.\n\n"
             "Failing tables:",
             failing,
             budget,
