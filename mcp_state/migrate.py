@@ -65,6 +65,7 @@ from mcp_state.legacy import (
     string_sql,
     timestamp_sql,
 )
+from mcp_state.repositories.knowledge import reindex_sql
 from mcp_state.schema import JSON_COLUMNS, SECRET_COLUMNS
 
 Progress = Callable[[str, float], None]
@@ -528,6 +529,9 @@ class _Run:
     def write_all(self, dry_run: bool) -> None:
         for kind in KINDS:
             self._write(kind, dry_run)
+        if not dry_run:  # the knowledge items written get their words indexed for search_knowledge
+            for sql in reindex_sql("SELECT id FROM _staged_knowledge WHERE _problem IS NULL"):
+                self._sql("corporate-memory/knowledge.json: indexing words", sql)
 
     def _write(self, kind: Kind, dry_run: bool) -> None:
         report = self.report[kind.name]

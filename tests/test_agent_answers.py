@@ -5,11 +5,6 @@ written between pages, and order that follows commits when the clock steps back.
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +16,6 @@ from mcp.shared.exceptions import MCPError
 from server_support import ANA, BOB, connect, seeded_copy
 
 from mcp_state.gateway import use_clock
-
-REPO = Path(__file__).resolve().parent.parent
 
 NOW = datetime.now(UTC)
 pytestmark = pytest.mark.anyio
@@ -254,24 +247,3 @@ async def test_order_follows_commits_when_the_clock_steps_back(db_path: Path) ->
         assert [entry["params"]["rows"] for entry in audit] == [2, 1]
         items = (await call(client, "list_knowledge_items", limit=2))["items"]
         assert [item["title"] for item in items] == ["second", "first"]
-
-
-@pytest.mark.slow
-def test_the_commands_in_the_docs_run_as_shown() -> None:
-    doc = (REPO / "docs" / "agent-tools.md").read_text()
-    blocks = re.findall(r"```console\n(.*?)```", doc, re.S)
-    assert blocks
-    for block in blocks:
-        command, *shown = block.strip().splitlines()
-        assert command.startswith("$ ")
-        argv = shlex.split(command[2:])
-        argv[0] = sys.executable if argv[0] == "python" else argv[0]
-        env = {**os.environ, "COLUMNS": "80"}
-        out = subprocess.run(
-            argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True
-        ).stdout
-        lines = out.splitlines()
-        for i, line in enumerate(shown):
-            if line == "…":
-                break
-            assert lines[i] == line

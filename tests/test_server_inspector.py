@@ -47,6 +47,8 @@ def inspect(npx: str, home: Path, db_path: Path, *method: str) -> dict:
             "--cli",
             "-e",
             "MCP_STATE_ACTOR=inspector",
+            "-e",
+            f"PYTHONPATH={Path(__file__).resolve().parent.parent}",  # this checkout, installed or not
             sys.executable,
             "-m",
             "mcp_state",
@@ -62,6 +64,8 @@ def inspect(npx: str, home: Path, db_path: Path, *method: str) -> dict:
         env=env,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    # --strict: the portability check of input and output schemas finds nothing to warn about.
+    assert "Warning" not in done.stderr and "warnings across" not in done.stderr, done.stderr[-2000:]
     return json.loads(done.stdout)
 
 

@@ -50,6 +50,10 @@ _VOTES = """(SELECT item_id, count(*) FILTER (WHERE vote > 0) AS upvotes,
              FROM knowledge_votes GROUP BY item_id)"""
 
 
+# One word's rows of the index: an equality, so the scan can skip row groups by their min/max.
+_ONE_WORD = "SELECT item_id, in_title, in_tags FROM knowledge_words WHERE word = ?"
+
+
 def reindex_sql(ids_sql: str) -> list[str]:
     """Statements that rebuild the word index of the items whose ids ``ids_sql`` selects."""
     return [
@@ -238,34 +242,32 @@ class KnowledgeRepository(Repository):
         """Items as summaries (a snippet for the content) with vote counts, in ``sort`` order."""
         check_choice("sort", sort, SORTS)
         where, params = self._filters(statuses, category, tag)
-        columns = _SUMMARY_COLUMNS + (", content" if include_content else "")
         table = None
         if sort == "votes":
-            table = f"""(SELECT k.*, coalesce(v.upvotes, 0) AS upvotes, coalesce(v.downvotes, 0) AS downvotes,
-                             coalesce(v.upvotes, 0) - coalesce(v.downvotes, 0) AS score
+            table = f"""(SELECT k.*, coalesce(v.upvotes, 0) - coalesce(v.downvotes, 0) AS score
                          FROM knowledge_items k LEFT JOIN {_VOTES} v ON v.item_id = k.id) AS t"""
-            columns += ", upvotes, downvotes"
-        # Order and cut first, on the sort columns only; then the page's summaries (a snippet is
-        # a regexp over the content: computed for every row before the top-N, it cost 1.2 s at 100k).
+        # The page's ids first (sorting only the keys), then the summaries of those rows alone.
         keys = self._list(
             where, params, limit=limit, after=after, order=SORTS[sort], table=table, select="id"
         )
-        ids = [row["id"] for row in keys]
-        found = (
-            {
-                row["id"]: row
-                for row in self.db.fetch_all(
-                    f"SELECT {columns} FROM {table or self.table} WHERE id IN ({', '.join('?' for _ in ids)})",
-                    ids,
-                )
-            }
-            if ids
-            else {}
-        )
+        return [_summary(row) for row in self._summaries([k["id"] for k in keys], include_content)]
+
+    def _summaries(
+        self, ids: list[str], include_content: bool = False, extra: str = ""
+    ) -> list[dict[str, Any]]:
+        """Summary rows of the items ``ids``, in that order, with their vote counts."""
+        if not ids:
+            return []
+        columns = _SUMMARY_COLUMNS + (", content" if include_content else "") + extra
+        found = {
+            row["id"]: row
+            for row in self.db.fetch_all(
+                f"SELECT {columns} FROM knowledge_items WHERE id IN ({', '.join('?' for _ in ids)})", ids
+            )
+        }
         rows = [found[i] for i in ids if i in found]
-        if sort != "votes":
-            self._add_votes(rows)
-        return [_summary(row) for row in rows]
+        self._add_votes(rows)
+        return rows
 
     def _add_votes(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -303,27 +305,26 @@ class KnowledgeRepository(Repository):
             raise InvalidArgumentError("query has no words to search for (letters or digits)")
         where, params = self._filters(statuses, None, tag)
         n = len(words)
-        condition, more = keyset((("score", True), ("id", False)), after)
-        rows = self.db.fetch_all(
+        order: Order = (("score", True), ("id", False))
+        condition, more = keyset(order, after)
+        # Filters on the item need the item's row; without them the index alone ranks the page.
+        items = f"JOIN knowledge_items k ON k.id = h.item_id WHERE {where}" if where else ""
+        page = self.db.fetch_all(
             f"""WITH hits AS (
                     SELECT item_id, count(*) AS matched, count(*) FILTER (WHERE in_title) AS titled,
                            count(*) FILTER (WHERE in_tags) AS tagged
-                    FROM knowledge_words WHERE word IN ({", ".join("?" for _ in words)}) GROUP BY item_id),
-                best AS (
-                    SELECT id AS hit_id, score FROM (
-                        SELECT h.item_id AS id,
-                               round(h.matched + 0.5 * h.titled / {n} + 0.25 * h.tagged / {n}, 6)::DOUBLE AS score
-                        FROM hits h
-                        {"JOIN knowledge_items k ON k.id = h.item_id WHERE " + where if where else ""}) AS t
-                    {"WHERE " + condition if condition else ""}
-                    ORDER BY {order_sql((("score", True), ("id", False)))} LIMIT ?)
-                SELECT {_SUMMARY_COLUMNS}, b.score, left(k.content, 20000) AS _text
-                FROM best b JOIN knowledge_items k ON k.id = b.hit_id
-                ORDER BY {order_sql((("b.score", True), ("k.id", False)))}""",
+                    FROM ({" UNION ALL ".join(_ONE_WORD for _ in words)}) GROUP BY item_id),
+                ranked AS (
+                    SELECT h.item_id AS id,
+                           round(h.matched + 0.5 * h.titled / {n} + 0.25 * h.tagged / {n}, 6)::DOUBLE AS score
+                    FROM hits h {items})
+                SELECT id, score FROM ranked {"WHERE " + condition if condition else ""}
+                ORDER BY {order_sql(order)} LIMIT ?""",
             [*words, *params, *more, limit],
         )
-        self._add_votes(rows)
-        return [_summary(row, words) for row in rows]
+        scores = {row["id"]: row["score"] for row in page}
+        rows = self._summaries(list(scores), extra=", left(content, 20000) AS _text")
+        return [_summary({**row, "score": scores[row["id"]]}, words) for row in rows]
 
     def query_words(self, query: str) -> list[str]:
         """The words of ``query`` as the index splits them (lower case letters and digits), at most 20."""

@@ -254,6 +254,7 @@ def compact_schema(schema: Any) -> Any:
 
 
 _DEF_PREFIX = "#/$defs/"
+ANY_JSON = {"anyOf": [{"type": t} for t in ("object", "array", "string", "number", "boolean", "null")]}
 # Keywords that may sit next to a ``$ref`` and be merged into the inlined definition: annotations only.
 _REF_SIBLINGS = frozenset({"description", "title", "default", "examples"})
 
@@ -320,6 +321,8 @@ def _compact(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {key: _compact(value) for key, value in schema.items() if key != "title"}
+    if out.get("items") == {}:  # "any JSON value", spelled with keywords (strict checks flag a bare {})
+        out["items"] = ANY_JSON
     for names in ("properties", "$defs"):  # keys here are names, not keywords: keep a field called "title"
         if isinstance(schema.get(names), dict):
             out[names] = {name: _compact(sub) for name, sub in schema[names].items()}
