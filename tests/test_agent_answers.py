@@ -5,6 +5,8 @@ written between pages, and order that follows commits when the clock steps back.
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import duckdb
 import pytest
 from agent_data import LATEST_FAILED, MOST_FAILED, audit_data, sync_data
+from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from server_support import ANA, BOB, connect, seeded_copy
 
@@ -247,3 +250,26 @@ async def test_order_follows_commits_when_the_clock_steps_back(db_path: Path) ->
         assert [entry["params"]["rows"] for entry in audit] == [2, 1]
         items = (await call(client, "list_knowledge_items", limit=2))["items"]
         assert [item["title"] for item in items] == ["second", "first"]
+
+
+@pytest.mark.slow
+async def test_the_questions_over_stdio(db_path: Path) -> None:
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_state", "serve", "--db", str(db_path)],
+        env={"MCP_STATE_ACTOR": "claude", "PATH": os.environ.get("PATH", "")},
+    )
+    async with Client(server) as client:
+        top = (await call(client, "summarize_sync_failures", since="1w"))["items"][0]
+        assert (top["table_id"], top["failures"], top["current_status"]) == (MOST_FAILED, 5, "ok")
+        failed = await call(client, "get_sync_history", status="error", since="168h", limit=3)
+        assert failed["total"] == 7 and len(failed["items"]) == 3 and failed["next_cursor"]
+        rest = await call(
+            client, "get_sync_history", status="error", since="168h", cursor=failed["next_cursor"]
+        )
+        assert len(rest["items"]) == 4 and not rest["has_more"]
+        state = await call(client, "record_sync", table_id=MOST_FAILED, rows=7, status="ok")
+        assert (state["rows"], state["hash"], state["columns"]) == (7, "hash-h-159", 8)
+        mine = await call(client, "query_audit_log", user_id="CLAUDE", resource=MOST_FAILED, since="5m")
+        assert mine["total"] == 1 and mine["items"][0]["action"] == "record_sync"
+        assert "[not_found]" in await refused(client, "get_sync_history", table_id="table_99")
