@@ -226,7 +226,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     ),
     "unlink_telegram_user": ({"user_id": "carol@example.com"}, {"user_id": "nobody"}, "not_found"),
     "get_telegram_link": ({"user_id": BOB}, {"user_id": "nobody"}, "not_found"),
-    "list_telegram_links": ({}, {"offset": -5}, "invalid_argument"),
+    "list_telegram_links": ({}, {"cursor": "not-a-cursor"}, "invalid_argument"),
     "verify_pending_code": (
         {"user_id": ANA, "code": PENDING_CODE},
         {"user_id": ANA, "code": "000000"},
@@ -261,7 +261,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         "invalid_argument",
     ),
     "get_table_profile": ({"table_id": "orders"}, {"table_id": "nope"}, "not_found"),
-    "list_table_profiles": ({}, {"offset": "x"}, "invalid_argument"),
+    "list_table_profiles": ({}, {"limit": 0}, "invalid_argument"),
     # sql
     "sql_query": ({"sql": "SELECT count(*) AS n FROM sync_state"}, {"sql": ""}, "invalid_argument"),
     "sql_schema": ({"table": "audit_log"}, {"table": "nope"}, "not_found"),

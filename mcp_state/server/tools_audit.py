@@ -15,6 +15,7 @@ from mcp_state.server.shapes import (
     Cursor,
     Limit,
     LoggedEvent,
+    Millis,
     Since,
     Until,
 )
@@ -39,9 +40,7 @@ def log_audit_event(
         dict[str, Any] | None, Field(description="Details as a JSON object; secret-looking keys are masked.")
     ] = None,
     result: Annotated[str | None, Field(max_length=200, description="Outcome, e.g. 'ok' or 'error'.")] = None,
-    duration_ms: Annotated[
-        int | None, Field(ge=0, le=2**31 - 1, description="How long it took, in ms.")
-    ] = None,
+    duration_ms: Annotated[Millis | None, Field(description="How long it took, in ms.")] = None,
 ) -> LoggedEvent:
     """Record something you did outside these tools in the audit log, with you as the actor."""
     entry_id = call.repos.audit.log(

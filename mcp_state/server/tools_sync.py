@@ -17,6 +17,7 @@ from mcp_state.server.shapes import (
     Cursor,
     Dataset,
     Limit,
+    Millis,
     Since,
     SyncFailures,
     SyncHistoryPage,
@@ -117,9 +118,7 @@ def record_sync(
     hash: Annotated[str | None, Field(max_length=256, description="Content hash of the synced file.")] = None,
     uncompressed_size_bytes: Annotated[Count | None, Field(description="Uncompressed size in bytes.")] = None,
     columns: Annotated[int | None, Field(ge=0, le=100_000, description="Number of columns.")] = None,
-    duration_ms: Annotated[
-        int | None, Field(ge=0, le=2**31 - 1, description="How long the sync took, in ms.")
-    ] = None,
+    duration_ms: Annotated[Millis | None, Field(description="How long the sync took, in ms.")] = None,
 ) -> SyncState:
     """Record a finished sync of a table and append it to the history; values left out keep what is stored."""
     return call.repos.sync_state.record(
