@@ -14,7 +14,8 @@ from agent_support import ITEMS, READS, build_big_state
 from mcp import Client, StdioServerParameters
 from server_support import connect
 
-from mcp_state.db import Database
+from mcp_state.db import Database, apply_migrations
+from mcp_state.db import connect as connect_file
 from mcp_state.repositories.knowledge import KnowledgeRepository
 from mcp_state.repositories.users import UserRepository
 from mcp_state.server.paging import decode_cursor, encode_cursor
@@ -66,7 +67,10 @@ async def test_every_read_tool_fits_the_budget_on_a_big_state(big: Path) -> None
     async with connect(big) as client:
         results = await every_read(client, BUDGET)
     listed = results["list_knowledge_items"]
-    assert listed["total"] == ITEMS and listed["as_of"]
+    assert (
+        listed["total"] == ITEMS and listed["as_of"] and "truncated" not in listed
+    )  # a default page fits whole
+    assert len(listed["items"]) == 25 and "truncated" not in results["search_knowledge"]
     assert set(listed["items"][0]) == {
         "id", "title", "status", "category", "tags", "snippet", "upvotes", "downvotes", "updated_at"
     }  # fmt: skip
@@ -113,6 +117,7 @@ async def test_cut_pages_continue_without_repeats_or_gaps(big: Path) -> None:
             }
             result = within(await client.call_tool("list_knowledge_items", args), BUDGET)
             assert result["items"], "every page shows at least one item"
+            assert all(item["content_chars"] == len(item["content"]) > 1000 for item in result["items"])
             seen += [item["id"] for item in result["items"]]
             cursor = result["next_cursor"]
             if not result["has_more"]:
@@ -320,3 +325,17 @@ def test_users_repository_pages_by_keyset(tmp_path: Path) -> None:
             repo.create(name, f"{name}@x.com", name)
         first = repo.list_all(limit=1)
         assert [u["id"] for u in repo.list_all(after=repo.key_of(first[0]))] == ["b", "c"]
+
+
+def test_migration_4_indexes_the_items_already_there(tmp_path: Path) -> None:
+    path = tmp_path / "v3.duckdb"
+    conn = connect_file(path, migrate=False)
+    apply_migrations(conn, target=3)
+    conn.execute(
+        "INSERT INTO knowledge_items (id, title, content, tags) VALUES "
+        "('k1', 'Churn', 'Revenue lost to churn', '[\"MRR\"]'), ('k2', 'Other', 'nothing', NULL)"
+    )
+    conn.close()
+    with Database(path, idle_release=None) as db:  # opening migrates to the latest version
+        hits = KnowledgeRepository(db).search_ranked("mrr revenue")
+    assert [(h["id"], h["score"]) for h in hits] == [("k1", 2.125)]

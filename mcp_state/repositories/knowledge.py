@@ -189,6 +189,10 @@ class KnowledgeRepository(Repository):
         clauses: list[str] = []
         params: list[Any] = []
         if tag:
+            words = self.query_words(tag)
+            if words:  # the word index narrows the items down before the exact check
+                clauses.append("id IN (SELECT item_id FROM knowledge_words WHERE word = ? AND in_tags)")
+                params.append(words[0])
             clauses.append(
                 "list_contains(from_json(lower(CAST(tags AS VARCHAR)), '[\"VARCHAR\"]'), lower(?))"
             )
@@ -238,8 +242,13 @@ class KnowledgeRepository(Repository):
         limit: int = 50,
         after: tuple[Any, ...] | None = None,
         include_content: bool = False,
+        content_limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Items as summaries (a snippet for the content) with vote counts, in ``sort`` order."""
+        """Items as summaries (a snippet for the content) with vote counts, in ``sort`` order.
+
+        ``include_content`` adds the content (at most ``content_limit`` characters of it) and
+        ``content_chars``, its whole length.
+        """
         check_choice("sort", sort, SORTS)
         where, params = self._filters(statuses, category, tag)
         table = None
@@ -250,15 +259,17 @@ class KnowledgeRepository(Repository):
         keys = self._list(
             where, params, limit=limit, after=after, order=SORTS[sort], table=table, select="id"
         )
-        return [_summary(row) for row in self._summaries([k["id"] for k in keys], include_content)]
+        content = ""
+        if include_content:
+            part = "content" if content_limit is None else f"left(content, {int(content_limit)})"
+            content = f", {part} AS content, length(content) AS content_chars"
+        return [_summary(row) for row in self._summaries([k["id"] for k in keys], extra=content)]
 
-    def _summaries(
-        self, ids: list[str], include_content: bool = False, extra: str = ""
-    ) -> list[dict[str, Any]]:
+    def _summaries(self, ids: list[str], extra: str = "") -> list[dict[str, Any]]:
         """Summary rows of the items ``ids``, in that order, with their vote counts."""
         if not ids:
             return []
-        columns = _SUMMARY_COLUMNS + (", content" if include_content else "") + extra
+        columns = _SUMMARY_COLUMNS + extra
         found = {
             row["id"]: row
             for row in self.db.fetch_all(

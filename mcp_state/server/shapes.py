@@ -130,6 +130,7 @@ class KnowledgeSummary(TypedDict):
     downvotes: int
     updated_at: datetime | None
     content: NotRequired[str | None]
+    content_chars: NotRequired[int | None]
 
 
 class KnowledgeHit(KnowledgeSummary):

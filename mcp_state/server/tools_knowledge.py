@@ -39,6 +39,8 @@ Title = Annotated[str, Field(min_length=1, max_length=500, description="Short ti
 Content = Annotated[str | None, Field(max_length=100_000, description="The knowledge itself (markdown).")]
 Audience = Annotated[str | None, Field(max_length=200, description="Who it is for, e.g. 'all'.")]
 ItemTags = Annotated[Tags, Field(description="Tags, e.g. ['revenue'].")]
+# A default page of summaries (about 400 characters each) fits the default result budget whole.
+SUMMARY_LIMIT = 25
 Tag = Annotated[str | None, Field(max_length=200, description="Only items with this tag.")]
 
 
@@ -75,7 +77,7 @@ def list_knowledge_items(
     sort: Annotated[
         Literal["updated", "votes", "created"], Field(description="Newest change, net votes or newest.")
     ] = "updated",
-    limit: Limit = DEFAULT_LIMIT,
+    limit: Limit = SUMMARY_LIMIT,
     cursor: Cursor = None,
     include_content: Annotated[bool, Field(description="Full content instead of a snippet.")] = False,
 ) -> KnowledgePage:
@@ -83,7 +85,14 @@ def list_knowledge_items(
     repo = call.repos.knowledge
     kind = f"knowledge:{sort}"
     rows = repo.list_summaries(
-        status, category, tag, sort, limit + 1, after_of(kind, cursor), include_content=include_content
+        status,
+        category,
+        tag,
+        sort,
+        limit + 1,
+        after_of(kind, cursor),
+        include_content=include_content,
+        content_limit=call.budget,  # more could not be shown: get_knowledge_item reads the rest
     )
     total = repo.count_items(status, category) if tag is None else None
     return page(rows, limit, kind=kind, key=lambda row: sort_key(sort, row), total=total, shape=_listed)  # type: ignore[no-any-return]
@@ -95,7 +104,7 @@ def search_knowledge(
     query: Annotated[str, Field(min_length=1, max_length=200, description="Words to find; any may match.")],
     status: Statuses = None,
     tag: Tag = None,
-    limit: Limit = DEFAULT_LIMIT,
+    limit: Limit = SUMMARY_LIMIT,
     cursor: Cursor = None,
 ) -> KnowledgeSearchPage:
     """Search titles, tags and content for any of the words, best match first (score; total is null)."""
