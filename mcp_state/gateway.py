@@ -16,7 +16,7 @@ import copy
 import json
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -46,8 +46,28 @@ def to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def utc_now() -> datetime:
+def _system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+_clock: Callable[[], datetime] = _system_clock
+
+
+def utc_now() -> datetime:
+    """The time every repository stamps rows with: the system clock, unless ``use_clock`` replaced it."""
+    return to_utc(_clock())
+
+
+@contextmanager
+def use_clock(clock: Callable[[], datetime]) -> Iterator[None]:
+    """Stamp rows with ``clock`` inside the block (tests step it back to check that order follows
+    commits, not time). The process has one clock: every gateway and repository reads it."""
+    global _clock
+    previous, _clock = _clock, clock
+    try:
+        yield
+    finally:
+        _clock = previous
 
 
 def _param(value: Any) -> Any:

@@ -231,11 +231,26 @@ CREATE OR REPLACE VIEW redacted.knowledge_words AS SELECT * FROM main.knowledge_
     + ";\n"
 )
 
+# Order by commit sequence, not by the clock. ``change_seq``: a new number from
+# knowledge_change_seq on every change of a knowledge item made through the repository (items
+# imported or older than this migration have none and sort after, by time). ``note``: set on a
+# sync history row when the clock stood behind the stored last_sync. No new index: DuckDB's
+# top-N scan reads only the newest row groups for ``ORDER BY seq DESC LIMIT n``.
+_V4_COMMIT_ORDER = """
+ALTER TABLE sync_history ADD COLUMN note VARCHAR;
+CREATE SEQUENCE IF NOT EXISTS knowledge_change_seq;
+ALTER TABLE knowledge_items ADD COLUMN change_seq BIGINT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed schema: the state tables", _V1_SEED_SCHEMA),
     Migration(2, "api_tokens for HTTP bearer auth", _V2_API_TOKENS),
     Migration(3, "redacted views for the read-only SQL tool", _V3_REDACTED_VIEWS),
-    Migration(4, "knowledge_words: the word index of knowledge items", _V4_KNOWLEDGE_WORDS),
+    Migration(
+        4,
+        "knowledge_words index; commit order (knowledge change_seq, sync history note)",
+        _V4_KNOWLEDGE_WORDS + _V4_COMMIT_ORDER,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -253,7 +268,7 @@ SECRET_COLUMNS: dict[str, frozenset[str]] = {
 TABLE_DESCRIPTIONS: dict[str, str] = {
     "users": "People who use the application, one row per account.",
     "sync_state": "Latest sync of each data table: one row per table_id.",
-    "sync_history": "Every sync run, newest has the highest seq.",
+    "sync_history": "Every sync run; the newest has the highest seq.",
     "user_sync_settings": "Which datasets each user syncs, one row per (user_id, dataset).",
     "knowledge_items": "Corporate-memory knowledge items.",
     "knowledge_votes": "Votes on knowledge items: +1 or -1, one per (item_id, user_id).",
@@ -302,7 +317,8 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "duration_ms": "How long the run took, in milliseconds.",
         "status": "One of ok, error, running, skipped.",
         "error": "Error message, if the run failed.",
-        "seq": "Insertion order; breaks ties between runs with one timestamp.",
+        "seq": "Commit order: newest first is highest seq first, whatever the clock said.",
+        "note": "Set when the clock stepped back: last_sync kept the later time.",
     },
     "user_sync_settings": {
         "user_id": "The user.",
@@ -324,6 +340,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "audience": "Who the item is for, e.g. all.",
         "created_at": "When the item was created (UTC).",
         "updated_at": "When the item last changed (UTC).",
+        "change_seq": "Commit order of the item's last change: most recently changed is highest.",
     },
     "knowledge_votes": {
         "item_id": "The knowledge item.",
@@ -347,7 +364,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "params": "JSON arguments, secrets removed.",
         "result": "ok, or the kind of error.",
         "duration_ms": "How long it took, in milliseconds.",
-        "seq": "Insertion order; breaks ties between entries with one timestamp.",
+        "seq": "Commit order: newest first is highest seq first, whatever the clock said.",
     },
     "telegram_links": {
         "user_id": "The user.",

@@ -50,6 +50,19 @@ class SyncHistoryEntry(TypedDict):
     status: str | None
     error: str | None
     seq: int
+    note: NotRequired[str | None]
+
+
+class SyncFailureSummary(TypedDict):
+    """One table's failed syncs in a time window (``summarize_sync_failures``)."""
+
+    table_id: str
+    failures: int
+    syncs: int
+    last_failure_at: datetime | None
+    last_error: str | None
+    current_status: str | None
+    last_sync: datetime | None
 
 
 class SyncSetting(TypedDict):

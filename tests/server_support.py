@@ -139,9 +139,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "list_sync_states": ({"status": "error"}, {"limit": 0}, "invalid_argument"),
     "get_sync_history": (
         {"table_id": "orders", "limit": 1},
-        {"table_id": "orders", "offset": -1},
-        "invalid_argument",
+        {"table_id": "ordres"},
+        "not_found",
     ),
+    "summarize_sync_failures": ({"since": "3650d"}, {"since": "999999w"}, "invalid_argument"),
     "record_sync": (
         {
             "table_id": "orders",
@@ -150,7 +151,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
             "hash": "h-orders-3",
             "duration_ms": 800,
         },
-        {"table_id": "orders", "rows": 1, "file_size_bytes": 1, "hash": "h", "status": "exploded"},
+        {"table_id": "orders", "rows": 1, "status": "error"},
         "invalid_argument",
     ),
     "get_sync_settings": ({"user_id": ANA}, {"user_id": ""}, "invalid_argument"),
@@ -202,7 +203,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     ),
     "delete_knowledge_item": ({"item_id": "km_del"}, {"item_id": "nope"}, "not_found"),
     "vote_knowledge_item": (
-        {"item_id": "km_2", "vote": 1},
+        {"item_id": "km_2", "vote": 1, "user_id": BOB},
         {"item_id": "km_2", "vote": 5},
         "invalid_argument",
     ),
@@ -234,7 +235,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     ),
     # scripts
     "deploy_script": (
-        {"id": "s_new", "name": "Hourly", "source": "print(1)", "schedule": "0 * * * *"},
+        {"id": "s_new", "name": "Hourly", "source": "print(1)", "schedule": "0 * * * *", "owner": ANA},
         {"id": "s_new", "name": "", "source": "x"},
         "invalid_argument",
     ),
@@ -272,6 +273,7 @@ READ_ONLY = {
     "get_sync_state",
     "list_sync_states",
     "get_sync_history",
+    "summarize_sync_failures",
     "get_sync_settings",
     "get_user",
     "find_user_by_email",
@@ -312,6 +314,7 @@ TOOLSETS = {
         "get_sync_state",
         "list_sync_states",
         "get_sync_history",
+        "summarize_sync_failures",
         "record_sync",
         "get_sync_settings",
         "set_sync_settings",

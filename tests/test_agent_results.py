@@ -201,6 +201,8 @@ async def test_long_fields_are_read_in_parts_and_writes_do_not_echo_them(tmp_pat
     source = "".join(f"line {i}: print('é\"\\\\')\n" for i in range(40_000))  # ~1 MB, with escapes
     content = 'Ünïcode "quoted" text\n' * 4000
     async with connect(tmp_path / "s.duckdb") as client:
+        await client.call_tool("create_user", {"id": "tester", "email": "tester@example.com"})  # the owner
+        await client.call_tool("register_table", {"id": "t", "name": "T"})  # a profile names a known table
         deployed = within(
             await client.call_tool("deploy_script", {"id": "s", "name": "S", "source": source[:999_999]}),
             BUDGET,

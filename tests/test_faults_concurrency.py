@@ -24,6 +24,7 @@ from server_support import BOB, seeded_copy
 from mcp_state.db import Database
 from mcp_state.repositories.notifications import PendingCodeRepository
 from mcp_state.repositories.sync_state import SyncStateRepository
+from mcp_state.repositories.users import UserRepository
 
 pytestmark = pytest.mark.slow
 
@@ -133,6 +134,9 @@ def test_eight_clients_over_http_get_exact_counts(tmp_path: Path) -> None:
         pending = PendingCodeRepository(db)
         for k, code in enumerate(codes):
             pending.create_code(code, 7_000 + k)
+        users = UserRepository(db)  # votes and links name existing users
+        for user_id in [*(f"client-{i}" for i in range(CLIENTS)), "crowd", SHARED_USER]:
+            users.create(user_id, f"{user_id}@example.com", None)
         SyncStateRepository(db).update_sync(SHARED_TABLE, rows=0, file_size_bytes=0, hash="first")
     actors = [f"client-{i}" for i in range(CLIENTS)]
     tokens = make_tokens(db_path, dict.fromkeys(actors, "write"))

@@ -37,7 +37,10 @@ from hypothesis import strategies as st
 from mcp import Client
 from server_support import ANA, BOB, PENDING_CODE, SECOND_CODE, seeded_copy
 
+from mcp_state.db import Database
+from mcp_state.repositories.users import UserRepository
 from mcp_state.server import ServerSettings, build_server
+from mcp_state.server.paging import encode_cursor
 from mcp_state.server.state import AppState
 
 pytestmark = pytest.mark.slow  # thousands of calls
@@ -63,6 +66,8 @@ KNOWN: dict[str, list[str]] = {
         "SELECT 1",
     ],
     "table": ["audit_log", "users", "nope"],
+    "since": ["30m", "24h", "7d", "2w", "2025-01-01", "2025-01-06T09:00:00Z"],
+    "until": ["1m", "2030-01-01T00:00:00+01:00"],
 }
 KNOWN["owner"] = KNOWN["user_id"]
 ANY_KNOWN = sorted({value for values in KNOWN.values() for value in values})
@@ -78,6 +83,10 @@ SPARE: dict[tuple[str, str], list[str]] = {
     ("undeploy_script", "script_id"): ["s_del", "s_s1"],
     ("register_table", "id"): ["orders", "old_table", "t_s1"],
     ("unregister_table", "table_id"): ["old_table", "t_s1"],
+    # cursors are opaque: only ones the tool gave out get through
+    ("query_audit_log", "cursor"): [encode_cursor("audit", (10**9,))],
+    ("get_sync_history", "cursor"): [encode_cursor("sync_history", (10**9,))],
+    ("list_sync_states", "cursor"): [encode_cursor("sync_states", ("a",))],
 }
 
 
@@ -134,21 +143,32 @@ LEAK = re.compile(
 )
 
 
-def values(schema: dict[str, Any], edges: bool, ids: list[str]) -> st.SearchStrategy[Any]:
+# Arguments in a small language of their own (a time, an opaque cursor): a valid call draws only
+# well-formed values (``known``); random text there is a hostile call's business.
+FORMATTED = frozenset({"since", "until", "cursor"})
+
+
+def values(
+    schema: dict[str, Any], edges: bool, ids: list[str], formatted: bool = False
+) -> st.SearchStrategy[Any]:
     """Values for one JSON-schema property: in range and known ``ids``; with ``edges``, also at and past its bounds."""
     if "anyOf" in schema:
-        return st.one_of([values(option, edges, ids) for option in schema["anyOf"]])
+        return st.one_of([values(option, edges, ids, formatted) for option in schema["anyOf"]])
     if "enum" in schema:
         return st.sampled_from(schema["enum"])
     kind = schema.get("type")
     if isinstance(kind, list):  # {"type": ["string", "null"], ...}
-        return st.one_of([values({**schema, "type": one}, edges, ids) for one in kind])
+        return st.one_of([values({**schema, "type": one}, edges, ids, formatted) for one in kind])
     if kind == "string":
         if schema.get("format") == "date-time":
             return st.datetimes(timezones=st.sampled_from([UTC, None])).map(lambda d: d.isoformat())
         low, high = schema.get("minLength", 0), schema.get("maxLength", 100_000)
         existing = st.sampled_from([value for value in ids if low <= len(value) <= high])
-        fitting = st.one_of(existing, existing, st.text(min_size=low, max_size=min(high, 40)))
+        fitting = (
+            existing
+            if formatted
+            else st.one_of(existing, existing, st.text(min_size=low, max_size=min(high, 40)))
+        )
         if not edges:
             return fitting
         # Past the bound always; at the bound only where that stays small (it may be stored and hashed).
@@ -182,10 +202,10 @@ def arguments(draw: st.DrawFn, tool: str, schema: dict[str, Any], hostile: bool)
     drawn: dict[str, Any] = {}
     for name, prop in schema.get("properties", {}).items():
         left_out = hostile and draw(st.integers(0, 7)) == 7 if name in required else draw(st.booleans())
-        if left_out:
-            continue
+        if left_out or (name == "cursor" and not hostile and (tool, name) not in SPARE):
+            continue  # (a valid call has a cursor only where the test knows one of that list)
         wild = hostile and draw(st.integers(0, 2)) == 2
-        drawn[name] = draw(WILD if wild else values(prop, hostile, known(tool, name)))
+        drawn[name] = draw(WILD if wild else values(prop, hostile, known(tool, name), name in FORMATTED))
     if hostile and draw(st.integers(0, 7)) == 7:
         drawn[draw(st.sampled_from(["extra", "__proto__", "id; DROP", "", "ctx"]))] = draw(WILD)
     return drawn
@@ -237,6 +257,8 @@ class Harness:
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
     db_path = seeded_copy(tmp_path)[0]
+    with Database(db_path, idle_release=None) as db:  # the actor is a user: its votes and scripts get through
+        UserRepository(db).create("fuzzer", "fuzzer@example.com", "Fuzzer")
     server = build_server(ServerSettings(db_path=str(db_path), actor="fuzzer"))
     runtime = server.settings.lifespan.__self__  # type: ignore[union-attr]
     crashes = CrashLog()

@@ -25,6 +25,8 @@ import pytest
 from fault_support import RawStdio, ServeProcess, http_client, make_tokens, query, serving, snapshot
 from server_support import seeded_copy
 
+from mcp_state.db import Database
+
 pytestmark = pytest.mark.slow
 
 # Transport, and acknowledged writes before the kill (which then comes 0 to 50 ms later).
@@ -212,6 +214,13 @@ def check_file(db_path: Path, acked: list[Op]) -> None:
 
 def test_kill_9_in_the_middle_of_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:
     db_path = seeded_copy(tmp_path)[0]
+    with Database(db_path, idle_release=None) as db:  # votes and links name existing users
+        db.cursor().execute(
+            """INSERT INTO users (id, email)
+               SELECT p || 'r' || r || '-' || n, p || 'r' || r || '-' || n || '@example.com'
+               FROM (VALUES ('voter-'), ('tg-')) AS v(p), range(?) AS a(r), range(10000) AS b(n)""",
+            [len(ROUNDS)],
+        )
     token = make_tokens(db_path, {"killer": "admin"})["killer"]
     acked: list[Op] = []
     for round_no, (transport, kill_after) in enumerate(ROUNDS):

@@ -64,7 +64,7 @@ def test_inspector_cli(npx: str, tmp_path: Path) -> None:
     home.mkdir()
 
     listed = inspect(npx, home, db_path, "--method", "tools/list", "--strict")
-    assert len(listed["tools"]) == 46
+    assert len(listed["tools"]) == 47
 
     called = inspect(
         npx,

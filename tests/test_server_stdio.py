@@ -34,7 +34,7 @@ def serve(db_path: Path, *args: str, **env: str) -> StdioServerParameters:
 async def test_stdio_subprocess(tmp_path: Path, mode: str) -> None:
     db_path, _ = seeded_copy(tmp_path)
     async with Client(serve(db_path), mode=mode) as client:
-        assert len((await client.list_tools()).tools) == 46
+        assert len((await client.list_tools()).tools) == 47
         state = await client.call_tool("get_sync_state", {"table_id": "orders"})
         assert state.structured_content["rows"] == 120
         recorded = await client.call_tool(
@@ -61,6 +61,7 @@ async def test_stdio_options(tmp_path: Path) -> None:
             "get_sync_state",
             "list_sync_states",
             "get_sync_history",
+            "summarize_sync_failures",
             "get_sync_settings",
             "query_audit_log",
         }

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "server_tools.json"
 # Lists still paged by offset: the sync and audit lists, which issue 9 part B moves to cursors.
-STILL_OFFSET = {"list_sync_states", "get_sync_history", "query_audit_log"}
+STILL_OFFSET: set[str] = set()
 
 
 @pytest.fixture(params=MODES)
@@ -93,9 +93,14 @@ async def test_results_say_what_they_did(db_path: Path, mode: str) -> None:
         assert (item["upvotes"], item["downvotes"]) == (1, 1)
 
         page = (await client.call_tool("list_sync_states", {"limit": 1})).structured_content
-        assert (page["total"], page["has_more"], page["next_offset"], len(page["items"])) == (2, True, 1, 1)
-        page = (await client.call_tool("list_sync_states", {"limit": 1, "offset": 1})).structured_content
-        assert (page["has_more"], page["next_offset"]) == (False, None)
+        assert (page["total"], page["has_more"], len(page["items"])) == (2, True, 1)
+        cursor = page["next_cursor"]
+        page = (await client.call_tool("list_sync_states", {"limit": 1, "cursor": cursor})).structured_content
+        assert (page["has_more"], page["next_cursor"], page["items"][0]["table_id"]) == (
+            False,
+            None,
+            "orders",
+        )
 
         history = (await client.call_tool("get_sync_history", {"table_id": "orders"})).structured_content
         assert history["total"] == 2 and [run["rows"] for run in history["items"]] == [120, 100]
@@ -109,10 +114,13 @@ async def test_results_say_what_they_did(db_path: Path, mode: str) -> None:
             "pending",
         )
 
+        refused = await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": -1})
+        assert "no user has id 'tester'" in error_text(refused)  # the actor is not a user: say who votes
+        carol = "carol@example.com"
         vote = (
-            await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": -1})
+            await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": -1, "user_id": carol})
         ).structured_content
-        assert vote == {"item_id": "km_1", "user_id": "tester", "vote": -1, "upvotes": 1, "downvotes": 2}
+        assert vote == {"item_id": "km_1", "user_id": carol, "vote": -1, "upvotes": 1, "downvotes": 2}
 
         link = (
             await client.call_tool("verify_pending_code", {"user_id": ANA, "code": PENDING_CODE})

@@ -65,7 +65,9 @@ def test_many_syncs_in_one_microsecond_keep_insertion_order_across_pages(src):
         sync.update_sync("orders", rows=n, file_size_bytes=1, hash=str(n), synced_at=T0)
     sync.update_sync("orders", rows=999, file_size_bytes=1, hash="old", synced_at=T0 - timedelta(hours=1))
     pages = [sync.get_sync_history("orders", limit=7, offset=o) for o in range(0, 28, 7)]
-    assert [h["rows"] for page in pages for h in page] == [*range(24, -1, -1), 999]  # time first, then order
+    # Commit order, not the clock: the run stamped an hour earlier was committed last.
+    assert [h["rows"] for page in pages for h in page] == [999, *range(24, -1, -1)]
+    assert sync.get_last_sync("orders") == T0  # and last_sync did not go back
 
 
 def test_audit_entries_with_equal_timestamps_are_newest_first_across_pages(src):
@@ -81,9 +83,9 @@ def test_knowledge_listing_is_total_when_timestamps_tie(src):
     k = KnowledgeRepository(src)
     for item_id in ("b", "c", "a"):
         k.create(item_id, item_id, "c", "cat", created_at=T0)
-    k.create("z", "z", "c", "cat", created_at=T0 + timedelta(seconds=1))
+    k.create("z", "z", "c", "cat", created_at=T0 - timedelta(seconds=1))
     first = [i["id"] for i in k.list_items()]
-    assert first == ["z", "a", "b", "c"]
+    assert first == ["z", "a", "c", "b"]  # commit order, whatever the stamps say
     assert [i["id"] for i in k.list_items(limit=2)] + [
         i["id"] for i in k.list_items(limit=2, offset=2)
     ] == first

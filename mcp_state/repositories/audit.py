@@ -9,10 +9,12 @@ from typing import Any
 from mcp_state.db import WRITE_LOCK
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import Json, to_utc, utc_now
-from mcp_state.repositories.base import Repository, check_id, check_non_negative
+from mcp_state.repositories.base import MAX_INT32, Repository, check_id, check_non_negative
 from mcp_state.types import AuditEntry
 
-AUDIT_ORDER = "timestamp DESC, seq DESC"
+# Newest first in commit order, never by the clock (an entry written while the clock stood
+# an hour back still comes first).
+AUDIT_ORDER = "seq DESC"
 
 
 class AuditRepository(Repository):
@@ -32,7 +34,7 @@ class AuditRepository(Repository):
     ) -> str:
         """Append one entry; returns its id."""
         check_id("action", action)
-        check_non_negative("duration_ms", duration_ms)
+        check_non_negative("duration_ms", duration_ms, maximum=MAX_INT32)
         entry_id = str(uuid.uuid4())
         with WRITE_LOCK:
             # Stamped under the write lock, so timestamp order and seq order agree across threads.
@@ -74,8 +76,10 @@ class AuditRepository(Repository):
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
+        if user_id is not None:  # actors are matched case-insensitively: Claude is claude
+            clauses.append("lower(user_id) = lower(?)")
+            params.append(user_id)
         for column, value in (
-            ("user_id", user_id),
             ("action", action),
             ("resource", resource),
             ("result", result),
@@ -104,9 +108,14 @@ class AuditRepository(Repository):
         until: datetime | None = None,
         result: str | None = None,
         offset: int = 0,
+        after: tuple[int] | None = None,
     ) -> list[AuditEntry]:
-        """Entries newest first; ``since`` is inclusive, ``until`` exclusive."""
+        """Entries newest first; ``since`` is inclusive, ``until`` exclusive; ``after``: the
+        previous page's last ``seq`` (keyset paging: rows written meanwhile shift nothing)."""
         where, params = self._filters(user_id, action, resource, since, until, result)
+        if after is not None:
+            where = " AND ".join(filter(None, [where, "seq < ?"]))
+            params.append(after[0])
         return self._list(where, params, limit=limit, offset=offset)  # type: ignore[return-value]
 
     def count(

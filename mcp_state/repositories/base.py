@@ -49,6 +49,8 @@ class Repository:
     order: Order = (("id", False),)
     order_by: str = "id"
     noun: str = "row"
+    # Bookkeeping columns rows are returned without (e.g. a change sequence used only for order).
+    hidden: tuple[str, ...] = ()
 
     def key_of(self, row: dict[str, Any]) -> tuple[Any, ...]:
         """The sort key of ``row`` in ``order`` (what the next page starts after)."""
@@ -61,8 +63,13 @@ class Repository:
     def _where_key(self) -> str:
         return " AND ".join(f"{col} = ?" for col in self.key)
 
+    @property
+    def _columns(self) -> str:
+        return f"* EXCLUDE ({', '.join(self.hidden)})" if self.hidden else "*"
+
     def _get(self, *key: Any) -> dict[str, Any] | None:
-        return self.db.fetch_one(f"SELECT * FROM {self.table} WHERE {self._where_key()}", key, cache=True)
+        sql = f"SELECT {self._columns} FROM {self.table} WHERE {self._where_key()}"
+        return self.db.fetch_one(sql, key, cache=True)
 
     def _require(self, *key: Any) -> dict[str, Any]:
         row = self._get(*key)
@@ -97,6 +104,8 @@ class Repository:
             condition, more = keyset(order or self.order, after)
             where = f"({where}) AND {condition}" if where else condition
             args.extend(more)
+        if select == "*" and table is None:
+            select = self._columns
         sql = f"SELECT {select} FROM {table or self.table}"
         if where:
             sql += f" WHERE {where}"
@@ -178,11 +187,18 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
-def check_non_negative(name: str, value: Any, *, optional: bool = True) -> int | None:
+MAX_INT32 = 2**31 - 1  # INTEGER columns (durations in ms, column counts)
+
+
+def check_non_negative(
+    name: str, value: Any, *, optional: bool = True, maximum: int = 2**63 - 1
+) -> int | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgumentError(f"{name} must be a whole number of 0 or more; got {value!r}")
+    if value > maximum:
+        raise InvalidArgumentError(f"{name} must be at most {maximum:,}; got {value:,}")
     return value
 
 

@@ -22,13 +22,19 @@ from mcp_state.repositories.base import (
 from mcp_state.schema import KNOWLEDGE_WORDS_OF
 from mcp_state.types import KNOWLEDGE_STATUSES, KnowledgeItem, KnowledgeVote, VoteCounts
 
-ITEM_ORDER = "coalesce(updated_at, created_at) DESC NULLS LAST, id"
+# Most recently changed first, in commit order (``change_seq``, a new number on every change
+# made here), never by the clock: an update made while the clock stood an hour back still sorts
+# first. Items never changed here (imported, or older than migration 4) have none and follow,
+# by time.
+ITEM_ORDER = "change_seq DESC NULLS LAST, coalesce(updated_at, created_at) DESC NULLS LAST, id"
+NEXT_CHANGE = "nextval('knowledge_change_seq')"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHANGED = "coalesce(updated_at, created_at, TIMESTAMP '1970-01-01')"
 _CREATED = "coalesce(created_at, TIMESTAMP '1970-01-01')"
+_CHANGE = "coalesce(change_seq, 0)"  # commit order of the last change; 0: never changed here
 # Listing orders by name: (expression, descending) pairs, unique per row, never NULL.
 SORTS: dict[str, Order] = {
-    "updated": ((_CHANGED, True), ("id", False)),
+    "updated": ((_CHANGE, True), (_CHANGED, True), ("id", False)),
     "created": ((_CREATED, True), ("id", False)),
     "votes": (("score", True), (_CHANGED, True), ("id", False)),
 }
@@ -36,7 +42,7 @@ VOTE_ORDER: Order = (("coalesce(voted_at, TIMESTAMP '1970-01-01')", True), ("use
 SNIPPET = 200
 # A summary: the item without its content (a snippet instead), with its vote counts.
 _SUMMARY_COLUMNS = (
-    "id, title, status, category, tags, updated_at, created_at, "
+    f"id, title, status, category, tags, updated_at, created_at, {_CHANGE} AS change_seq, "
     f"regexp_replace(left(coalesce(content, ''), {SNIPPET * 2}), '\\s+', ' ', 'g') AS snippet"
 )
 _VOTES = """(SELECT item_id, count(*) FILTER (WHERE vote > 0) AS upvotes,
@@ -67,13 +73,14 @@ def sort_key(sort: str, row: dict[str, Any]) -> tuple[Any, ...]:
         return (row.get("created_at") or EPOCH, row["id"])
     if sort == "votes":
         return (row["upvotes"] - row["downvotes"], changed, row["id"])
-    return (changed, row["id"])
+    return (row["change_seq"], changed, row["id"])
 
 
 class KnowledgeRepository(Repository):
     table = "knowledge_items"
     order_by = ITEM_ORDER
     noun = "knowledge item"
+    hidden = ("change_seq",)
 
     def get_by_id(self, item_id: str) -> KnowledgeItem | None:
         return self._get(item_id)  # type: ignore[return-value]
@@ -99,9 +106,9 @@ class KnowledgeRepository(Repository):
         now = created_at or utc_now()
         with self.db.transaction():
             self.db.execute(
-                """INSERT INTO knowledge_items (id, title, content, category, source_user, tags, status,
-                       contributors, audience, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                f"""INSERT INTO knowledge_items (id, title, content, category, source_user, tags, status,
+                       contributors, audience, created_at, updated_at, change_seq)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NEXT_CHANGE})""",
                 [
                     id,
                     title,
@@ -146,7 +153,8 @@ class KnowledgeRepository(Repository):
                 changes["updated_at"] = utc_now()
                 assignments = ", ".join(f"{col} = ?" for col in changes)  # fixed column names
                 self.db.execute(
-                    f"UPDATE knowledge_items SET {assignments} WHERE id = ?", [*changes.values(), item_id]
+                    f"UPDATE knowledge_items SET {assignments}, change_seq = {NEXT_CHANGE} WHERE id = ?",
+                    [*changes.values(), item_id],
                 )
                 if {"title", "content", "tags"} & set(changes):
                     self._index(item_id)
@@ -157,7 +165,7 @@ class KnowledgeRepository(Repository):
         with self.db.transaction():
             self._require(item_id)
             self.db.execute(
-                "UPDATE knowledge_items SET status = ?, updated_at = ? WHERE id = ?",
+                f"UPDATE knowledge_items SET status = ?, updated_at = ?, change_seq = {NEXT_CHANGE} WHERE id = ?",
                 [status, utc_now(), item_id],
             )
             return self._require(item_id)  # type: ignore[return-value]

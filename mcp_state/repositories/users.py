@@ -25,6 +25,13 @@ UPDATABLE = (
     "reset_token_created",
 )
 SECRET_FIELDS = ("password_hash", "setup_token", "reset_token")
+# What a user's deletion removes with them: (name in the answer, table).
+_OWNED_ROWS = (
+    ("votes", "knowledge_votes"),
+    ("telegram_links", "telegram_links"),
+    ("sync_settings", "user_sync_settings"),
+    ("dataset_permissions", "dataset_permissions"),
+)
 
 
 def public_user(row: User | dict[str, Any]) -> PublicUser:
@@ -115,13 +122,27 @@ class UserRepository(Repository):
                 self.db.execute(f"UPDATE users SET {assignments} WHERE id = ?", [*updates.values(), id])
             return self._require(id)  # type: ignore[return-value]
 
-    def delete(self, user_id: str) -> None:
-        """Delete a user with their dataset permissions, sync settings and Telegram link."""
+    def delete(self, user_id: str) -> dict[str, int]:
+        """Delete a user with their votes, Telegram link, sync settings and dataset permissions, in one
+        transaction; returns how many of each were removed. Refused while they own scripts (a script
+        keeps running: give it another owner or undeploy it first)."""
         with self.db.transaction():
             self._require(user_id)
-            for table in ("dataset_permissions", "user_sync_settings", "telegram_links"):
-                self.db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id])
+            owned = self.db.fetch_all(
+                "SELECT id FROM script_registry WHERE owner = ? ORDER BY id LIMIT 6", [user_id]
+            )
+            if owned:
+                names = ", ".join(row["id"] for row in owned[:5]) + (", ..." if len(owned) > 5 else "")
+                raise ConflictError(
+                    f"user '{user_id}' owns scripts ({names}); redeploy them with another owner "
+                    "or undeploy them, then delete the user"
+                )
+            removed = {
+                name: self.db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id])
+                for name, table in _OWNED_ROWS
+            }
             self._delete(user_id)
+            return removed
 
     def _check_email_free(self, email: str) -> None:
         if self.get_by_email(email) is not None:

@@ -6,9 +6,8 @@ The task is the user's message; the state it starts from follows as a labelled d
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -17,28 +16,23 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from pydantic import Field
 
-from mcp_state.gateway import to_utc, utc_now
+from mcp_state.errors import InvalidArgumentError
 from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, prompt_data
 from mcp_state.server.state import Runtime
+from mcp_state.timespec import parse_time
 
 SHOWN = 20
 AUDIT_SAMPLE = 1000
-_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$", re.IGNORECASE)
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_since(since: str) -> datetime:
-    """``24h``, ``7d``, ``30m``, ``2w``, or an ISO 8601 date/time (UTC when it has no zone)."""
-    match = _RELATIVE.match(since)
-    if match:
-        return utc_now() - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    """``since`` by the one parser (``mcp_state.timespec``), refused as invalid params."""
     try:
-        return to_utc(datetime.fromisoformat(since.strip()))
-    except ValueError:
-        raise MCPError(
-            code=INVALID_PARAMS,
-            message=f"since must be a duration like 24h, 7d, 30m, 2w or an ISO date like 2025-01-31; got {since!r}",
-        ) from None
+        start = parse_time("since", since)
+    except InvalidArgumentError as exc:
+        raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+    assert start is not None
+    return start
 
 
 def with_data(task: str, label: str, data: Any, budget: int) -> list[Message]:
@@ -69,7 +63,9 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "For each table: call get_sync_history(table_id) to see when it started failing and whether it "
             "ever succeeded, get_registered_table(table_id) for its sync strategy and primary key, and "
             "get_table_profile(table_id) if the error points at the data. Then group the tables by likely "
-            "cause, and for each group propose the fix and who should act. Do not change any state unless asked.",
+            "cause, and for each group propose the fix and who should act. Do not change any state unless asked. "
+            "Latest status is not history: summarize_sync_failures(since='7d') also shows tables that failed "
+            "often this week but whose latest sync succeeded.",
             "Failing tables",
             failing,
             budget,

@@ -82,7 +82,8 @@ def schema_document(repos: Repos) -> dict[str, Any]:
             "secret columns; users there also has "
             + ", ".join(sorted(REDACTED_FLAG_COLUMNS.get("users", {})))
             + " (true/false).",
-            "audit_log is append-only; order 'newest first' by timestamp DESC, seq DESC.",
+            "audit_log is append-only; 'newest first' is commit order: seq DESC (sync_history too), "
+            "knowledge_items by change_seq DESC NULLS LAST.",
         ],
         "tables": list(tables.values()),
     }

@@ -8,7 +8,6 @@ output schema. Lists are paged (``paging.Page``): ``items``, ``has_more``, ``nex
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
@@ -17,6 +16,7 @@ from typing_extensions import TypedDict
 
 from mcp_state.errors import NotFoundError
 from mcp_state.server.paging import Page, Truncation
+from mcp_state.timespec import FORMS
 from mcp_state.types import (
     AuditEntry,
     DatasetPermission,
@@ -25,6 +25,7 @@ from mcp_state.types import (
     PublicUser,
     RegisteredTable,
     Script,
+    SyncFailureSummary,
     SyncHistoryEntry,
     SyncSetting,
     SyncState,
@@ -40,6 +41,9 @@ Offset = Annotated[
     int, Field(ge=0, le=10_000_000, description="Rows to skip: 0, or next_offset from the previous page.")
 ]
 Cursor = Annotated[str | None, Field(max_length=2000, description="next_cursor of the previous page.")]
+
+Since = Annotated[str | None, Field(max_length=64, description=f"From: {FORMS}.")]
+Until = Annotated[str | None, Field(max_length=64, description="Before: same forms as since.")]
 
 
 def ident(description: str) -> Any:
@@ -70,43 +74,42 @@ def found(row: T | None, what: str, key: str) -> T:
     return row
 
 
-def page(fetch: Callable[[int, int], list[Any]], limit: int, offset: int, total: int | None = None) -> Any:
-    """One offset page (sync and audit lists, until they move to cursors like the others)."""
-    rows = fetch(limit + 1, offset)
-    has_more = len(rows) > limit
-    items = rows[:limit]
-    return {
-        "items": items,
-        "total": total,
-        "has_more": has_more,
-        "next_offset": offset + len(items) if has_more else None,
-    }
-
-
 class Deleted(TypedDict):
     deleted: bool
     id: str
 
 
-class SyncStatePage(TypedDict):
+class RemovedWithUser(TypedDict):
+    votes: int
+    telegram_links: int
+    sync_settings: int
+    dataset_permissions: int
+
+
+class UserDeleted(Deleted):
+    removed: RemovedWithUser
+
+
+class SyncStatePage(Page):
     items: list[SyncState]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
 
 
-class SyncHistoryPage(TypedDict):
+class SyncHistoryPage(Page):
     items: list[SyncHistoryEntry]
-    total: int | None
+
+
+class SyncFailures(Truncation):
+    """Failed syncs per table in [since, until), most failures first."""
+
+    since: datetime
+    until: datetime | None
+    items: list[SyncFailureSummary]
     has_more: bool
-    next_offset: int | None
+    as_of: datetime
 
 
-class AuditPage(TypedDict):
+class AuditPage(Page):
     items: list[AuditEntry]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
 
 
 class UserSyncSettings(TypedDict):

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
 
+from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset, redact
-from mcp_state.server.shapes import DEFAULT_LIMIT, AuditPage, Limit, LoggedEvent, Millis, Offset, page
+from mcp_state.server.paging import after_of, page
+from mcp_state.server.shapes import (
+    DEFAULT_LIMIT,
+    AuditPage,
+    Cursor,
+    Limit,
+    LoggedEvent,
+    Millis,
+    Since,
+    Until,
+)
+from mcp_state.timespec import parse_window
 
 audit = Toolset("audit", hint="Call query_audit_log to see recent entries.")
 
@@ -46,7 +57,9 @@ def log_audit_event(
 @audit.read("Query audit log")
 def query_audit_log(
     call: Call,
-    user_id: Annotated[str | None, Field(max_length=1024, description="Only this actor's entries.")] = None,
+    user_id: Annotated[
+        str | None, Field(max_length=1024, description="Only this actor's entries (any case).")
+    ] = None,
     action: Annotated[
         str | None, Field(max_length=200, description="Only this action, e.g. a tool name.")
     ] = None,
@@ -55,23 +68,27 @@ def query_audit_log(
         str | None,
         Field(max_length=200, description="Only this outcome: ok, or an error kind like not_found."),
     ] = None,
-    since: Annotated[
-        datetime | None, Field(description="From this time on (ISO 8601; UTC if no zone).")
-    ] = None,
-    until: Annotated[
-        datetime | None, Field(description="Before this time (ISO 8601; UTC if no zone).")
-    ] = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> AuditPage:
-    """Search the audit log, newest first, by actor, action, resource, outcome and time range."""
-    repo = call.repos.audit
-    filters: dict[str, Any] = {"resource": resource, "since": since, "until": until, "result": result}
-    found = page(
-        lambda n, skip: repo.query(user_id, action, n, offset=skip, **filters),
-        limit,
-        offset,
-        repo.count(user_id, action, **filters),
+    """Search the audit log, newest first, by actor, action, resource, outcome and time (since='24h')."""
+    if user_id is not None:
+        References(call.repos.gateway).actor(user_id)
+    start, end = parse_window(since, until)
+    after = after_of("audit", cursor)
+    rows = call.repos.audit.query(
+        user_id,
+        action,
+        limit + 1,
+        resource=resource,
+        since=start,
+        until=end,
+        result=result,
+        after=after,
     )
-    found["items"] = [{**entry, "params": redact(entry["params"])} for entry in found["items"]]
-    return found
+    rows = [{**entry, "params": redact(entry["params"])} for entry in rows]
+    filters: dict[str, Any] = {"resource": resource, "since": start, "until": end, "result": result}
+    total = call.repos.audit.count(user_id, action, **filters)
+    return page(rows, limit, kind="audit", key=lambda row: (row["seq"],), total=total)

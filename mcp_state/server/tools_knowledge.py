@@ -8,6 +8,7 @@ from pydantic import Field
 
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.repositories.knowledge import sort_key, vote_key
+from mcp_state.repositories.references import References
 from mcp_state.server import authz
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.paging import after_of, page
@@ -51,7 +52,7 @@ def confirmation(call: Call, item_id: str) -> KnowledgeConfirmation:
 
 
 def _listed(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k != "created_at"}
+    return {k: v for k, v in row.items() if k not in ("created_at", "change_seq")}
 
 
 @knowledge.read("Get knowledge item")
@@ -192,7 +193,9 @@ def vote_knowledge_item(
     ] = None,
 ) -> VoteResult:
     """Cast or change a vote on a knowledge item; returns its new vote counts."""
-    voter = authz.acting_user(call, user_id, "voting")
+    voter = References(call.repos.gateway).user(
+        authz.acting_user(call, user_id, "voting"), "user_id (you, when left out)"
+    )
     counts = call.repos.knowledge.vote(item_id, voter, vote)
     return {"item_id": item_id, "user_id": voter, "vote": vote, **counts}
 

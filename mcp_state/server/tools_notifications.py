@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from mcp_state.errors import NotFoundError
+from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.paging import after_of, page
 from mcp_state.server.shapes import (
@@ -34,6 +35,7 @@ ChatId = Annotated[int, Field(ge=-(2**63), lt=2**63, description="Telegram chat 
 )
 def link_telegram_user(call: Call, user_id: UserId, chat_id: ChatId) -> TelegramLink:
     """Link a user to a Telegram chat for notifications, replacing any chat linked before."""
+    References(call.repos.gateway).user(user_id)
     return call.repos.telegram.link_user(user_id, chat_id)
 
 
@@ -78,7 +80,7 @@ def verify_pending_code(
     ],
 ) -> TelegramLink:
     """Consume a user's one-time Telegram code and link that chat to them (a code works once, then expires)."""
-    found(call.repos.users.get_by_id(user_id), "user", user_id)
+    References(call.repos.gateway).user(user_id)
     pending = call.repos.codes.verify_code(code)
     if pending is None:
         raise NotFoundError("that code is unknown, already used or expired")

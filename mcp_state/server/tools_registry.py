@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.paging import after_of, page
 from mcp_state.server.results import fit, room
@@ -85,7 +86,8 @@ def save_table_profile(
         Field(description="The profile as a JSON object, e.g. {'row_count': 10, 'columns': [...]}."),
     ],
 ) -> ProfileConfirmation:
-    """Save a table's latest data profile, replacing the previous one."""
+    """Save a table's latest data profile, replacing the previous one (the table must be registered or synced)."""
+    References(call.repos.gateway).table(table_id)
     repo = call.repos.profiles
     repo.save(table_id, profile)
     return found(repo.get_summary(table_id), "profile for table", table_id)  # type: ignore[return-value]

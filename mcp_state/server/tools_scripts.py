@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from mcp_state.repositories.references import References
 from mcp_state.server import authz
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.paging import after_of, page
@@ -47,9 +48,10 @@ def deploy_script(
     owner: Annotated[str | None, Field(max_length=1024, description="Owning user; defaults to you.")] = None,
 ) -> ScriptSummary:
     """Deploy a script, or redeploy one (replacing its name, source and schedule; its run history stays)."""
-    call.repos.scripts.deploy(
-        id, name, owner=authz.script_owner(call, id, owner), schedule=schedule, source=source
+    owner = References(call.repos.gateway).user(
+        authz.script_owner(call, id, owner), "owner (you, when left out)"
     )
+    call.repos.scripts.deploy(id, name, owner=owner, schedule=schedule, source=source)
     return summary(call, id)
 
 
@@ -84,6 +86,8 @@ def list_scripts(
     cursor: Cursor = None,
 ) -> ScriptPage:
     """List deployed scripts by name, without source (get_script for it); filter by owner, last status."""
+    if owner is not None:
+        References(call.repos.gateway).user(owner, "owner")
     repo = call.repos.scripts
     rows = repo.list_summaries(owner, last_status, limit=limit + 1, after=after_of("scripts", cursor))
     return page(rows, limit, kind="scripts", key=repo.key_of, total=repo.count(owner, last_status))

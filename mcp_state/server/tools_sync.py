@@ -6,22 +6,29 @@ from typing import Annotated
 
 from pydantic import Field
 
+from mcp_state.gateway import utc_now
+from mcp_state.repositories.references import References
 from mcp_state.server.audit import Call, Toolset
+from mcp_state.server.paging import after_of, page
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
+    MAX_LIMIT,
     Count,
+    Cursor,
     Dataset,
     Limit,
     Millis,
-    Offset,
+    Since,
+    SyncFailures,
     SyncHistoryPage,
     SyncStatePage,
     TableId,
+    Until,
     UserId,
     UserSyncSettings,
     found,
-    page,
 )
+from mcp_state.timespec import FORMS, parse_window
 from mcp_state.types import SyncSetting, SyncState, SyncStatus, TableMode
 
 sync = Toolset("sync", hint="Call list_sync_states to see which tables have synced.")
@@ -40,55 +47,89 @@ def list_sync_states(
         SyncStatus | None, Field(description="Only tables whose last sync has this status.")
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> SyncStatePage:
-    """List every table's latest sync, by table id; filter by status='error' to find failing tables."""
+    """List every table's latest sync, by table id. Latest only: for failure counts use summarize_sync_failures."""
     repo = call.repos.sync_state
-    return page(
-        lambda n, skip: repo.get_all_states(status=status, limit=n, offset=skip),
-        limit,
-        offset,
-        repo.count_states(status=status),
-    )
+    after = after_of("sync_states", cursor)
+    rows = repo.list_states(status=status, after=after, limit=limit + 1)
+    total = repo.count_states(status=status)
+    return page(rows, limit, kind="sync_states", key=lambda row: (row["table_id"],), total=total)
 
 
 @sync.read("Get sync history")
-def get_sync_history(call: Call, table_id: TableId, limit: Limit = 20, offset: Offset = 0) -> SyncHistoryPage:
-    """List one table's past sync runs, newest first: use it to see when a table started failing."""
-    repo = call.repos.sync_state
-    return page(
-        lambda n, skip: repo.get_sync_history(table_id, limit=n, offset=skip),
-        limit,
-        offset,
-        repo.count_history(table_id),
+def get_sync_history(
+    call: Call,
+    table_id: Annotated[
+        str | None, Field(max_length=1024, description="Only this table; omit for all.")
+    ] = None,
+    status: Annotated[SyncStatus | None, Field(description="Only runs with this outcome.")] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> SyncHistoryPage:
+    """List sync runs of one table or all, newest first; filter by status and time (since='7d')."""
+    if table_id is not None:
+        References(call.repos.gateway).table(table_id)
+    start, end = parse_window(since, until)
+    after = after_of("sync_history", cursor)
+    rows = call.repos.sync_state.history(
+        table_id,
+        status=status,
+        since=start,
+        until=end,
+        after=after,
+        limit=limit + 1,
     )
+    total = call.repos.sync_state.count_history(table_id, status=status, since=start, until=end)
+    return page(rows, limit, kind="sync_history", key=lambda row: (row["seq"],), total=total)
+
+
+@sync.read("Summarize sync failures")
+def summarize_sync_failures(
+    call: Call,
+    since: Annotated[str, Field(max_length=64, description=f"From: {FORMS}.")] = "7d",
+    until: Until = None,
+) -> SyncFailures:
+    """Per table: failed syncs in a window, the last failure's time and error, current status; most failures first."""
+    start, end = parse_window(since, until)
+    assert start is not None
+    rows = call.repos.sync_state.failure_summary(start, end, limit=MAX_LIMIT + 1)
+    return {
+        "since": start,
+        "until": end,
+        "items": rows[:MAX_LIMIT],
+        "has_more": len(rows) > MAX_LIMIT,
+        "as_of": utc_now(),
+    }
 
 
 @sync.write("Record a sync", resource="table_id", destructive=True, idempotent=False)
 def record_sync(
     call: Call,
     table_id: TableId,
-    rows: Annotated[Count, Field(description="Rows in the table after the sync.")],
-    file_size_bytes: Annotated[Count, Field(description="Size of the synced file in bytes.")],
-    hash: Annotated[str, Field(max_length=256, description="Content hash of the synced file.")],
-    uncompressed_size_bytes: Annotated[Count, Field(description="Uncompressed size in bytes.")] = 0,
-    columns: Annotated[int, Field(ge=0, le=100_000, description="Number of columns.")] = 0,
+    rows: Annotated[Count | None, Field(description="Rows in the table after the sync.")] = None,
     status: Annotated[SyncStatus, Field(description="Outcome of the sync.")] = "ok",
     error: Annotated[
-        str | None, Field(max_length=10_000, description="Error message when status is error.")
+        str | None, Field(max_length=10_000, description="Error message; required when status is error.")
     ] = None,
+    file_size_bytes: Annotated[Count | None, Field(description="Size of the synced file in bytes.")] = None,
+    hash: Annotated[str | None, Field(max_length=256, description="Content hash of the synced file.")] = None,
+    uncompressed_size_bytes: Annotated[Count | None, Field(description="Uncompressed size in bytes.")] = None,
+    columns: Annotated[int | None, Field(ge=0, le=100_000, description="Number of columns.")] = None,
     duration_ms: Annotated[Millis | None, Field(description="How long the sync took, in ms.")] = None,
 ) -> SyncState:
-    """Record a finished sync of a table: replaces its current state and appends a history entry."""
-    return call.repos.sync_state.update_sync(
+    """Record a finished sync of a table and append it to the history; values left out keep what is stored."""
+    return call.repos.sync_state.record(
         table_id,
         rows=rows,
+        status=status,
+        error=error,
         file_size_bytes=file_size_bytes,
         hash=hash,
         uncompressed_size_bytes=uncompressed_size_bytes,
         columns=columns,
-        status=status,
-        error=error,
         duration_ms=duration_ms,
     )
 
@@ -100,6 +141,7 @@ def get_sync_settings(
     dataset: Annotated[str | None, Field(max_length=1024, description="Only this dataset.")] = None,
 ) -> UserSyncSettings:
     """Get which datasets (and tables) a user syncs; empty items when the user has no settings."""
+    References(call.repos.gateway).user(user_id)
     repo = call.repos.sync_settings
     if dataset is not None:
         one = repo.get_one(user_id, dataset)
@@ -127,4 +169,5 @@ def set_sync_settings(
     ] = None,
 ) -> SyncSetting:
     """Set whether and how a user syncs one dataset, replacing that dataset's previous setting."""
+    References(call.repos.gateway).user(user_id)
     return call.repos.sync_settings.set(user_id, dataset, enabled, table_mode=table_mode, tables=tables)

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from mcp_state.errors import InvalidArgumentError
+from mcp_state.repositories.references import References
 from mcp_state.repositories.users import public_user
 from mcp_state.server.audit import Call, Toolset
 from mcp_state.server.paging import after_of, page
@@ -20,6 +21,7 @@ from mcp_state.server.shapes import (
     Deleted,
     Limit,
     PermissionPage,
+    UserDeleted,
     UserId,
     UserPage,
     found,
@@ -89,10 +91,10 @@ def update_user(
 
 
 @users.write("Delete user", resource="user_id", destructive=True, idempotent=True, scope="admin")
-def delete_user(call: Call, user_id: UserId) -> Deleted:
-    """Delete a user with their dataset permissions, sync settings and Telegram link."""
-    call.repos.users.delete(user_id)
-    return {"deleted": True, "id": user_id}
+def delete_user(call: Call, user_id: UserId) -> UserDeleted:
+    """Delete a user and their votes, Telegram link, sync settings, permissions; refused while they own scripts."""
+    removed = call.repos.users.delete(user_id)
+    return {"deleted": True, "id": user_id, "removed": removed}  # type: ignore[typeddict-item]
 
 
 @users.read("List dataset permissions")
@@ -108,6 +110,8 @@ def list_dataset_permissions(
     cursor: Cursor = None,
 ) -> PermissionPage:
     """List who has which access (read, write, admin) to which dataset; filter by user or dataset."""
+    if user_id is not None:
+        References(call.repos.gateway).user(user_id)
     repo = call.repos.permissions
     rows = repo.list_all(user_id, dataset, limit=limit + 1, after=after_of("permissions", cursor))
     return page(rows, limit, kind="permissions", key=repo.key_of, total=repo.count(user_id, dataset))
@@ -127,7 +131,7 @@ def grant_dataset_access(
     access: Annotated[Access, Field(description="read < write < admin.")] = "read",
 ) -> DatasetPermission:
     """Give an existing user an access level on a dataset, replacing the level they had."""
-    found(call.repos.users.get_by_id(user_id), "user", user_id)
+    References(call.repos.gateway).user(user_id)
     return call.repos.permissions.grant(user_id, dataset, access)
 
 

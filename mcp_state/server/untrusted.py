@@ -32,6 +32,7 @@ UNTRUSTED_FIELDS = frozenset(
         "description",  # registered table
         "profile",  # table profile
         "error",  # sync error from the syncing system
+        "last_error",  # summarize_sync_failures: the same text
         "params",  # audit entry
         "resource",  # audit entry
         "rows",  # sql_query: any column of any table
