@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(name, str(exc))
     except KeyboardInterrupt:
         return 130
+    except BaseExceptionGroup as group:  # Ctrl-C inside a task group arrives wrapped
+        if group.split(KeyboardInterrupt)[1] is None:
+            return 130
+        raise
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, and keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from agent_support import ITEMS, READS, build_big_state
 from mcp import Client, StdioServerParameters
-from server_support import connect
+from server_support import connect, prompt_text, unmarked
 
 from mcp_state.db import Database, apply_migrations
 from mcp_state.db import connect as connect_file
@@ -97,9 +97,9 @@ async def test_a_smaller_budget_holds_for_every_read_tool_resource_and_prompt(bi
         assert results["list_knowledge_items"]["truncated"] is True
         for uri in ("state://schema", "state://sync", "state://audit/recent", "state://tables/table_1"):
             text = (await client.read_resource(uri)).contents[0].text
-            assert len(text) <= 4000 and json.loads(text)["truncated"] is True, uri
+            assert len(text) <= 4000 and json.loads(unmarked(text))["truncated"] is True, uri
         for name in ("triage_sync_failures", "review_pending_knowledge"):
-            text = (await client.get_prompt(name)).messages[0].content.text
+            text = prompt_text(await client.get_prompt(name))  # the request and its data block
             assert len(text) <= 4000 and '"truncated":true' in text, name
 
 

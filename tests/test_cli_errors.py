@@ -97,7 +97,7 @@ CASES = [
     (["export"], "mcp-state export: error: the following arguments are required: --to", 2),
     (
         ["export", "--to", "{tmp}/out", "--db", "{tmp}/none.duckdb"],
-        "mcp-state export: error: there is no database",
+        "mcp-state export: error: no database at",
         1,
     ),
     (["export", "--to", "/proc/version/x", "--db", "{db}"], "mcp-state export: error: ", 1),

@@ -139,7 +139,7 @@ def test_eight_clients_over_http_get_exact_counts(tmp_path: Path) -> None:
             users.create(user_id, f"{user_id}@example.com", None)
         SyncStateRepository(db).update_sync(SHARED_TABLE, rows=0, file_size_bytes=0, hash="first")
     actors = [f"client-{i}" for i in range(CLIENTS)]
-    tokens = make_tokens(db_path, dict.fromkeys(actors, "write"))
+    tokens = make_tokens(db_path, dict.fromkeys(actors, "admin"))  # link_telegram_user needs admin
     audit_before = query(db_path, "SELECT count(*) FROM audit_log")[0][0]
     tallies = [Tally(actor) for actor in actors]
 

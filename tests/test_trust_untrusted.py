@@ -18,6 +18,7 @@ from mcp_state.repositories.notifications import ScriptRepository
 from mcp_state.repositories.profiles import ProfileRepository
 from mcp_state.repositories.sync_state import SyncStateRepository
 from mcp_state.repositories.table_registry import TableRegistryRepository
+from mcp_state.repositories.users import UserRepository
 from mcp_state.server.untrusted import INSTRUCTION, mark
 
 pytestmark = pytest.mark.anyio
@@ -46,6 +47,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 def db_path(tmp_path: Path) -> Path:
     path = seeded_copy(tmp_path)[0]
     with Database(path, idle_release=None) as db:
+        UserRepository(db).create("mallory", "mallory@example.com", "Mallory")  # filters name existing users
         KnowledgeRepository(db).create(
             "km_evil", evil("title"), evil("content"), "misc", tags=[evil("tag")], source_user="mallory"
         )
@@ -81,14 +83,14 @@ TOOLS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("search_knowledge", {"query": "ignore previous"}, ("title", "content", "tag")),
     ("list_knowledge_items", {"category": "misc"}, ("title", "content", "tag")),
     ("get_script", {"script_id": "s_evil"}, ("source",)),
-    ("list_scripts", {"owner": "mallory"}, ("source",)),
     ("get_registered_table", {"table_id": "evil_table"}, ("description",)),
     ("list_registered_tables", {"folder": "x"}, ("description",)),
     ("get_table_profile", {"table_id": "evil_table"}, ("profile",)),
-    ("list_table_profiles", {}, ("profile",)),
+    # list_scripts and list_table_profiles return summaries without source or profile.
     ("get_sync_state", {"table_id": "evil_table"}, ("error",)),
     ("list_sync_states", {"status": "error"}, ("error",)),
     ("get_sync_history", {"table_id": "evil_table"}, ("error",)),
+    ("summarize_sync_failures", {"since": "7d"}, ("error",)),
     ("query_audit_log", {"user_id": "mallory"}, ("params", "resource")),
     (
         "sql_query",

@@ -41,10 +41,9 @@ def with_data(task: str, label: str, data: Any, budget: int) -> list[Message]:
     The data goes in an assistant message (what the model itself read from the server, like a
     tool result), inside the untrusted-data boundary: it never speaks with the user's authority.
     """
-    return [
-        UserMessage(f"{task}\n\nNext message: {label.lower()}, as data read from mcp-state."),
-        AssistantMessage(prompt_data(label, data, budget)),
-    ]
+    request = f"{task}\n\nNext message: {label.lower()}, as data read from mcp-state."
+    # The budget holds for the whole prompt: the data gets what the request leaves.
+    return [UserMessage(request), AssistantMessage(prompt_data(label, data, budget - len(request)))]
 
 
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
