@@ -168,6 +168,7 @@ class AppState:
     sql: SqlEngine = field(repr=False)
 
     def close(self) -> None:
+        self.sql.close()
         self.db.close()
 
 
