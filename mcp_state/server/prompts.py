@@ -37,7 +37,11 @@ def parse_since(since: str) -> datetime:
 
 
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
-    @mcp.prompt(title="Triage sync failures")
+    def prompt(toolset: str, title: str) -> Any:
+        """``mcp.prompt`` when ``toolset`` is served (``--toolsets``), else nothing."""
+        return mcp.prompt(title=title) if runtime.settings.serves(toolset) else (lambda fn: fn)
+
+    @prompt("sync", "Triage sync failures")
     def triage_sync_failures() -> str:
         """Investigate the tables whose latest sync failed and propose fixes."""
         repos = runtime.state.repos
@@ -54,7 +58,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             f"Failing tables:\n{to_json(failing)}"
         )
 
-    @mcp.prompt(title="Review pending knowledge")
+    @prompt("knowledge", "Review pending knowledge")
     def review_pending_knowledge() -> str:
         """Review knowledge items waiting for approval and recommend approve or reject for each."""
         repos = runtime.state.repos
@@ -72,7 +76,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             f"Pending items:\n{to_json(items)}"
         )
 
-    @mcp.prompt(title="Summarize audit activity")
+    @prompt("audit", "Summarize audit activity")
     def summarize_audit_activity(
         since: Annotated[
             str, Field(description="From when: a duration like 24h, 7d, 30m, or an ISO date like 2025-01-31.")

@@ -77,6 +77,10 @@ class ServerSettings:
     code_ttl: float | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
 
+    def serves(self, toolset: str) -> bool:
+        """Whether ``toolset`` (its tools, resources and prompts) is served: ``--toolsets``."""
+        return self.toolsets is None or toolset in self.toolsets
+
     def resolved(self) -> ServerSettings:
         """These settings with every ``None`` taken from the environment (read now, not at import)."""
         return replace(
