@@ -130,7 +130,7 @@ class TokenRepository(Repository):
         records = self.db.fetch_all(
             "SELECT id, actor, scope, token_hash FROM api_tokens WHERE revoked_at IS NULL"
         )
-        write_token_file(path, records)  # type: ignore[arg-type]
+        write_token_file(path, records)
         return path
 
     def touch(self, token_id: str) -> None:

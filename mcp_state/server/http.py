@@ -24,6 +24,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_state import __version__
 from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, PermissionDeniedError
 from mcp_state.repositories.tokens import TokenRepository, token_file
+from mcp_state.server.sessions import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_SESSIONS_PER_ACTOR,
+    DEFAULT_SESSION_IDLE,
+    SessionCaps,
+)
 from mcp_state.server.state import Runtime, ServerSettings, open_database
 from mcp_state.server.tokens import TokenCache
 
@@ -79,9 +85,10 @@ class RequireToken:
     no path, PID or version in the answer.
     """
 
-    def __init__(self, app: ASGIApp, verifier: DatabaseTokenVerifier) -> None:
+    def __init__(self, app: ASGIApp, verifier: DatabaseTokenVerifier, caps: SessionCaps) -> None:
         self.app = app
         self.verifier = verifier
+        self.caps = caps
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") == HEALTH_PATH:
@@ -89,13 +96,21 @@ class RequireToken:
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
         kind, _, token = header.partition(" ")
-        if kind.lower() != "bearer" or await self.verifier.verify_token(token.strip()) is None:
+        access = await self.verifier.verify_token(token.strip()) if kind.lower() == "bearer" else None
+        if access is None:
             response = JSONResponse(
                 {"error": "invalid_token", "error_description": "a valid bearer token is required"},
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
             await response(scope, receive, send)
+            return
+        opening = scope.get("method") == "POST" and b"mcp-session-id" not in dict(scope.get("headers") or [])
+        refusal = self.caps.refusal(access.client_id) if opening else None
+        if refusal is not None:
+            error = {"code": SERVER_ERROR, "message": refusal}
+            busy = JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status_code=503)
+            await busy(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -171,11 +186,22 @@ def http_app(mcp: MCPServer[Any], settings: ServerSettings) -> Starlette:
     """
     publish_tokens(settings)
     app = mcp.streamable_http_app(
-        streamable_http_path=MCP_PATH, transport_security=transport_security(settings), host=settings.host
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(settings),
+        host=settings.host,
+        max_sessions=settings.max_sessions,
+        session_idle_timeout=settings.session_idle,
     )
+    caps = SessionCaps(
+        mcp.session_manager,
+        total=settings.max_sessions or DEFAULT_MAX_SESSIONS,
+        per_actor=settings.max_sessions_per_actor or DEFAULT_MAX_SESSIONS_PER_ACTOR,
+        idle=settings.session_idle or DEFAULT_SESSION_IDLE,
+    )
+    caps.install()
     verifier = getattr(mcp, "_token_verifier", None)
     if isinstance(verifier, DatabaseTokenVerifier):
-        app.add_middleware(RequireToken, verifier=verifier)
+        app.add_middleware(RequireToken, verifier=verifier, caps=caps)
     app.add_middleware(DatabaseBusyResponse)  # outermost: around the token check
     return app
 

@@ -25,11 +25,11 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 def parse_since(since: str) -> datetime:
     """``24h``, ``7d``, ``30m``, ``2w``, or an ISO 8601 date/time (UTC when it has no zone)."""
     match = _RELATIVE.match(since)
-    if match:
-        return utc_now() - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
     try:
+        if match:
+            return utc_now() - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
         return to_utc(datetime.fromisoformat(since.strip()))
-    except ValueError:
+    except (ValueError, OverflowError):  # InvalidArgumentError is a ValueError: outside years 1-9999
         raise MCPError(
             code=INVALID_PARAMS,
             message=f"since must be a duration like 24h, 7d, 30m, 2w or an ISO date like 2025-01-31; got {since!r}",

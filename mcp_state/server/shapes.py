@@ -54,6 +54,8 @@ ItemId = ident("Id of the knowledge item.")
 Dataset = ident("Name of the dataset, e.g. 'sales'.")
 ScriptId = ident("Id of the script.")
 Count = Annotated[int, Field(ge=0, le=2**62)]
+# Milliseconds as the INTEGER columns (duration_ms) hold them: up to about 24.8 days.
+Milliseconds = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None, Field(max_length=100)]
 
 T = TypeVar("T")

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from mcp_state.server.audit import Call, Toolset, redact
-from mcp_state.server.shapes import DEFAULT_LIMIT, AuditPage, Count, Limit, LoggedEvent, Offset, page
+from mcp_state.server.shapes import (
+    DEFAULT_LIMIT,
+    AuditPage,
+    Limit,
+    LoggedEvent,
+    Milliseconds,
+    Offset,
+    page,
+)
 
 audit = Toolset("audit", hint="Call query_audit_log to see recent entries.")
 
@@ -29,7 +37,7 @@ def log_audit_event(
         dict[str, Any] | None, Field(description="Details as a JSON object; secret-looking keys are masked.")
     ] = None,
     result: Annotated[str | None, Field(max_length=200, description="Outcome, e.g. 'ok' or 'error'.")] = None,
-    duration_ms: Annotated[Count | None, Field(description="How long it took, in ms.")] = None,
+    duration_ms: Annotated[Milliseconds | None, Field(description="How long it took, in ms.")] = None,
 ) -> LoggedEvent:
     """Record something you did outside these tools in the audit log, with you as the actor."""
     entry_id = call.repos.audit.log(
