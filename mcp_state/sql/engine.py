@@ -22,11 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import duckdb
+
 from mcp_state.db import Database, system_db_path
-from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError
+from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError, InvalidSQLError
 from mcp_state.sql.guard import MAX_SQL_CHARS, check_size
 from mcp_state.sql.hardening import hardened_database
 from mcp_state.sql.pool import WorkerPool, default_workers
+from mcp_state.sql.runner import message_of
 from mcp_state.sql.snapshot import Snapshot
 from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaResult
 
@@ -78,6 +81,7 @@ class SqlEngine:
         started = time.perf_counter()
         limit = self._check_limit(limit)
         check_size(sql, self.max_sql_chars)
+        self._precheck(sql)
         result = self._run(
             {
                 "op": "query",
@@ -94,6 +98,7 @@ class SqlEngine:
         """DuckDB's plan of one read-only statement; the statement itself is not run."""
         started = time.perf_counter()
         check_size(sql, self.max_sql_chars)
+        self._precheck(sql)
         result = self._run({"op": "explain", "sql": sql})
         result["elapsed_ms"] = _elapsed_ms(started)
         return cast(SqlExplainResult, result)
@@ -105,6 +110,12 @@ class SqlEngine:
     def close(self) -> None:
         """Stop the worker processes (a later call starts new ones)."""
         self.pool.close()
+
+    def _precheck(self, sql: str) -> None:
+        try:
+            self.snapshot.precheck(sql)
+        except duckdb.Error as exc:
+            raise InvalidSQLError(f"the statement could not be checked: {message_of(exc)}") from None
 
     def _run(self, request: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.pool.run(self.snapshot, request, self.timeout)

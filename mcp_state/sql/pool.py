@@ -17,6 +17,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -28,8 +29,8 @@ from mcp_state.errors import (
     QueryTimeoutError,
     StateError,
 )
-from mcp_state.sql.snapshot import Snapshot
-from mcp_state.sql.worker import read_frame, write_frame
+from mcp_state.sql.snapshot import Snapshot, TableState
+from mcp_state.sql.worker import FRAME_HEADER, write_frame
 
 # The worker is killed this long after the time limit if DuckDB's interrupt did not stop it.
 KILL_GRACE = 0.5
@@ -53,12 +54,13 @@ class Worker:
             [sys.executable, "-m", "mcp_state.sql.worker", json.dumps(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            bufsize=0,  # unbuffered: select() on the pipe sees every byte not yet read
             stderr=subprocess.DEVNULL,
             cwd="/",
             close_fds=True,
             start_new_session=True,  # a Ctrl-C meant for the server is the server's to handle
         )
-        self.loaded: dict[str, str] = {}
+        self.loaded: dict[str, TableState] = {}
         self.info: dict[str, Any] = self.call(None, START_TIMEOUT)
 
     @property
@@ -71,8 +73,14 @@ class Worker:
         try:
             if request is not None:
                 write_frame(self.process.stdin, request)
-            ready, _, _ = select.select([self.process.stdout], [], [], seconds)
-            reply = read_frame(self.process.stdout) if ready else None
+            deadline = time.monotonic() + seconds
+            header = _read_exact(self.process.stdout, FRAME_HEADER.size, deadline)
+            body = (
+                None
+                if header is None
+                else _read_exact(self.process.stdout, FRAME_HEADER.unpack(header)[0], deadline)
+            )
+            reply = None if body is None else json.loads(body)
         except (OSError, ValueError):
             reply = None
         if reply is None:
@@ -136,21 +144,18 @@ class WorkerPool:
             self._release(worker, healthy)
 
     def _sync(self, worker: Worker, snapshot: Snapshot) -> None:
-        """Bring the worker's copy of the data up to date with ``snapshot``."""
-        current = snapshot.fingerprints()
-        changed = [name for name, fp in current.items() if worker.loaded.get(name) != fp]
-        dropped = [name for name in worker.loaded if name not in current]
-        if not changed and not dropped:
-            return
-        tables = snapshot.export(changed)
-        try:
-            worker.call({"op": "load", "tables": tables, "drop": dropped}, LOAD_TIMEOUT)
-        except WorkerDied:
-            raise DatabaseUnavailableError(
-                "the SQL tool could not load a copy of the data (it needs more memory than the SQL "
-                "tool's ceiling); retry, or raise MCP_STATE_SQL_MEMORY"
-            ) from None
-        worker.loaded = {name: fp for name, fp in current.items() if name in tables or name in worker.loaded}
+        """Bring the worker's copy of the data up to date with the database."""
+        for request in snapshot.changes(worker.loaded):
+            if request["op"] == "state":
+                worker.loaded = request["state"]
+                return
+            try:
+                worker.call(request, LOAD_TIMEOUT)
+            except WorkerDied:
+                raise DatabaseUnavailableError(
+                    "the SQL tool could not load a copy of the data within its memory ceiling; "
+                    "retry, or give the SQL tool more memory (SqlEngine memory_ceiling)"
+                ) from None
 
     def _acquire(self) -> Worker:
         with self._state:
@@ -221,6 +226,21 @@ class WorkerPool:
             self._state.notify_all()
         for worker in idle:
             worker.kill()
+
+
+def _read_exact(stream: Any, size: int, deadline: float) -> bytes | None:
+    """``size`` bytes from the unbuffered ``stream``, or None at its end or at ``deadline``."""
+    chunks: list[bytes] = []
+    while size > 0:
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return None
+        chunk = stream.read(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def _kill_all(workers: list[Worker]) -> None:

@@ -74,22 +74,29 @@ class Runner:
         self._verdicts: OrderedDict[str, str] = OrderedDict()
 
     # -- the snapshot ----------------------------------------------------------------
-    def load(self, tables: dict[str, dict[str, Any]], drop: list[str]) -> None:
-        """Replace tables by their copies: ``{name: {"columns": [[col, type]...], "rows": JSON}}``."""
-        for name in drop:
-            self.conn.execute(f"DROP TABLE IF EXISTS {_table(name)}")
-            self.columns.pop(name, None)
-        for name, data in tables.items():
-            columns = [(str(c), str(t)) for c, t in data["columns"]]
-            struct = ", ".join(f"{quote_identifier(c)} {t}" for c, t in columns)
-            picks = ", ".join(f"r.{quote_identifier(c)} AS {quote_identifier(c)}" for c, _ in columns)
-            self.conn.execute(f"DROP TABLE IF EXISTS {_table(name)}")
-            self.conn.execute(
-                f"CREATE TABLE {_table(name)} AS SELECT {picks} "
-                f"FROM (SELECT unnest(CAST($1::JSON AS STRUCT({struct})[])) AS r)",
-                [data["rows"]],
-            )
-            self.columns[name] = columns
+    def load(self, table: str, columns: list[list[str]], rows: str, replace: bool) -> None:
+        """Add ``rows`` (a JSON array of row objects) to the copy of ``table``; ``replace``
+        starts the copy afresh with these ``columns`` (``[[name, type], ...]``)."""
+        if replace or table not in self.columns:
+            self.drop(table)
+            typed = [(str(c), str(t)) for c, t in columns]
+            struct = ", ".join(f"{quote_identifier(c)} {t}" for c, t in typed)
+            self.conn.execute(f"CREATE TABLE {_table(table)} ({struct})")
+            self.columns[table] = typed
+        typed = self.columns[table]
+        struct = ", ".join(f"{quote_identifier(c)} {t}" for c, t in typed)
+        picks = ", ".join(f"r.{quote_identifier(c)}" for c, _ in typed)
+        self.conn.execute(
+            f"INSERT INTO {_table(table)} SELECT {picks} "
+            f"FROM (SELECT unnest(CAST($1::JSON AS STRUCT({struct})[])) AS r)",
+            [rows],
+        )
+        self._catalog = None
+        self._verdicts.clear()
+
+    def drop(self, table: str) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {_table(table)}")
+        self.columns.pop(table, None)
         self._catalog = None
         self._verdicts.clear()
 

@@ -1,23 +1,36 @@
 """The SQL tool's one use of the state database: read the redacted views to copy them.
 
 The worker process never opens the database file; it gets copies of the redacted views'
-rows from here. ``fingerprints()`` is cheap (one scan that hashes each view's rows), so a
-worker is sent only the views that changed since its last copy. This is the only module of
-``mcp_state.sql`` that touches ``Database``: a change in how the server holds the file
-(``db.py``) is a change here.
+rows from here, as JSON in chunks of ``CHUNK_ROWS`` rows (the server never holds a whole
+table as text). ``changes`` compares each view's fingerprint (row count and the sum of its
+rows' hashes: one scan) with what a worker holds and sends only what differs: nothing for
+an unchanged view, only the new rows of a view that was appended to (``seq`` grew and the
+rows before are unchanged, as with the audit log), the whole view otherwise.
+
+This is the only module of ``mcp_state.sql`` that touches ``Database``: a change in how the
+server holds the file (``db.py``) is a change here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from mcp_state.db import Database
 from mcp_state.schema import REDACTED_SCHEMA
+from mcp_state.sql.guard import Catalog, check_statement, check_tree, statement_kind
+
+CHUNK_ROWS = 20_000
 
 _VIEWS_SQL = (
-    "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = ? "
-    "ORDER BY view_name"
+    "SELECT view_name, list(column_name ORDER BY column_index) FROM duckdb_views() "
+    "JOIN duckdb_columns() USING (database_name, schema_name) "
+    "WHERE database_name = current_database() AND schema_name = ? AND table_name = view_name "
+    "GROUP BY ALL ORDER BY view_name"
 )
+
+# What a worker holds of one view: {"fp": "count:hashsum", "seq": the highest seq or None}.
+TableState = dict[str, Any]
 
 
 class Snapshot:
@@ -26,36 +39,72 @@ class Snapshot:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def fingerprints(self) -> dict[str, str]:
-        """Each redacted view's name and a fingerprint of its rows (count and hash sum)."""
+    def precheck(self, sql: str) -> None:
+        """The gate, here too, before a statement goes to a worker: a refusal costs no worker
+        (the CLI starts none), and a statement the worker would refuse never reaches it.
+        Parsing only; a PIVOT without IN is left to the worker, which rewrites it."""
         with self.db.session() as cursor:
-            names = [str(row[0]) for row in cursor.execute(_VIEWS_SQL, [REDACTED_SCHEMA]).fetchall()]
-            if not names:
-                return {}
-            sql = " UNION ALL ".join(
-                f"SELECT {_literal(name)}, count(*)::VARCHAR || ':' || coalesce(sum(hash(t)), 0)::VARCHAR "
-                f"FROM {_view(name)} AS t"
-                for name in names
-            )
-            return {str(name): str(fp) for name, fp in cursor.execute(sql).fetchall()}
+            statements = cursor.extract_statements(sql) if sql.lstrip()[:5].upper() == "PIVOT" else []
+            if len(statements) == 1 and statement_kind(statements[0]) == "MULTI":
+                return
+            text = check_statement(cursor, sql)
+            row = cursor.execute("SELECT json_serialize_sql(?)", [text]).fetchone()
+            check_tree(row[0] if row else "", Catalog.load(cursor))
 
-    def export(self, names: list[str]) -> dict[str, dict[str, Any]]:
-        """``{name: {"columns": [[column, type], ...], "rows": JSON array of row objects}}``."""
-        tables: dict[str, dict[str, Any]] = {}
+    def changes(self, held: dict[str, TableState]) -> Iterator[dict[str, Any]]:
+        """The load requests that bring a worker holding ``held`` up to date; the last item is
+        ``{"op": "state", "state": ...}``, what it holds afterwards (not sent to the worker)."""
         with self.db.session() as cursor:
-            for name in names:
-                cursor.execute(f"SELECT * FROM {_view(name)} LIMIT 0")
-                columns = [[str(col[0]), str(col[1])] for col in cursor.description or []]
+            views = {
+                str(name): list(cols)
+                for name, cols in cursor.execute(_VIEWS_SQL, [REDACTED_SCHEMA]).fetchall()
+            }
+            state: dict[str, TableState] = {}
+            for name, columns in views.items():
+                seq = "seq" in columns
                 row = cursor.execute(
-                    f"SELECT coalesce(json_group_array(to_json(t)), '[]')::VARCHAR FROM {_view(name)} AS t"
+                    f"SELECT {_fingerprint()}, {'max(seq)' if seq else 'NULL'} FROM {_view(name)} AS t"
                 ).fetchone()
-                tables[name] = {"columns": columns, "rows": row[0] if row else "[]"}
-        return tables
+                assert row is not None
+                state[name] = {"fp": row[0], "seq": row[1]}
+                old = held.get(name)
+                if old is not None and old["fp"] == row[0]:
+                    continue
+                since = old["seq"] if old is not None and seq and old.get("seq") is not None else None
+                if since is not None:
+                    prefix = cursor.execute(
+                        f"SELECT {_fingerprint()} FROM {_view(name)} AS t WHERE seq <= ?", [since]
+                    ).fetchone()
+                    if prefix is None or prefix[0] != old["fp"]:  # type: ignore[index]
+                        since = None  # not only appended to: copy it whole
+                yield from _chunks(cursor, name, since)
+            for name in held:
+                if name not in views:
+                    yield {"op": "drop", "table": name}
+        yield {"op": "state", "state": state}
+
+
+def _chunks(cursor: Any, name: str, since: Any) -> Iterator[dict[str, Any]]:
+    cursor.execute(f"SELECT * FROM {_view(name)} LIMIT 0")
+    columns = [[str(col[0]), str(col[1])] for col in cursor.description or []]
+    where = "" if since is None else " WHERE seq > ?"
+    cursor.execute(
+        f"SELECT to_json(t)::VARCHAR FROM {_view(name)} AS t{where}", [] if since is None else [since]
+    )
+    replace = since is None
+    while True:
+        rows = cursor.fetchmany(CHUNK_ROWS)
+        if rows or replace:
+            text = "[" + ",".join(row[0] for row in rows) + "]"
+            yield {"op": "load", "table": name, "columns": columns, "rows": text, "replace": replace}
+            replace = False
+        if len(rows) < CHUNK_ROWS:
+            return
+
+
+def _fingerprint() -> str:
+    return "count(*)::VARCHAR || ':' || coalesce(sum(hash(t)), 0)::VARCHAR"
 
 
 def _view(name: str) -> str:
     return f'"{REDACTED_SCHEMA}"."' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

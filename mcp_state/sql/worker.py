@@ -6,7 +6,7 @@ address space (``RLIMIT_AS``) at its idle size plus the memory ceiling, so no st
 grow it past that: an allocation beyond fails inside DuckDB (an out-of-memory error) or ends
 the process, and the server starts a new one. It exits when its stdin closes.
 
-Requests: ``{"op": "load", "tables": ..., "drop": [...]}``, ``{"op": "query", "sql", "limit",
+Requests: ``{"op": "load", "table", "columns", "rows", "replace"}``, ``{"op": "drop", "table"}``, ``{"op": "query", "sql", "limit",
 "max_output_chars", "max_limit"}``, ``{"op": "explain", "sql"}``, ``{"op": "schema", "table"}``.
 Replies: ``{"ok": result}`` or ``{"error": kind, "message": text}``.
 """
@@ -20,21 +20,21 @@ import struct
 import sys
 from typing import IO, Any
 
-_HEADER = struct.Struct(">I")
+FRAME_HEADER = struct.Struct(">I")
 
 
 def write_frame(stream: IO[bytes], message: dict[str, Any]) -> None:
     data = json.dumps(message, ensure_ascii=False).encode("utf-8")
-    stream.write(_HEADER.pack(len(data)) + data)
+    stream.write(FRAME_HEADER.pack(len(data)) + data)
     stream.flush()
 
 
 def read_frame(stream: IO[bytes]) -> dict[str, Any] | None:
     """The next message, or None at the end of the stream."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
+    header = stream.read(FRAME_HEADER.size)
+    if len(header) < FRAME_HEADER.size:
         return None
-    (size,) = _HEADER.unpack(header)
+    (size,) = FRAME_HEADER.unpack(header)
     data = stream.read(size)
     if len(data) < size:
         return None
@@ -67,9 +67,11 @@ def main(argv: list[str]) -> int:
     while (request := read_frame(stdin)) is not None:
         try:
             op = request.get("op")
+            result: Any = {}
             if op == "load":
-                runner.load(request["tables"], request["drop"])
-                result: Any = {}
+                runner.load(request["table"], request["columns"], request["rows"], request["replace"])
+            elif op == "drop":
+                runner.drop(request["table"])
             elif op == "query":
                 result = runner.query(
                     request["sql"], request["limit"], request["max_output_chars"], request["max_limit"]
