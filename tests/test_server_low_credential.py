@@ -203,3 +203,104 @@ def test_build_server_reads_session_caps_from_the_environment(monkeypatch) -> No
     monkeypatch.setenv("MCP_STATE_MAX_SESSIONS", "none")
     with pytest.raises(ValueError, match="MCP_STATE_MAX_SESSIONS must be a whole number"):
         build_server(ServerSettings(db_path=":memory:"))
+
+
+@pytest.mark.slow
+def test_a_fake_token_poller_never_locks_out_token_revoke(seeded) -> None:
+    """A client polling with a wrong token while an operator revokes a token in another process:
+    every poll is a 401 and never opens the database, so ``mcp-state token revoke`` gets in."""
+    import http.client
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from fault_support import free_port
+
+    db_path, tokens = seeded
+    port = free_port()
+    env = {**os.environ, "MCP_STATE_IDLE_RELEASE": "1"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcp_state",
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+            "--db",
+            str(db_path),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def post(token: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            body = json.dumps(INITIALIZE)
+            headers = {**ACCEPT, "Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            conn.request("POST", "/mcp", body=body, headers=headers)
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            statuses.append(post("mcps_fake_token_polled_twice_a_second"))
+            time.sleep(0.1)
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            try:
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+            finally:
+                conn.close()
+        assert post(tokens["read"]) == 200
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        time.sleep(0.5)
+        listed = subprocess.run(
+            [sys.executable, "-m", "mcp_state", "token", "list", "--json", "--db", str(db_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env, "MCP_STATE_LOCK_TIMEOUT": "60"},
+        )
+        # The server used the file for the read token's last use; it lets go when idle, so the
+        # CLI may wait for that (MCP_STATE_IDLE_RELEASE), but never for the poller.
+        assert listed.returncode == 0, listed.stderr
+        read_id = next(json.loads(line)["id"] for line in listed.stdout.splitlines() if "read" in line)
+        started = time.monotonic()
+        revoked = subprocess.run(
+            [sys.executable, "-m", "mcp_state", "token", "revoke", read_id, "--db", str(db_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env, "MCP_STATE_LOCK_TIMEOUT": "60"},
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        assert time.monotonic() - started < 10
+        gone = time.monotonic()
+        while post(tokens["read"]) != 401:
+            assert time.monotonic() - gone < 1.0, "the revoked token still works after a second"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        server.terminate()
+        server.wait(timeout=30)
+    assert statuses and set(statuses) == {401}
