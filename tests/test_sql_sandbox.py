@@ -257,3 +257,28 @@ def test_a_cte_is_a_cte_only_where_duckdb_binds_it(arena):
     finally:
         engine.close()
         db.close()
+
+
+def test_the_console_example_in_docs_prints_what_it_shows(arena):
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    tmp_path, data_dir, _, _ = arena
+    page = (Path(__file__).resolve().parent.parent / "docs" / "sandbox.md").read_text()
+    blocks = re.findall(r"```console\n(.*?)```", page, re.DOTALL)
+    assert blocks
+    for block in blocks:
+        command, *shown = block.strip().splitlines()
+        assert command.startswith("$ mcp-state ")
+        args = shlex.split(command[2:])[1:]
+        done = subprocess.run(
+            [sys.executable, "-m", "mcp_state", *args],
+            cwd=tmp_path,
+            env={**os.environ, "DATA_DIR": str(data_dir)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (done.stdout + done.stderr).splitlines() == shown
