@@ -3,7 +3,8 @@
 The worker process never opens the database file; it gets copies of the redacted views'
 rows from here, as JSON in chunks of ``CHUNK_ROWS`` rows (the server never holds a whole
 table as text). ``changes`` compares each view's fingerprint (row count and the sum of its
-rows' hashes: one scan) with what a worker holds and sends only what differs: nothing for
+rows' hashes; for the append-only tables with a ``seq`` column, the count and the lowest and
+highest ``seq``) with what a worker holds and sends only what differs: nothing for
 an unchanged view, only the new rows of a view that was appended to (``seq`` grew and the
 rows before are unchanged, as with the audit log), the whole view otherwise.
 
@@ -63,7 +64,7 @@ class Snapshot:
             for name, columns in views.items():
                 seq = "seq" in columns
                 row = cursor.execute(
-                    f"SELECT {_fingerprint()}, {'max(seq)' if seq else 'NULL'} FROM {_view(name)} AS t"
+                    f"SELECT {_fingerprint(seq)}, {'max(seq)' if seq else 'NULL'} FROM {_view(name)} AS t"
                 ).fetchone()
                 assert row is not None
                 state[name] = {"fp": row[0], "seq": row[1]}
@@ -73,7 +74,7 @@ class Snapshot:
                 since = old["seq"] if old is not None and seq and old.get("seq") is not None else None
                 if since is not None:
                     prefix = cursor.execute(
-                        f"SELECT {_fingerprint()} FROM {_view(name)} AS t WHERE seq <= ?", [since]
+                        f"SELECT {_fingerprint(seq)} FROM {_view(name)} AS t WHERE seq <= ?", [since]
                     ).fetchone()
                     if prefix is None or prefix[0] != old["fp"]:  # type: ignore[index]
                         since = None  # not only appended to: copy it whole
@@ -102,7 +103,11 @@ def _chunks(cursor: Any, name: str, since: Any) -> Iterator[dict[str, Any]]:
             return
 
 
-def _fingerprint() -> str:
+def _fingerprint(appended: bool) -> str:
+    """Row count and hash sum (one scan); for an append-only table with ``seq`` (the audit log,
+    sync history), row count and the lowest and highest ``seq``, which need no scan of the rows."""
+    if appended:
+        return "count(*)::VARCHAR || ':' || coalesce(min(seq), 0)::VARCHAR || ':' || coalesce(max(seq), 0)::VARCHAR"
     return "count(*)::VARCHAR || ':' || coalesce(sum(hash(t)), 0)::VARCHAR"
 
 
