@@ -282,3 +282,35 @@ def test_the_console_example_in_docs_prints_what_it_shows(arena):
             timeout=120,
         )
         assert (done.stdout + done.stderr).splitlines() == shown
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_blob('{db}')",
+        "SELECT * FROM read_text('{db}.wal')",
+        "SELECT * FROM read_csv('{outside}/canary.csv')",
+        "SELECT * FROM glob('{outside}/*')",
+        "ATTACH '{db}' AS stolen (READ_ONLY)",
+        "COPY (SELECT 1) TO '{outside}/out.csv'",
+        "SET enable_external_access = true",
+        "SELECT current_setting('allowed_paths')",
+    ],
+)
+def test_fact_the_worker_instance_reads_no_file_even_without_the_gate(arena, sql):
+    """DuckDB 2.0.1 as the worker sets it up: no database file, external access off, locked."""
+    import duckdb
+
+    from mcp_state.sql.runner import connect
+
+    _, _, outside, path = arena
+    conn = connect("256MB", 1)
+    try:
+        if "current_setting" in sql:
+            assert conn.execute(sql).fetchone() in (("",), ([],), (None,))
+            return
+        with pytest.raises(duckdb.Error, match=r"(?i)permission|disabled|locked"):
+            conn.execute(_expand(sql, outside, path)).fetchall()
+    finally:
+        conn.close()
+    assert not (outside / "out.csv").exists()
