@@ -314,3 +314,25 @@ def test_fact_the_worker_instance_reads_no_file_even_without_the_gate(arena, sql
     finally:
         conn.close()
     assert not (outside / "out.csv").exists()
+
+
+def test_a_tiny_time_limit_times_out_cleanly_in_every_phase(arena):
+    """With a 1 ms limit the catalog load itself runs out of time: a timeout error, never a raw one."""
+    from mcp_state.errors import QueryTimeoutError
+
+    _, _, _, path = arena
+    db = hardened_database(path, idle_release=None)
+    engine = SqlEngine(db, timeout=0.001)
+    try:
+        outcomes = set()
+        for sql in ("SELECT count(*) FROM users", "SELECT 1", "SELECT count(*) FROM range(100000000)"):
+            try:
+                engine.query(sql)
+                outcomes.add("answered")
+            except QueryTimeoutError as exc:
+                assert "time limit" in str(exc)
+                outcomes.add("timeout")
+        assert "timeout" in outcomes
+    finally:
+        engine.close()
+        db.close()
