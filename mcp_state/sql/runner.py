@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -72,6 +73,7 @@ class Runner:
         self.columns: dict[str, list[tuple[str, str]]] = {}
         self._catalog: Catalog | None = None
         self._verdicts: OrderedDict[str, str] = OrderedDict()
+        self._watchdog = Watchdog(conn.interrupt)
 
     # -- the snapshot ----------------------------------------------------------------
     def load(self, table: str, columns: list[list[str]], rows: str, replace: bool) -> None:
@@ -175,18 +177,16 @@ class Runner:
     @contextmanager
     def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
         cursor = self.conn  # one call at a time: the connection whose search path is set
-        timer = threading.Timer(self.timeout, cursor.interrupt)
-        timer.daemon = True
         try:
             cursor.execute("BEGIN TRANSACTION READ ONLY")
-            timer.start()
+            self._watchdog.arm(self.timeout)
             yield cursor
         except duckdb.Error as exc:
             raise self.translate(exc) from None
         except RecursionError:
             raise InvalidSQLError("the statement is nested too deeply to check; simplify it") from None
         finally:
-            timer.cancel()
+            self._watchdog.disarm()
             with suppress(duckdb.Error):
                 cursor.execute("ROLLBACK")
 
@@ -244,6 +244,39 @@ class Runner:
                 "the query tried to reach a file or setting, which the SQL tool does not allow"
             )
         return InvalidSQLError(f"the query failed: {message_of(exc)}")
+
+
+class Watchdog:
+    """One thread, started with the runner (before the address space is capped, so it never
+    needs memory later), that calls ``interrupt`` when an armed deadline passes."""
+
+    def __init__(self, interrupt: Any) -> None:
+        self._interrupt = interrupt
+        self._deadline: float | None = None
+        self._wake = threading.Condition()
+        threading.Thread(target=self._run, name="mcp-state-sql-watchdog", daemon=True).start()
+
+    def arm(self, seconds: float) -> None:
+        with self._wake:
+            self._deadline = time.monotonic() + seconds
+            self._wake.notify()
+
+    def disarm(self) -> None:
+        with self._wake:
+            self._deadline = None
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                if self._deadline is None:
+                    self._wake.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    self._deadline = None
+                    self._interrupt()
+                    continue
+                self._wake.wait(left)
 
 
 def _cap(rows: list[list[Any]], max_chars: int) -> tuple[list[list[Any]], bool]:

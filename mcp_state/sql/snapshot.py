@@ -9,19 +9,26 @@ an unchanged view, only the new rows of a view that was appended to (``seq`` gre
 rows before are unchanged, as with the audit log), the whole view otherwise.
 
 This is the only module of ``mcp_state.sql`` that touches ``Database``: a change in how the
-server holds the file (``db.py``) is a change here.
+server holds the file (``db.py``) is a change here. It reads ``Database._generation`` (which
+every operation and every reopening bumps) to skip the fingerprints when nothing at all ran
+on the database since the last call.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
+
+import duckdb
 
 from mcp_state.db import Database
 from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.guard import Catalog, check_statement, check_tree, statement_kind
 
 CHUNK_ROWS = 20_000
+# The worker's in-memory database, which a three-part name may name.
+_WORKER_DATABASE = "memory"
 
 _VIEWS_SQL = (
     "SELECT view_name, list(column_name ORDER BY column_index) FROM duckdb_views() "
@@ -39,22 +46,45 @@ class Snapshot:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # The views' state as last read, and the database's generation right after: while the
+        # generation stays the same, no operation (hence no write) and no reopening happened.
+        self._last: tuple[int, dict[str, TableState]] | None = None
+        self._views: frozenset[str] | None = None
+        self._parser = duckdb.connect(":memory:", config={"enable_external_access": False})
+        self._parser_lock = threading.Lock()
 
     def precheck(self, sql: str) -> None:
         """The gate, here too, before a statement goes to a worker: a refusal costs no worker
         (the CLI starts none), and a statement the worker would refuse never reaches it.
-        Parsing only; a PIVOT without IN is left to the worker, which rewrites it."""
-        with self.db.session() as cursor:
+        Parsing only, on a private in-memory instance (the database is not touched); a PIVOT
+        without IN is left to the worker, which rewrites it."""
+        views = self._views
+        if views is None:
+            with self.db.session() as cursor:
+                views = frozenset(
+                    str(row[0]).lower() for row in cursor.execute(_VIEWS_SQL, [REDACTED_SCHEMA]).fetchall()
+                )
+            self._views = views
+        with self._parser_lock:
+            cursor = self._parser.cursor()
+        try:
             statements = cursor.extract_statements(sql) if sql.lstrip()[:5].upper() == "PIVOT" else []
             if len(statements) == 1 and statement_kind(statements[0]) == "MULTI":
                 return
             text = check_statement(cursor, sql)
             row = cursor.execute("SELECT json_serialize_sql(?)", [text]).fetchone()
-            check_tree(row[0] if row else "", Catalog.load(cursor))
+            check_tree(row[0] if row else "", Catalog(database=_WORKER_DATABASE, views=views))
+        finally:
+            cursor.close()
 
     def changes(self, held: dict[str, TableState]) -> Iterator[dict[str, Any]]:
         """The load requests that bring a worker holding ``held`` up to date; the last item is
         ``{"op": "state", "state": ...}``, what it holds afterwards (not sent to the worker)."""
+        last = self._last
+        if last is not None and last[0] == self.db._generation and last[1] == held:
+            yield {"op": "state", "state": held}  # nothing ran on the database since: no scan
+            return
+        before = self.db._generation
         with self.db.session() as cursor:
             views = {
                 str(name): list(cols)
@@ -82,6 +112,10 @@ class Snapshot:
             for name in held:
                 if name not in views:
                     yield {"op": "drop", "table": name}
+        self._views = frozenset(name.lower() for name in views)
+        after = self.db._generation
+        # Kept only if nothing else held the database meanwhile (a session counts two changes).
+        self._last = (after, state) if after == before + 2 else None
         yield {"op": "state", "state": state}
 
 
