@@ -59,8 +59,11 @@ def main(argv: list[str]) -> int:
     conn = connect(config["memory_limit"], config["threads"])
     conn.execute("SELECT 1").fetchall()
     runner = Runner(conn, float(config["timeout"]))  # its watchdog thread starts now
-    ceiling = address_space_kb() * 1024 + int(config["memory_ceiling"])
-    resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+    try:
+        ceiling = address_space_kb() * 1024 + int(config["memory_ceiling"])
+        resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+    except (OSError, ValueError):  # no /proc (macOS): only DuckDB's memory_limit and the deadline hold
+        ceiling = 0
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the protocol stream
     write_frame(stdout, {"ok": {"pid": os.getpid(), "address_space_limit": ceiling}})
