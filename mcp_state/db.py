@@ -4,9 +4,10 @@
 connections under ``DATA_DIR`` (read at call time, default ``./data``).
 
 ``Database`` is what long-running processes (the MCP server, the CLI) use: it opens the file
-lazily, hands out one cursor per operation, and lets go of the file after a short idle
-period so that other processes (a second server, the CLI) can open it. DuckDB lets only one
-process open a file read-write; a process that finds it locked retries with backoff for a
+lazily, hands out one cursor per operation, keeps the file open while it serves and lets go
+when another process asks for it (``mcp_state.sharing``: the request file beside the
+database), or after a long idle period. DuckDB lets only one process open a file read-write
+(or several read-only); a process that finds it locked asks the holder, retries for a
 bounded time and then raises ``DatabaseLockedError`` naming the holder's PID.
 """
 
@@ -24,13 +25,15 @@ from typing import Any
 
 import duckdb
 
+from mcp_state import recovery, sharing
 from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, InvalidArgumentError, SchemaError
 from mcp_state.schema import LATEST_VERSION, MIGRATIONS
 
 SCHEMA_VERSION = LATEST_VERSION
 
 DEFAULT_LOCK_TIMEOUT = 10.0
-DEFAULT_IDLE_RELEASE = 2.0
+# Let go of the file after this long idle even if nobody asked (for programs that cannot ask).
+DEFAULT_IDLE_RELEASE = 60.0
 
 _LOCK_MESSAGE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
 _LOCK_PID = re.compile(r"PID (\d+)")
@@ -58,7 +61,7 @@ def get_analytics_db() -> duckdb.DuckDBPyConnection:
     """Get a connection to the analytics database (parquet views)."""
     path = _get_data_dir() / "analytics" / "server.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _open_with_retry(str(path), {}, lock_timeout())
+    return _open_with_retry(str(path), {}, lock_timeout())[0]
 
 
 def get_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
@@ -120,9 +123,13 @@ def _connect(
     config: Mapping[str, Any] | None = None,
     wait: float | None = None,
     migrate: bool = True,
+    read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     target = str(path)
-    if target != ":memory:":
+    if read_only:  # an existing file, under DuckDB's shared lock (readers together, never beside a writer)
+        sharing.require_database(target)
+        config = {**(config or {}), "access_mode": "READ_ONLY"}
+    elif target != ":memory:":
         try:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -132,16 +139,26 @@ def _connect(
             ) from exc
     is_new = target != ":memory:" and not Path(target).exists()
     try:
-        conn = _open_with_retry(target, dict(config or {}), lock_timeout() if wait is None else wait)
+        conn, replayed = _open_with_retry(
+            target, dict(config or {}), lock_timeout() if wait is None else wait, check=True
+        )
     except DatabaseUnavailableError:
         if is_new:  # a failed create (full disk) must not leave a broken file that blocks the next try
             _remove_partial(target)
         raise
     try:
-        if migrate:
+        if migrate and not read_only:
             apply_migrations(conn)
-        else:
-            check_schema_version(conn)
+        elif (version := check_schema_version(conn)) < LATEST_VERSION and read_only:
+            raise SchemaError(
+                f"the database {target} has schema version {version}, older than this mcp-state "
+                f"({LATEST_VERSION}); a read-only open cannot upgrade it: open it once read-write."
+            )
+        if is_new:
+            recovery.created(target)
+        recovery.after_open(conn, target, replayed)  # checkpoints a replayed WAL
+        if not read_only:
+            recovery.after_write(target)
     except BaseException:
         conn.close()
         if is_new:
@@ -156,36 +173,45 @@ def _remove_partial(target: str) -> None:
             path.unlink()
 
 
-def _open_with_retry(target: str, config: dict[str, Any], wait: float) -> duckdb.DuckDBPyConnection:
+def _open_with_retry(
+    target: str, config: dict[str, Any], wait: float, *, check: bool = False
+) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """The open connection, and whether a WAL was there to replay (checked when ``check``)."""
     deadline = time.monotonic() + wait
-    delay = 0.02
+    delay = 0.01
+    asked = False
     while True:
+        replayed = False
         try:
+            if check:
+                replayed = recovery.preflight(target)  # names a damaged or missing WAL
             conn = duckdb.connect(target, config=config)
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             message = str(exc)
-            if not _LOCK_MESSAGE.search(message):
-                raise DatabaseUnavailableError(
-                    f"cannot open the database {target}: {_first_line(message)}. "
-                    "Check that the path exists, is writable and has free space."
-                ) from exc
+            if not (isinstance(exc, duckdb.IOException) and _LOCK_MESSAGE.search(message)):
+                raise recovery.open_failure(target, exc) from exc
             if time.monotonic() >= deadline:
                 pid = _LOCK_PID.search(message)
                 holder = f"another process (PID {pid.group(1)})" if pid else "another process"
                 raise DatabaseLockedError(
                     f"the database {target} is held by {holder} "
-                    f"and was not released within {wait:g}s. Stop that process or wait for it to go "
-                    "idle, then retry; raise MCP_STATE_LOCK_TIMEOUT to wait longer."
+                    f"and was not released within {wait:g}s. An mcp-state process lets go when asked, "
+                    "as soon as its calls in flight finish; another program (such as the duckdb CLI) "
+                    "must close it. Stop that process, or raise MCP_STATE_LOCK_TIMEOUT to wait longer."
                 ) from exc
+            sharing.ask(target)  # the holder, if it is an mcp-state Database, lets go soon
+            asked = True
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, sharing.RETRY_DELAY)
             continue
+        if asked:
+            sharing.got_in(target)
         # Every timestamp is UTC, whatever the machine's zone: current_timestamp defaults
         # and casts from TIMESTAMPTZ follow the session zone. Set before any lock_configuration.
         # (An instance this process already has open, shared by DuckDB, is UTC and may be locked.)
         if conn.execute("SELECT current_setting('TimeZone')").fetchone() != ("UTC",):
             conn.execute("SET GLOBAL TimeZone = 'UTC'")
-        return conn
+        return conn, replayed
 
 
 def _first_line(text: str) -> str:
@@ -237,9 +263,10 @@ MISS = _MISS = object()
 class Database:
     """A database file shared politely with other processes.
 
-    Opens on first use; every operation runs on its own cursor (``session()``); after
-    ``idle_release`` seconds with no operation in flight, the file is closed so that other
-    processes can open it. ``:memory:`` databases are never released.
+    Opens on first use; every operation runs on its own cursor (``session()``). The file stays
+    open until another process asks for it (``mcp_state.sharing``; then the calls in flight
+    finish first) or ``idle_release`` seconds pass with no call (None: never); ``:memory:``
+    is never let go. ``read_only=True``: an existing file, read-only (beside readers only).
 
     ``read_cache=N`` keeps the answers of up to N cached reads (``Gateway.fetch_one(...,
     cache=True)``; the repositories' lookups by key). A cached answer is never stale:
@@ -266,8 +293,10 @@ class Database:
         lock_wait: float | None = None,
         on_open: Any = None,
         read_cache: int = 0,
+        read_only: bool = False,
     ) -> None:
         self.path = str(path)
+        self.read_only = read_only
         self.config = dict(config or {})
         self.idle_release = None if self.path == ":memory:" else idle_release
         self.lock_wait = lock_wait
@@ -278,13 +307,17 @@ class Database:
         self._active = 0
         self._last_used = time.monotonic()
         self._closed = False
-        self._reaper: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._opened_ns = 0
+        self._yielding = False  # another process asked: start nothing new, let go when idle
+        self._holding = threading.local()  # this thread's operations in flight (nested ones go on)
         # The read cache: answers by key, valid for one generation; any possible change bumps it.
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._generation = 0
         self._writers = 0
         self._uncached = read_cache <= 0
         self._real_path = self.path if self.path == ":memory:" else _real(self.path)
+        self.dirty = False  # written since the last checkpoint (see recovery.start_idle_checkpoints)
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> duckdb.DuckDBPyConnection:
@@ -303,7 +336,8 @@ class Database:
             if self._closed:
                 raise DatabaseUnavailableError("the database was closed; open a new one")
             if self._conn is None:
-                conn = _connect(self.path, config=self.config, wait=self.lock_wait)
+                sharing.give_way(self.path)  # another process asked for the file: it goes first
+                conn = _connect(self.path, config=self.config, wait=self.lock_wait, read_only=self.read_only)
                 if self.on_open is not None:
                     try:
                         self.on_open(conn)
@@ -311,8 +345,14 @@ class Database:
                         conn.close()
                         raise
                 self._conn = conn
+                self._opened_ns = time.time_ns()
                 self._changed()  # another process may have written while the file was closed
-                self._start_reaper()
+                if self.path != ":memory:" and not (self._watcher and self._watcher.is_alive()):
+                    self._watcher = threading.Thread(
+                        target=self._watch, name="mcp-state-sharing", daemon=True
+                    )
+                    self._watcher.start()
+                recovery.start_idle_checkpoints(self)
             return self._conn
 
     def _changed(self) -> None:
@@ -322,16 +362,15 @@ class Database:
 
     @property
     def is_open(self) -> bool:
-        return self._conn is not None
+        """Open, and not about to be let go (no other process has asked for it)."""
+        return self._conn is not None and not self._yielding
 
     def release(self) -> bool:
         """Close the file now if no operation is in flight; True when it was closed."""
         with self._state:
             if self._conn is None or self._active or self.path == ":memory:":  # closing it would lose it
                 return False
-            self._conn.close()
-            self._conn = None
-            self._changed()
+            self._let_go("release")
             return True
 
     def close(self) -> None:
@@ -340,30 +379,34 @@ class Database:
             while self._active:
                 self._state.wait(0.05)
             if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+                self._let_go("close")
             self._changed()
             self._state.notify_all()
 
-    def _start_reaper(self) -> None:
-        if self.idle_release is None or (self._reaper is not None and self._reaper.is_alive()):
-            return
-        self._reaper = threading.Thread(target=self._reap, name="mcp-state-idle-release", daemon=True)
-        self._reaper.start()
+    def _let_go(self, reason: str) -> None:
+        """The one place the open file is closed (under ``_state``, nothing in flight); ``reason``:
+        "asked", "idle", "release" or "close". Anything due before letting go (a checkpoint) goes first."""
+        assert self._conn is not None and self._active == 0
+        recovery.before_close(self)  # a checkpoint, if anything was written since the last one
+        self._conn.close()
+        self._conn = None
+        self._yielding = False
+        self._changed()
+        self._state.notify_all()
 
-    def _reap(self) -> None:
-        assert self.idle_release is not None
+    def _watch(self) -> None:
+        """While the file is open: let go when another process asks for it, or when idle long enough."""
         with self._state:
             while not self._closed and self._conn is not None:
-                idle_for = time.monotonic() - self._last_used
-                if self._active == 0 and idle_for >= self.idle_release:
-                    self._conn.close()
-                    self._conn = None
-                    self._changed()
-                    return
-                self._state.wait(
-                    max(0.01, self.idle_release - idle_for if self._active == 0 else self.idle_release)
+                if not self._yielding and sharing.asked_since(self.path, self._opened_ns):
+                    self._yielding = True
+                idle = (
+                    self.idle_release is not None and time.monotonic() - self._last_used >= self.idle_release
                 )
+                if self._active == 0 and (self._yielding or idle):
+                    self._let_go("asked" if self._yielding else "idle")
+                else:
+                    self._state.wait(sharing.POLL)
 
     # -- operations --------------------------------------------------------------------
     @contextmanager
@@ -381,9 +424,13 @@ class Database:
     @contextmanager
     def _hold(self, *, writes: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, int | None]]:
         """The root, kept open, and the generation a read's answer may be cached under (or None)."""
+        depth = getattr(self._holding, "depth", 0)
         with self._state:
+            while self._yielding and not depth:  # another process asked for the file: it goes first
+                self._state.wait(sharing.POLL)
             root = self._open()
             self._active += 1
+            self._holding.depth = depth + 1
             if writes:
                 self._writers += 1
                 self._changed()
@@ -395,10 +442,15 @@ class Database:
         finally:
             with self._state:
                 self._active -= 1
+                self._holding.depth = depth
                 if writes:
                     self._writers -= 1
                     self._changed()
+                    self.dirty = True
+                    recovery.after_write(self.path)  # before the caller is told the write is done
                 self._last_used = time.monotonic()
+                if self._yielding and self._active == 0 and self._conn is not None:
+                    self._let_go("asked")  # the last call in flight is done: no need to wait for the watcher
                 self._state.notify_all()
 
     @contextmanager

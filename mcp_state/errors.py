@@ -69,7 +69,19 @@ class DatabaseUnavailableError(StateError):
     kind = "unavailable"
 
 
+class DatabaseDamagedError(DatabaseUnavailableError):
+    """The database file or its WAL is damaged; restore a backup or run ``mcp-state recover``."""
+
+    kind = "damaged"
+
+
 class MigrationError(StateError):
     """A legacy JSON file or entry cannot be migrated; nothing was written."""
 
     kind = "migration"
+
+
+class NotConfirmedError(StateError):
+    """The person behind the agent declined or cancelled a destructive call; nothing changed."""
+
+    kind = "cancelled"

@@ -259,7 +259,7 @@ class Gateway:
             return None if row is None else rows_to_dicts(result.description, [row])[0]
 
     def _fetch_one_cached(self, db: Database, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
-        key = ("fetch_one", sql, *(_param(p) for p in params))
+        key: tuple[Any, ...] | None = ("fetch_one", sql, *(_param(p) for p in params))
         try:
             hash(key)
         except TypeError:  # a list or dict parameter: not a key

@@ -197,10 +197,45 @@ CREATE OR REPLACE VIEW redacted.dataset_permissions AS SELECT * FROM main.datase
 CREATE OR REPLACE VIEW redacted.schema_version AS SELECT * FROM main.schema_version;
 """
 
+# The words of knowledge items (title, tags, content), one row per (word, item): the index
+# search_knowledge reads. Written in the same transaction as the item (KnowledgeRepository).
+# Rows go in sorted by word, so that after a bulk build (this migration, a legacy import) the
+# row groups' min/max let a lookup of one word skip nearly all of the table.
+KNOWLEDGE_WORDS_OF = r"""
+INSERT INTO knowledge_words (word, item_id, in_title, in_tags, hits)
+WITH src AS (SELECT id, title, tags, content FROM knowledge_items {where}),
+words AS (
+    SELECT id, 1 AS part, unnest(regexp_extract_all(lower(title), '[\pL\pN]+')) AS word FROM src
+    UNION ALL
+    SELECT id, 2, unnest(regexp_extract_all(lower(coalesce(CAST(tags AS VARCHAR), '')), '[\pL\pN]+')) FROM src
+    UNION ALL
+    SELECT id, 3, unnest(regexp_extract_all(lower(coalesce(content, '')), '[\pL\pN]+')) FROM src
+)
+SELECT word, id, bool_or(part = 1), bool_or(part = 2), count(*)::INTEGER
+FROM words WHERE length(word) <= 64 GROUP BY word, id
+ORDER BY word
+"""
+
+_V4_KNOWLEDGE_WORDS = (
+    """
+CREATE TABLE IF NOT EXISTS knowledge_words (
+    word VARCHAR NOT NULL,
+    item_id VARCHAR NOT NULL,
+    in_title BOOLEAN NOT NULL,
+    in_tags BOOLEAN NOT NULL,
+    hits INTEGER NOT NULL
+);
+CREATE OR REPLACE VIEW redacted.knowledge_words AS SELECT * FROM main.knowledge_words;
+"""
+    + KNOWLEDGE_WORDS_OF.format(where="")
+    + ";\n"
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed schema: the state tables", _V1_SEED_SCHEMA),
     Migration(2, "api_tokens for HTTP bearer auth", _V2_API_TOKENS),
     Migration(3, "redacted views for the read-only SQL tool", _V3_REDACTED_VIEWS),
+    Migration(4, "knowledge_words: the word index of knowledge items", _V4_KNOWLEDGE_WORDS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -222,6 +257,7 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "user_sync_settings": "Which datasets each user syncs, one row per (user_id, dataset).",
     "knowledge_items": "Corporate-memory knowledge items.",
     "knowledge_votes": "Votes on knowledge items: +1 or -1, one per (item_id, user_id).",
+    "knowledge_words": "Word index of knowledge items (search_knowledge): one row per (word, item_id).",
     "audit_log": "Append-only log of every change and notable action.",
     "telegram_links": "Telegram chats linked to users.",
     "pending_codes": "One-time codes waiting to link a Telegram chat (the code itself is secret).",
@@ -294,6 +330,13 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "user_id": "The voter.",
         "vote": "+1 or -1.",
         "voted_at": "When the vote was cast (UTC).",
+    },
+    "knowledge_words": {
+        "word": "A word (lower case letters and digits) of the item's title, tags or content.",
+        "item_id": "The knowledge item.",
+        "in_title": "Whether the word is in the title.",
+        "in_tags": "Whether the word is in a tag.",
+        "hits": "How many times the word occurs in the item.",
     },
     "audit_log": {
         "id": "Entry id.",

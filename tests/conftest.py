@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,19 @@ def _isolated_data_dir(tmp_path, monkeypatch):
     """Every test gets its own DATA_DIR, so nothing leaks into ./data or between tests."""
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     yield
+
+
+@pytest.fixture(scope="session")
+def npx() -> str:
+    """Node's npx, for the tests that run MCP Inspector and mcpb (CI must have it)."""
+    found = shutil.which("npx")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CI must have node and npx (22.19 or newer) for the MCP Inspector and MCP Bundle tests"
+            )
+        pytest.skip("npx is not installed (node.js); CI runs this test")
+    return found
 
 
 @pytest.fixture

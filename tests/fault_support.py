@@ -51,10 +51,22 @@ def make_tokens(db_path: Path, actors: dict[str, str]) -> dict[str, str]:
 class ServeProcess:
     """``mcp-state serve`` as a real process; stderr goes to a file so a full pipe never blocks it."""
 
-    def __init__(self, db_path: Path, transport: str, log_dir: Path, **env: str) -> None:
+    def __init__(
+        self, db_path: Path, transport: str, log_dir: Path, *, flags: tuple[str, ...] = (), **env: str
+    ) -> None:
         self.transport = transport
         self.port = free_port() if transport == "http" else None
-        args = [sys.executable, "-m", "mcp_state", "serve", "--db", str(db_path), "--transport", transport]
+        args = [
+            sys.executable,
+            "-m",
+            "mcp_state",
+            "serve",
+            "--db",
+            str(db_path),
+            "--transport",
+            transport,
+            *flags,
+        ]
         if self.port is not None:
             args += ["--host", HOST, "--port", str(self.port)]
         log_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ an in-memory client over ``build_server``, and helpers to read results."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -225,7 +226,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     ),
     "unlink_telegram_user": ({"user_id": "carol@example.com"}, {"user_id": "nobody"}, "not_found"),
     "get_telegram_link": ({"user_id": BOB}, {"user_id": "nobody"}, "not_found"),
-    "list_telegram_links": ({}, {"offset": -5}, "invalid_argument"),
+    "list_telegram_links": ({}, {"cursor": "not-a-cursor"}, "invalid_argument"),
     "verify_pending_code": (
         {"user_id": ANA, "code": PENDING_CODE},
         {"user_id": ANA, "code": "000000"},
@@ -260,7 +261,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         "invalid_argument",
     ),
     "get_table_profile": ({"table_id": "orders"}, {"table_id": "nope"}, "not_found"),
-    "list_table_profiles": ({}, {"offset": "x"}, "invalid_argument"),
+    "list_table_profiles": ({}, {"limit": 0}, "invalid_argument"),
     # sql
     "sql_query": ({"sql": "SELECT count(*) AS n FROM sync_state"}, {"sql": ""}, "invalid_argument"),
     "sql_schema": ({"table": "audit_log"}, {"table": "nope"}, "not_found"),
@@ -386,6 +387,20 @@ async def connect(db_path: Path, mode: str = "auto", **settings: Any) -> AsyncIt
     )
     async with Client(server, mode=mode) as client:
         yield client
+
+
+_BOUNDARY = re.compile(r"<(untrusted-data-[0-9a-f]{16})>\n(.*)\n</\1>\Z", re.DOTALL)
+
+
+def unmarked(text: str) -> str:
+    """``text`` without the untrusted-data boundary around it (unchanged when it has none)."""
+    match = _BOUNDARY.search(text)
+    return text if match is None else match.group(2)
+
+
+def prompt_text(result: Any) -> str:
+    """Every message of a prompt, joined."""
+    return "\n".join(message.content.text for message in result.messages)
 
 
 def text_of(result: Any) -> str:

@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 from migration_support import FIXTURE, dump, legacy_copy
 
-import mcp_state.export
+import mcp_state.legacy.export
 from mcp_state.db import connect
 from mcp_state.errors import MigrationError
-from mcp_state.export import export_all
-from mcp_state.legacy import LAYOUT_FILES
-from mcp_state.migrate import migrate_all
+from mcp_state.legacy import LAYOUT_FILES, export_all, migrate_all
 from mcp_state.repositories import KnowledgeRepository
 
 
@@ -260,7 +258,7 @@ def generate(root: Path, n: int, seed: int = 5) -> None:
 
 
 def test_generated_data_survives_a_round_trip(tmp_path, monkeypatch):
-    monkeypatch.setattr(mcp_state.export, "CHUNK_ROWS", 7)  # stream the audit log in several chunks
+    monkeypatch.setattr(mcp_state.legacy.export, "CHUNK_ROWS", 7)  # stream the audit log in several chunks
     source = tmp_path / "generated"
     generate(source, 40)
     first, second, counts = round_trip(tmp_path, source)

@@ -40,6 +40,8 @@ from server_support import ANA, BOB, PENDING_CODE, SECOND_CODE, seeded_copy
 from mcp_state.server import ServerSettings, build_server
 from mcp_state.server.state import AppState
 
+pytestmark = pytest.mark.slow  # thousands of calls
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 
 # Values that exist in the seeded database, by argument name, so that drawn calls also get

@@ -13,8 +13,7 @@ import pytest
 from migration_support import FIXTURE, append_lines, dump, edit_json, legacy_copy
 
 from mcp_state.db import connect
-from mcp_state.legacy import KIND_NAMES
-from mcp_state.migrate import migrate, migrate_all
+from mcp_state.legacy import KIND_NAMES, migrate, migrate_all
 from mcp_state.repositories import (
     AuditRepository,
     DatasetPermissionRepository,
@@ -83,7 +82,7 @@ def migration_env():
 
 
 def test_migration_runs_without_error(migration_env):
-    from mcp_state.migrate import migrate_all
+    from mcp_state.legacy import migrate_all
 
     stats = migrate_all(migration_env)
     assert stats["sync_state"] == 1
@@ -92,7 +91,7 @@ def test_migration_runs_without_error(migration_env):
 
 
 def test_migration_is_idempotent(migration_env):
-    from mcp_state.migrate import migrate_all
+    from mcp_state.legacy import migrate_all
 
     stats1 = migrate_all(migration_env)
     stats2 = migrate_all(migration_env)
@@ -421,7 +420,8 @@ def test_a_missing_data_directory_is_a_clear_error(tmp_path):
 
 def test_missing_files_mean_nothing_of_that_kind(tmp_path):
     data = tmp_path / "data"
-    data.mkdir()
+    (data / "audit").mkdir(parents=True)
+    (data / "audit/audit.jsonl").write_text("")  # one file of the layout, empty; the others missing
     report = migrate(data)
     assert report.counts() == dict.fromkeys(KIND_NAMES, 0)
-    assert not any(k.present for k in report.kinds)
+    assert [k.kind for k in report.kinds if k.present] == ["audit"]

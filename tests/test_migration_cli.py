@@ -124,7 +124,9 @@ def test_demo_loads_the_packaged_sample_through_migrate(tmp_path, capsys):
         f"Loaded the sample state into {db}: 2 users, 3 synced tables, 2 knowledge items, "
         "3 audit entries, and more (28 entries, 28 written now)."
     )
-    assert f"npx @modelcontextprotocol/inspector mcp-state serve --db {db}" in out
+    assert (
+        f"npx -y @modelcontextprotocol/inspector@2.12.0 {sys.executable} -m mcp_state serve --db {db}" in out
+    )
     conn = connect(db)
     assert UserRepository(conn).get_by_email("petr@acme.com")["role"] == "admin"
     conn.close()
@@ -150,7 +152,7 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal_for_large_inputs(tmp_path):
     assert migrate_command.progress_bar(Terminal(), 10) is None
     screen = Terminal()
     bar = migrate_command.progress_bar(screen, migrate_command.LARGE_INPUT_BYTES)
-    from mcp_state.migrate import migrate
+    from mcp_state.legacy import migrate
 
     migrate(legacy_copy(tmp_path), progress=bar)
     bar.clear()
@@ -192,6 +194,7 @@ def migrate_process(data, timeout: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_migrate_says_it_waits_for_a_process_holding_the_database(tmp_path):
     data = legacy_copy(tmp_path)
     db = data / "state" / "system.duckdb"
@@ -207,6 +210,7 @@ def test_migrate_says_it_waits_for_a_process_holding_the_database(tmp_path):
     assert time.monotonic() - started >= 1.0 and "Wrote 28 row(s)" in done.stdout
 
 
+@pytest.mark.slow
 def test_migrate_gives_up_with_the_holder_named(tmp_path):
     data = legacy_copy(tmp_path)
     db = data / "state" / "system.duckdb"

@@ -11,7 +11,7 @@ from migration_support import append_lines, dump, edit_json, legacy_copy
 
 from mcp_state.db import connect
 from mcp_state.errors import MigrationError
-from mcp_state.migrate import migrate, migrate_all
+from mcp_state.legacy import migrate, migrate_all
 from mcp_state.repositories import UserRepository
 
 

@@ -124,6 +124,7 @@ JSON_VALUES = st.recursive(
 ).filter(lambda v: v is not None)  # null means "missing" to the migration, not "invalid"
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(JSON_VALUES, min_size=1, max_size=20))
 def test_rules_agree_on_arbitrary_json(conn, values):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference, ResourceTemplateReference
-from server_support import ANA, MODES, connect, seeded_copy
+from server_support import ANA, MODES, connect, prompt_text, seeded_copy, unmarked
 
 from mcp_state.schema import TABLE_DESCRIPTIONS
 
@@ -42,8 +42,8 @@ def db_path(tmp_path: Path) -> Path:
 
 async def read_json(client, uri: str) -> object:
     result = await client.read_resource(uri)
-    assert result.contents[0].mime_type == "application/json"
-    return json.loads(result.contents[0].text)
+    assert result.contents[0].mime_type == ("application/json" if uri == "state://schema" else "text/plain")
+    return json.loads(unmarked(result.contents[0].text))
 
 
 async def test_resources_list_and_read(db_path: Path, mode: str) -> None:
@@ -119,22 +119,16 @@ async def test_prompts(db_path: Path, mode: str) -> None:
         assert set(prompts) == PROMPTS
         assert [a.name for a in prompts["summarize_audit_activity"].arguments] == ["since"]
 
-        triage = (await client.get_prompt("triage_sync_failures")).messages[0].content.text
+        triage = prompt_text(await client.get_prompt("triage_sync_failures"))
         assert "customers" in triage and "source timed out" in triage and "get_sync_history" in triage
 
-        review = (await client.get_prompt("review_pending_knowledge")).messages[0].content.text
+        review = prompt_text(await client.get_prompt("review_pending_knowledge"))
         assert "km_1" in review and "set_knowledge_status" in review and "km_2" not in review
 
-        summary = (
-            (await client.get_prompt("summarize_audit_activity", {"since": "2025-01-01"}))
-            .messages[0]
-            .content.text
-        )
-        assert '"seeded": 1' in summary
-        recent = (
-            (await client.get_prompt("summarize_audit_activity", {"since": "1h"})).messages[0].content.text
-        )
-        assert '"entries": 0' in recent
+        summary = prompt_text(await client.get_prompt("summarize_audit_activity", {"since": "2025-01-01"}))
+        assert '"seeded":1' in summary
+        recent = prompt_text(await client.get_prompt("summarize_audit_activity", {"since": "1h"}))
+        assert '"entries":0' in recent
         with pytest.raises(MCPError, match="since must be"):
             await client.get_prompt("summarize_audit_activity", {"since": "last tuesday"})
 
@@ -142,5 +136,5 @@ async def test_prompts(db_path: Path, mode: str) -> None:
 async def test_instructions(db_path: Path) -> None:
     async with connect(db_path) as client:
         instructions = client.instructions or ""
-    assert "state://schema" in instructions and "next_offset" in instructions
+    assert "state://schema" in instructions and "next_cursor" in instructions
     assert len(instructions.splitlines()) <= 6

@@ -14,7 +14,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from server_support import MODES, seeded_copy
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real processes
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_terminal_start_explains_itself(tmp_path: Path) -> None:
     db_path = tmp_path / "fresh.duckdb"
     controller, terminal = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mcp_state", "serve", "--db", str(db_path), "--actor", "me"],
+        [sys.executable, "-m", "mcp_state", "serve", "--create", "--db", str(db_path), "--actor", "me"],
         stdin=terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -90,16 +90,32 @@ def test_terminal_start_explains_itself(tmp_path: Path) -> None:
         proc.stderr.close()  # type: ignore[union-attr]
     text = said.decode()
     assert "over stdio as actor 'me'" in text and str(db_path) in text and "46 tools" in text
-    assert f"claude mcp add mcp-state -- {sys.executable} -m mcp_state serve --db {db_path}" in text
-    assert "npx @modelcontextprotocol/inspector" in text and "typing here does nothing" in text
+    assert (
+        f"claude mcp add mcp-state -- {sys.executable} -m mcp_state serve --db {db_path} --actor me" in text
+    )
+    assert "npx -y @modelcontextprotocol/inspector@2.12.0 " in text and "typing here does nothing" in text
 
 
-def test_piped_start_stays_quiet(tmp_path: Path) -> None:
+def test_piped_start_writes_one_line_naming_the_file(tmp_path: Path) -> None:
+    db_path = tmp_path / "fresh.duckdb"
     done = subprocess.run(
-        [sys.executable, "-m", "mcp_state", "serve", "--db", str(tmp_path / "fresh.duckdb")],
+        [
+            sys.executable,
+            "-m",
+            "mcp_state",
+            "serve",
+            "--create",
+            "--db",
+            str(db_path),
+            "--toolsets",
+            "sync,sql",
+        ],
         stdin=subprocess.DEVNULL,
         check=False,
         capture_output=True,
         timeout=60,
     )
-    assert done.returncode == 0 and done.stdout == b"" and done.stderr == b""
+    assert done.returncode == 0 and done.stdout == b""
+    [line] = done.stderr.decode().splitlines()  # a client's log shows which file is served, how
+    assert line.startswith("mcp-state ") and f"serving {db_path} (" in line
+    assert "tools: sync, sql) over stdio" in line

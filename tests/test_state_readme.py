@@ -1,4 +1,4 @@
-"""The README's state-layer example runs as shown, printing what its comments say."""
+"""The state-layer page's example (docs/state-layer.md) runs as shown, printing what its comments say."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "state-layer.md"
 
 
 def state_layer_example() -> str:
-    text = README.read_text()
-    section = text.split("## The state layer", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    match = re.search(r"```python\n(.*?)```", PAGE.read_text(), re.DOTALL)
     assert match, "the state-layer section has no Python example"
     return match.group(1)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 from typing import Any
 
 
@@ -17,8 +18,12 @@ def register(subparsers: Any) -> None:
             "Claude. Running it again changes nothing."
         ),
     )
-    parser.add_argument(
-        "--data-dir", metavar="DIR", help="where the database goes (default: $DATA_DIR, else ./data)"
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--db", metavar="PATH", help="the database file to fill (created if missing)")
+    where.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="or: the database goes to DIR/state/system.duckdb (default: $DATA_DIR, else your user data folder, e.g. ~/.local/share/mcp-state)",
     )
     parser.set_defaults(func=run)
 
@@ -28,9 +33,11 @@ def run(args: argparse.Namespace) -> int:
 
     from mcp_state.commands.migrate import say_waiting
     from mcp_state.db import system_db_path
-    from mcp_state.migrate import migrate
+    from mcp_state.launch import client_snippets, serve_command
+    from mcp_state.legacy import migrate
+    from mcp_state.sharing import default_data_dir
 
-    db_path = system_db_path(args.data_dir).resolve()
+    db_path = (Path(args.db) if args.db else system_db_path(args.data_dir or default_data_dir())).resolve()
     with as_file(files("mcp_state") / "sample_data") as sample:
         report = migrate(sample, db_path=db_path, on_wait=say_waiting("demo"))
     counts = report.counts()
@@ -43,13 +50,12 @@ def run(args: argparse.Namespace) -> int:
             ("audit", "audit entries"),
         )
     )
-    command = shlex.join(["mcp-state", "serve", "--db", str(db_path)])
+    command = serve_command(db_path)
     print(
         f"Loaded the sample state into {db_path}: {summary}, and more "
         f"({sum(counts.values())} entries, {report.written} written now).\n"
-        "Serve it to an MCP client:\n"
-        f"  MCP Inspector: npx @modelcontextprotocol/inspector {command}\n"
-        f"  Claude Code:   claude mcp add mcp-state -- {command}\n"
-        f"  By hand:       {command}"
+        "Serve it to an MCP client (it starts the server itself):\n"
+        + "\n".join(client_snippets(command))
+        + f"\n  By hand:        {shlex.join(command)}"
     )
     return 0

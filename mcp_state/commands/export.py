@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mcp_state.sharing import DB_HELP, require_database
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -22,17 +24,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--db",
         metavar="PATH",
-        help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)",
+        help=DB_HELP,
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mcp_state.commands.migrate import say_waiting
-    from mcp_state.export import export_all
-    from mcp_state.legacy import KINDS
+    from mcp_state.legacy import KINDS, export_all
 
-    counts = export_all(args.to, db_path=args.db, on_wait=say_waiting("export"))
+    counts = export_all(args.to, db_path=require_database(args.db), on_wait=say_waiting("export"))
     width = max(len(kind.file) for kind in KINDS)
     for kind in KINDS:
         print(f"{kind.file:<{width}}  {kind.table:<20} {counts[kind.name]:>10}")

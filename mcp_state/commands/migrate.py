@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcp_state.migrate import migrate
+    from mcp_state.legacy import migrate
 
     progress = progress_bar(sys.stderr, input_bytes(Path(args.data_dir)))
     report = migrate(

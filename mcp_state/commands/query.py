@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mcp_state.sharing import DB_HELP, require_database
+
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000  # mcp_state.sql.engine.MAX_LIMIT; not imported, to keep --help fast
 
@@ -31,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog='example: mcp-state query "SELECT action, count(*) AS n FROM audit_log GROUP BY ALL ORDER BY n DESC"',
     )
     parser.add_argument("sql", help="the SQL statement (quote it for the shell)")
-    parser.add_argument("--db", metavar="PATH", help="database file (default: $DATA_DIR/state/system.duckdb)")
+    parser.add_argument("--db", metavar="PATH", help=DB_HELP)
     parser.add_argument(
         "--json", action="store_true", help="print the full result as JSON instead of a table"
     )
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from mcp_state.sql.engine import open_engine
     from mcp_state.sql.render import query_markdown
 
-    with open_engine(args.db) as engine:
+    with open_engine(require_database(args.db)) as engine:
         result = engine.query(args.sql, args.limit)
     print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else query_markdown(result, width=80))
     return 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
+import ipaddress
+import re
 import sys
 from typing import Any
+
+from mcp_state.sharing import DB_HELP
 
 TOOLSET_NAMES = "sync, users, knowledge, audit, notifications, scripts, registry, sql"
 
@@ -21,13 +23,14 @@ def register(subparsers: Any) -> None:
             "over HTTP every request needs a token from `mcp-state token create`."
         ),
     )
+    parser.add_argument("--db", metavar="PATH", help=DB_HELP)
     parser.add_argument(
-        "--db",
-        metavar="PATH",
-        help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)",
+        "--create", action="store_true", help="create the database (empty) if the file does not exist"
     )
     parser.add_argument(
-        "--read-only", action="store_true", help="register only the tools that do not change state"
+        "--read-only",
+        action="store_true",
+        help="open the file read-only and register only the tools that do not change state",
     )
     parser.add_argument(
         "--toolsets",
@@ -40,8 +43,10 @@ def register(subparsers: Any) -> None:
         help="audit actor of stdio calls (default: $MCP_STATE_ACTOR, else your OS user)",
     )
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default: stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="HTTP: port (default: 8765)")
+    parser.add_argument(
+        "--host", type=_host, default="127.0.0.1", help="HTTP: address to bind (default: 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=_port, default=8765, help="HTTP: port, 1 to 65535 (default: 8765)")
     parser.add_argument(
         "--allowed-host",
         action="append",
@@ -49,7 +54,38 @@ def register(subparsers: Any) -> None:
         metavar="HOST",
         help="HTTP: also accept this Host header, e.g. a DNS name clients use (repeatable)",
     )
+    parser.add_argument(
+        "--max-result-chars",
+        type=int,
+        metavar="N",
+        help="result budget: characters of text per tool result, resource or prompt "
+        "(default: $MCP_STATE_MAX_RESULT_CHARS, else 20000)",
+    )
     parser.set_defaults(func=run)
+
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _host(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if re.fullmatch(r"[0-9.]+", text) or not _HOST_NAME.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"must be an IP address or a host name, got {text!r}") from None
+    return text
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 65535, got {value}")
+    return value
 
 
 def settings_from(args: argparse.Namespace) -> Any:
@@ -67,6 +103,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         host=args.host,
         port=args.port,
         allowed_hosts=tuple(args.allowed_host),
+        max_result_chars=args.max_result_chars,
     ).resolved()
 
 
@@ -76,18 +113,85 @@ def run(args: argparse.Namespace) -> int:
     from mcp_state.server.app import build_server
 
     settings = settings_from(args)
+    _database_for(settings.db_path, create=args.create)
     mcp = build_server(settings)
     if settings.transport == "http":
         from mcp_state.server.http import check_can_bind, serve_http
 
         active = check_can_bind(settings)
+        _check_port_free(settings.host, settings.port)  # before the banner says it listens
         _say(http_banner(settings, active, len(anyio.run(mcp.list_tools))))
         anyio.run(serve_http, mcp, settings)
     else:
-        if sys.stdin.isatty():
-            _say(stdio_banner(settings, len(anyio.run(mcp.list_tools)), args))
+        # One line always (a client's log shows which file is served); how to connect on a terminal.
+        first, _, rest = stdio_banner(settings, len(anyio.run(mcp.list_tools)), args).partition("\n")
+        _say(first + (f"\n{rest}" if sys.stdin.isatty() else ""))
+        _stop_at_once_on_ctrl_c()
         anyio.run(mcp.run_stdio_async)
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, in one line, an address that cannot be bound (in use, or not this machine's)."""
+    import socket
+
+    from mcp_state.errors import StateError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StateError(
+            f"cannot listen on {host}: {exc.strerror}; pass --host with an address of this machine"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise StateError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; stop what uses it or pass another --port"
+            ) from None
+
+
+# Seconds between Ctrl-C and the end of the process, at most.
+CTRL_C_GRACE = 0.5
+
+
+def _stop_at_once_on_ctrl_c() -> None:
+    """Ctrl-C ends ``serve`` over stdio at once, whatever was typed or read.
+
+    The SDK reads stdin on a worker thread blocked in ``readline``, which a KeyboardInterrupt
+    cannot wake, so the shutdown would wait until stdin closes. Ctrl-C still raises
+    KeyboardInterrupt (the server shuts down normally when it can), and the process ends
+    ``CTRL_C_GRACE`` seconds later whatever it waits for. Every acknowledged write is already
+    durable, as after ``kill -9``.
+    """
+    import os
+    import signal
+    import threading
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        sys.stderr.flush()
+        ender = threading.Timer(CTRL_C_GRACE, os._exit, args=(130,))
+        ender.daemon = True
+        ender.start()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_ctrl_c)
+
+
+def _database_for(path: str, *, create: bool) -> None:
+    """Refuse a missing database file, or with ``--create`` make an empty one."""
+    from pathlib import Path
+
+    from mcp_state.db import connect
+    from mcp_state.sharing import require_database
+
+    if create and not Path(path).exists():
+        connect(path).close()
+    require_database(path)
 
 
 def _say(text: str) -> None:
@@ -106,38 +210,30 @@ def stdio_banner(settings: Any, tools: int, args: argparse.Namespace) -> str:
     from pathlib import Path
 
     from mcp_state import __version__
+    from mcp_state.launch import client_snippets, serve_command
 
-    launcher = _launcher()
-    serve_args = [*launcher[1:], "serve", "--db", str(Path(settings.db_path).resolve())]
+    options = []
     if args.read_only:
-        serve_args.append("--read-only")
+        options.append("--read-only")
     if args.toolsets:
-        serve_args += ["--toolsets", args.toolsets]
-    command = shlex.join([launcher[0], *serve_args])
-    desktop = json.dumps({"mcpServers": {"mcp-state": {"command": launcher[0], "args": serve_args}}})
-    return (
-        f"mcp-state {__version__}: serving {_what(settings, tools)} over stdio as actor '{settings.actor}'.\n"
-        "This is an MCP server: it talks JSON-RPC on stdin/stdout, so typing here does nothing.\n"
-        "Connect a client instead:\n"
-        f"  Claude Code:    claude mcp add mcp-state -- {command}\n"
-        f"  Claude Desktop: in claude_desktop_config.json, {desktop}\n"
-        f"  MCP Inspector:  npx @modelcontextprotocol/inspector {command}\n"
-        "Press Ctrl-C to stop."
+        options += ["--toolsets", args.toolsets]
+    if args.actor:
+        options += ["--actor", args.actor]
+    command = serve_command(Path(settings.db_path), *options)
+    return "\n".join(
+        [
+            f"mcp-state {__version__}: serving {_what(settings, tools)} over stdio as actor '{settings.actor}'.",
+            "This is an MCP server: it talks JSON-RPC on stdin/stdout, so typing here does nothing.",
+            "Connect a client instead:",
+            *client_snippets(command),
+            "Press Ctrl-C to stop.",
+        ]
     )
-
-
-def _launcher() -> list[str]:
-    """How this process was started, with absolute paths: clients do not share your PATH."""
-    from pathlib import Path
-
-    script = Path(sys.argv[0])
-    if script.name == "mcp-state" and script.is_file():
-        return [str(script.resolve())]
-    return [sys.executable, "-m", "mcp_state"]
 
 
 def http_banner(settings: Any, active_tokens: int, tools: int) -> str:
     from mcp_state import __version__
+    from mcp_state.launch import INSPECTOR
     from mcp_state.server.http import MCP_PATH, _url_host
 
     url = f"http://{_url_host(settings.host)}:{settings.port}{MCP_PATH}"
@@ -151,7 +247,7 @@ def http_banner(settings: Any, active_tokens: int, tools: int) -> str:
         f"(health check: /healthz).\n"
         f"Every request needs 'Authorization: Bearer <token>'; {tokens}.\n"
         f"  Claude Code:   claude mcp add --transport http mcp-state {url} --header 'Authorization: Bearer <token>'\n"
-        f"  MCP Inspector: npx @modelcontextprotocol/inspector --cli {url} --transport http "
+        f"  MCP Inspector: npx -y {INSPECTOR} --cli {url} --transport http "
         "--header 'Authorization: Bearer <token>' --method tools/list\n"
         "Press Ctrl-C to stop."
     )

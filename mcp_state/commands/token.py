@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from mcp_state.sharing import DB_HELP, require_database
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -48,17 +50,16 @@ def _db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         metavar="PATH",
-        help="database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)",
+        help=DB_HELP,
     )
 
 
 def _tokens(args: argparse.Namespace) -> Any:
-    from mcp_state.db import system_db_path
     from mcp_state.repositories.tokens import TokenRepository
     from mcp_state.sql.hardening import hardened_database
 
     # Configured like the server's, so both can share the file within one process too.
-    db = hardened_database(args.db or system_db_path(), idle_release=None)
+    db = hardened_database(require_database(args.db), idle_release=None)
     return db, TokenRepository(db)
 
 

@@ -9,14 +9,50 @@ from mcp_state.db import Database
 from mcp_state.errors import InvalidArgumentError, NotFoundError
 from mcp_state.gateway import Gateway, Source
 
+Order = tuple[tuple[str, bool], ...]
+
+
+def order_sql(order: Order) -> str:
+    """``ORDER BY`` text for ``(expression, descending)`` pairs."""
+    return ", ".join(f"{expr} DESC" if descending else expr for expr, descending in order)
+
+
+def keyset(order: Order, after: tuple[Any, ...] | None) -> tuple[str, list[Any]]:
+    """The condition (and its parameters) for rows that come after the key ``after`` in ``order``.
+
+    Keyset paging: unlike an offset, it neither repeats nor skips rows when others are
+    inserted or deleted between pages. ``order`` must be unique per row and never NULL (its
+    expressions come from the repositories' code, never from a caller). ``("", [])`` for ``None``.
+    """
+    if after is None:
+        return "", []
+    if len(after) != len(order):
+        raise InvalidArgumentError("the cursor does not fit this list; leave cursor out to start over")
+    clauses: list[str] = []
+    params: list[Any] = []
+    for i, (expr, descending) in enumerate(order):
+        parts = [f"{e} = ?" for e, _ in order[:i]] + [f"{expr} {'<' if descending else '>'} ?"]
+        clauses.append("(" + " AND ".join(parts) + ")")
+        params.extend([*after[:i], after[i]])
+    return "(" + " OR ".join(clauses) + ")", params
+
 
 class Repository:
-    """Base of the repositories: one table, its key columns and its listing order."""
+    """Base of the repositories: one table, its key columns and its listing order.
+
+    ``order`` is the listing order as ``(expression, descending)`` pairs, unique per row, so
+    lists page by keyset (``after=key_of(last row)``); ``order_by`` is the same as SQL.
+    """
 
     table: str = ""
     key: tuple[str, ...] = ("id",)
+    order: Order = (("id", False),)
     order_by: str = "id"
     noun: str = "row"
+
+    def key_of(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """The sort key of ``row`` in ``order`` (what the next page starts after)."""
+        return tuple(row[expr] for expr, _ in self.order)
 
     def __init__(self, conn: Source | Gateway) -> None:
         self.db = conn if isinstance(conn, Gateway) else Gateway(conn)
@@ -50,13 +86,21 @@ class Repository:
         offset: int = 0,
         order_by: str | None = None,
         table: str | None = None,
+        after: tuple[Any, ...] | None = None,
+        order: Order | None = None,
+        select: str = "*",
     ) -> list[dict[str, Any]]:
+        """Rows matching ``where``, in order; ``after`` (a ``key_of``) starts past that row."""
         limit, offset = check_page(limit, offset)
-        sql = f"SELECT * FROM {table or self.table}"
+        args = list(params)
+        if after is not None:
+            condition, more = keyset(order or self.order, after)
+            where = f"({where}) AND {condition}" if where else condition
+            args.extend(more)
+        sql = f"SELECT {select} FROM {table or self.table}"
         if where:
             sql += f" WHERE {where}"
-        sql += f" ORDER BY {order_by or self.order_by}"
-        args = list(params)
+        sql += f" ORDER BY {order_by or (order_sql(order) if order else self.order_by)}"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)

@@ -2,22 +2,72 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import Json, utc_now
 from mcp_state.repositories.base import (
+    Order,
     Repository,
     check_choice,
     check_id,
     check_page,
     check_str_list,
+    keyset,
     like_pattern,
+    order_sql,
 )
+from mcp_state.schema import KNOWLEDGE_WORDS_OF
 from mcp_state.types import KNOWLEDGE_STATUSES, KnowledgeItem, KnowledgeVote, VoteCounts
 
 ITEM_ORDER = "coalesce(updated_at, created_at) DESC NULLS LAST, id"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CHANGED = "coalesce(updated_at, created_at, TIMESTAMP '1970-01-01')"
+_CREATED = "coalesce(created_at, TIMESTAMP '1970-01-01')"
+# Listing orders by name: (expression, descending) pairs, unique per row, never NULL.
+SORTS: dict[str, Order] = {
+    "updated": ((_CHANGED, True), ("id", False)),
+    "created": ((_CREATED, True), ("id", False)),
+    "votes": (("score", True), (_CHANGED, True), ("id", False)),
+}
+VOTE_ORDER: Order = (("coalesce(voted_at, TIMESTAMP '1970-01-01')", True), ("user_id", False))
+SNIPPET = 200
+# A summary: the item without its content (a snippet instead), with its vote counts.
+_SUMMARY_COLUMNS = (
+    "id, title, status, category, tags, updated_at, created_at, "
+    f"regexp_replace(left(coalesce(content, ''), {SNIPPET * 2}), '\\s+', ' ', 'g') AS snippet"
+)
+_VOTES = """(SELECT item_id, count(*) FILTER (WHERE vote > 0) AS upvotes,
+                    count(*) FILTER (WHERE vote < 0) AS downvotes
+             FROM knowledge_votes GROUP BY item_id)"""
+
+
+# One word's rows of the index: an equality, so the scan can skip row groups by their min/max.
+_ONE_WORD = "SELECT item_id, in_title, in_tags FROM knowledge_words WHERE word = ?"
+
+
+def reindex_sql(ids_sql: str) -> list[str]:
+    """Statements that rebuild the word index of the items whose ids ``ids_sql`` selects."""
+    return [
+        f"DELETE FROM knowledge_words WHERE item_id IN ({ids_sql})",
+        KNOWLEDGE_WORDS_OF.format(where=f"WHERE id IN ({ids_sql})"),
+    ]
+
+
+def vote_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row.get("voted_at") or EPOCH, row["user_id"])
+
+
+def sort_key(sort: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    """The sort key of a summary row in ``sort`` (what the next page starts after)."""
+    changed = row.get("updated_at") or row.get("created_at") or EPOCH
+    if sort == "created":
+        return (row.get("created_at") or EPOCH, row["id"])
+    if sort == "votes":
+        return (row["upvotes"] - row["downvotes"], changed, row["id"])
+    return (changed, row["id"])
 
 
 class KnowledgeRepository(Repository):
@@ -66,6 +116,7 @@ class KnowledgeRepository(Repository):
                     now,
                 ],
             )
+            self._index(id)
             return self._require(id)  # type: ignore[return-value]
 
     def update(
@@ -97,6 +148,8 @@ class KnowledgeRepository(Repository):
                 self.db.execute(
                     f"UPDATE knowledge_items SET {assignments} WHERE id = ?", [*changes.values(), item_id]
                 )
+                if {"title", "content", "tags"} & set(changes):
+                    self._index(item_id)
             return self._require(item_id)  # type: ignore[return-value]
 
     def update_status(self, item_id: str, status: str) -> KnowledgeItem:
@@ -114,11 +167,28 @@ class KnowledgeRepository(Repository):
         with self.db.transaction():
             self._require(item_id)
             self.db.execute("DELETE FROM knowledge_votes WHERE item_id = ?", [item_id])
+            self.db.execute("DELETE FROM knowledge_words WHERE item_id = ?", [item_id])
             self._delete(item_id)
 
-    def _filters(self, statuses: list[str] | None, category: str | None) -> tuple[str, list[Any]]:
+    def _index(self, item_id: str) -> None:
+        """Rebuild the item's rows of the word index (inside the caller's transaction)."""
+        for sql in reindex_sql("?"):
+            self.db.execute(sql, [item_id])
+
+    def _filters(
+        self, statuses: Sequence[str] | None, category: str | None, tag: str | None = None
+    ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
+        if tag:
+            words = self.query_words(tag)
+            if words:  # the word index narrows the items down before the exact check
+                clauses.append("id IN (SELECT item_id FROM knowledge_words WHERE word = ? AND in_tags)")
+                params.append(words[0])
+            clauses.append(
+                "list_contains(from_json(lower(CAST(tags AS VARCHAR)), '[\"VARCHAR\"]'), lower(?))"
+            )
+            params.append(tag)
         if statuses:
             for status in statuses:
                 check_choice("status", status, KNOWLEDGE_STATUSES)
@@ -131,7 +201,7 @@ class KnowledgeRepository(Repository):
 
     def list_items(
         self,
-        statuses: list[str] | None = None,
+        statuses: Sequence[str] | None = None,
         category: str | None = None,
         limit: int = 100,
         offset: int = 0,
@@ -139,12 +209,12 @@ class KnowledgeRepository(Repository):
         where, params = self._filters(statuses, category)
         return self._list(where, params, limit=limit, offset=offset)  # type: ignore[return-value]
 
-    def count_items(self, statuses: list[str] | None = None, category: str | None = None) -> int:
+    def count_items(self, statuses: Sequence[str] | None = None, category: str | None = None) -> int:
         where, params = self._filters(statuses, category)
         return self._count(where, params)
 
     def search(
-        self, query: str, limit: int | None = 100, offset: int = 0, statuses: list[str] | None = None
+        self, query: str, limit: int | None = 100, offset: int = 0, statuses: Sequence[str] | None = None
     ) -> list[KnowledgeItem]:
         """Items whose title or content contains ``query`` (case-insensitive; % _ \\ are literal)."""
         if not isinstance(query, str) or not query.strip():
@@ -154,6 +224,117 @@ class KnowledgeRepository(Repository):
         clause = "(title ILIKE ? ESCAPE '\\' OR content ILIKE ? ESCAPE '\\')"
         where = f"{clause} AND {where}" if where else clause
         return self._list(where, [pattern, pattern, *params], limit=limit, offset=offset)  # type: ignore[return-value]
+
+    def list_summaries(
+        self,
+        statuses: Sequence[str] | None = None,
+        category: str | None = None,
+        tag: str | None = None,
+        sort: str = "updated",
+        limit: int = 50,
+        after: tuple[Any, ...] | None = None,
+        include_content: bool = False,
+        content_limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Items as summaries (a snippet for the content) with vote counts, in ``sort`` order.
+
+        ``include_content`` adds the content (at most ``content_limit`` characters of it) and
+        ``content_chars``, its whole length.
+        """
+        check_choice("sort", sort, SORTS)
+        where, params = self._filters(statuses, category, tag)
+        table = None
+        if sort == "votes":
+            table = f"""(SELECT k.*, coalesce(v.upvotes, 0) - coalesce(v.downvotes, 0) AS score
+                         FROM knowledge_items k LEFT JOIN {_VOTES} v ON v.item_id = k.id) AS t"""
+        # The page's ids first (sorting only the keys), then the summaries of those rows alone.
+        keys = self._list(
+            where, params, limit=limit, after=after, order=SORTS[sort], table=table, select="id"
+        )
+        content = ""
+        if include_content:
+            part = "content" if content_limit is None else f"left(content, {int(content_limit)})"
+            content = f", {part} AS content, length(content) AS content_chars"
+        return [_summary(row) for row in self._summaries([k["id"] for k in keys], extra=content)]
+
+    def _summaries(self, ids: list[str], extra: str = "") -> list[dict[str, Any]]:
+        """Summary rows of the items ``ids``, in that order, with their vote counts."""
+        if not ids:
+            return []
+        columns = _SUMMARY_COLUMNS + extra
+        found = {
+            row["id"]: row
+            for row in self.db.fetch_all(
+                f"SELECT {columns} FROM knowledge_items WHERE id IN ({', '.join('?' for _ in ids)})", ids
+            )
+        }
+        rows = [found[i] for i in ids if i in found]
+        self._add_votes(rows)
+        return rows
+
+    def _add_votes(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        counts = {
+            row["item_id"]: row
+            for row in self.db.fetch_all(
+                f"""SELECT item_id, count(*) FILTER (WHERE vote > 0) AS upvotes,
+                           count(*) FILTER (WHERE vote < 0) AS downvotes
+                    FROM knowledge_votes WHERE item_id IN ({", ".join("?" for _ in rows)}) GROUP BY item_id""",
+                [row["id"] for row in rows],
+            )
+        }
+        for row in rows:
+            found = counts.get(row["id"], {})
+            row["upvotes"] = int(found.get("upvotes", 0))
+            row["downvotes"] = int(found.get("downvotes", 0))
+
+    def search_ranked(
+        self,
+        query: str,
+        statuses: Sequence[str] | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        after: tuple[Any, ...] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Items with any word of ``query`` in their title, tags or content, best first.
+
+        ``score``: the number of query words the item has, plus up to 0.5 for words in its
+        title and 0.25 for words in its tags (so more words, then title matches, rank higher).
+        Read from the word index; a summary's snippet is taken around the first match.
+        """
+        words = self.query_words(query)
+        if not words:
+            raise InvalidArgumentError("query has no words to search for (letters or digits)")
+        where, params = self._filters(statuses, None, tag)
+        n = len(words)
+        order: Order = (("score", True), ("id", False))
+        condition, more = keyset(order, after)
+        # Filters on the item need the item's row; without them the index alone ranks the page.
+        items = f"JOIN knowledge_items k ON k.id = h.item_id WHERE {where}" if where else ""
+        page = self.db.fetch_all(
+            f"""WITH hits AS (
+                    SELECT item_id, count(*) AS matched, count(*) FILTER (WHERE in_title) AS titled,
+                           count(*) FILTER (WHERE in_tags) AS tagged
+                    FROM ({" UNION ALL ".join(_ONE_WORD for _ in words)}) GROUP BY item_id),
+                ranked AS (
+                    SELECT h.item_id AS id,
+                           round(h.matched + 0.5 * h.titled / {n} + 0.25 * h.tagged / {n}, 6)::DOUBLE AS score
+                    FROM hits h {items})
+                SELECT id, score FROM ranked {"WHERE " + condition if condition else ""}
+                ORDER BY {order_sql(order)} LIMIT ?""",
+            [*words, *params, *more, limit],
+        )
+        scores = {row["id"]: row["score"] for row in page}
+        rows = self._summaries(list(scores), extra=", left(content, 20000) AS _text")
+        return [_summary({**row, "score": scores[row["id"]]}, words) for row in rows]
+
+    def query_words(self, query: str) -> list[str]:
+        """The words of ``query`` as the index splits them (lower case letters and digits), at most 20."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidArgumentError("query must be a non-empty string")
+        found = self.db.fetch_value(r"SELECT regexp_extract_all(lower(?), '[\pL\pN]+')", [query]) or []
+        return list(dict.fromkeys(w for w in found if len(w) <= 64))[:20]
 
     def vote(self, item_id: str, user_id: str, vote: int) -> VoteCounts:
         """Cast or change ``user_id``'s vote (+1 or -1) on an existing item."""
@@ -177,13 +358,37 @@ class KnowledgeRepository(Repository):
         assert row is not None
         return {"upvotes": int(row["upvotes"]), "downvotes": int(row["downvotes"])}
 
-    def list_votes(self, item_id: str, limit: int | None = None, offset: int = 0) -> list[KnowledgeVote]:
+    def list_votes(
+        self, item_id: str, limit: int | None = None, offset: int = 0, after: tuple[Any, ...] | None = None
+    ) -> list[KnowledgeVote]:
         check_page(limit, offset)
         return self._list(  # type: ignore[return-value]
             "item_id = ?",
             [item_id],
             limit=limit,
             offset=offset,
-            order_by="voted_at DESC, user_id",
+            order=VOTE_ORDER,
             table="knowledge_votes",
+            after=after,
         )
+
+
+def _summary(row: dict[str, Any], words: list[str] | None = None) -> dict[str, Any]:
+    """A summary row: the snippet cut to ``SNIPPET`` characters (around the first query word)."""
+    text = row.pop("_text", None)
+    snippet = row.get("snippet") or ""
+    if words and text:
+        snippet = _around(" ".join(text.split()), words)
+    row["snippet"] = snippet if len(snippet) <= SNIPPET else snippet[: SNIPPET - 1] + "…"
+    return row
+
+
+def _around(text: str, words: list[str]) -> str:
+    """About ``SNIPPET`` characters of ``text`` around the first of ``words`` in it."""
+    lowered = text.lower()
+    hits = [i for i in (lowered.find(w) for w in words) if i >= 0]
+    if not hits:
+        return text[:SNIPPET]
+    start = max(0, min(hits) - SNIPPET // 4)
+    part = text[start : start + SNIPPET - (1 if start else 0)]
+    return ("…" + part) if start else part

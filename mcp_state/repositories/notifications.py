@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from mcp_state.errors import InvalidArgumentError
-from mcp_state.gateway import to_utc, utc_now
+from mcp_state.gateway import Gateway, Source, to_utc, utc_now
 from mcp_state.repositories.base import Repository, check_choice, check_id
 from mcp_state.types import SCRIPT_STATUSES, PendingCode, Script, TelegramLink
 
@@ -21,6 +22,7 @@ def _check_chat_id(chat_id: object) -> int:
 class TelegramRepository(Repository):
     table = "telegram_links"
     key = ("user_id",)
+    order = (("user_id", False),)
     order_by = "user_id"
     noun = "Telegram link for user"
 
@@ -39,8 +41,10 @@ class TelegramRepository(Repository):
     def get_link(self, user_id: str) -> TelegramLink | None:
         return self._get(user_id)  # type: ignore[return-value]
 
-    def get_all_links(self, limit: int | None = None, offset: int = 0) -> list[TelegramLink]:
-        return self._list(limit=limit, offset=offset)  # type: ignore[return-value]
+    def get_all_links(
+        self, limit: int | None = None, offset: int = 0, after: tuple[Any, ...] | None = None
+    ) -> list[TelegramLink]:
+        return self._list(limit=limit, offset=offset, after=after)  # type: ignore[return-value]
 
     def count(self) -> int:
         return self._count()
@@ -54,7 +58,7 @@ class PendingCodeRepository(Repository):
     order_by = "created_at, code"
     noun = "pending code"
 
-    def __init__(self, conn, ttl: timedelta | float = DEFAULT_CODE_TTL) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, conn: Source | Gateway, ttl: timedelta | float = DEFAULT_CODE_TTL) -> None:
         super().__init__(conn)
         self.ttl = ttl if isinstance(ttl, timedelta) else timedelta(seconds=ttl)
 
@@ -96,6 +100,7 @@ class PendingCodeRepository(Repository):
 
 class ScriptRepository(Repository):
     table = "script_registry"
+    order = (("name", False), ("id", False))
     order_by = "name, id"
     noun = "script"
 
@@ -137,8 +142,37 @@ class ScriptRepository(Repository):
             return self._list("owner = ?", [owner], limit=limit, offset=offset)  # type: ignore[return-value]
         return self._list(limit=limit, offset=offset)  # type: ignore[return-value]
 
-    def count(self, owner: str | None = None) -> int:
-        return self._count("owner = ?", [owner]) if owner else self._count()
+    def list_summaries(
+        self,
+        owner: str | None = None,
+        last_status: str | None = None,
+        limit: int | None = None,
+        after: tuple[Any, ...] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Scripts without their source (``source_chars`` gives its length), by name."""
+        where, params = self._filters(owner, last_status)
+        return self._list(
+            where,
+            params,
+            limit=limit,
+            after=after,
+            select="* EXCLUDE (source), length(source) AS source_chars",
+        )
+
+    def count(self, owner: str | None = None, last_status: str | None = None) -> int:
+        return self._count(*self._filters(owner, last_status))
+
+    @staticmethod
+    def _filters(owner: str | None, last_status: str | None) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if owner:
+            clauses.append("owner = ?")
+            params.append(owner)
+        if last_status:
+            check_choice("last_status", last_status, SCRIPT_STATUSES)
+            clauses.append("last_status = ?")
+            params.append(last_status)
+        return " AND ".join(clauses), params
 
     def record_run(self, script_id: str, status: str, ran_at: datetime | None = None) -> Script:
         """Record that a script ran: its ``last_run`` and ``last_status``."""

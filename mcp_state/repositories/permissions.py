@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mcp_state.repositories.base import Repository, check_choice, check_id
 from mcp_state.types import ACCESS_LEVELS, DatasetPermission
 
@@ -11,6 +13,7 @@ _RANK = {level: rank for rank, level in enumerate(ACCESS_LEVELS)}  # read < writ
 class DatasetPermissionRepository(Repository):
     table = "dataset_permissions"
     key = ("user_id", "dataset")
+    order = (("user_id", False), ("dataset", False))
     order_by = "user_id, dataset"
     noun = "dataset permission"
 
@@ -42,9 +45,10 @@ class DatasetPermissionRepository(Repository):
         dataset: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: tuple[Any, ...] | None = None,
     ) -> list[DatasetPermission]:
         where, params = self._filters(user_id, dataset)
-        return self._list(where, params, limit=limit, offset=offset)  # type: ignore[return-value]
+        return self._list(where, params, limit=limit, offset=offset, after=after)  # type: ignore[return-value]
 
     def count(self, user_id: str | None = None, dataset: str | None = None) -> int:
         return self._count(*self._filters(user_id, dataset))

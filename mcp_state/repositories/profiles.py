@@ -17,12 +17,21 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
     return profile
 
 
+_SUMMARY = (
+    "table_id, profiled_at, "
+    "CASE json_type(profile, '$.columns') WHEN 'ARRAY' THEN json_array_length(profile, '$.columns') "
+    "WHEN 'OBJECT' THEN len(json_keys(profile, '$.columns')) ELSE 0 END AS column_count, "
+    "length(CAST(profile AS VARCHAR)) AS size_chars"
+)
+
+
 class ProfileRepository(Repository):
     """Profiles keyed by table id. ``get``/``get_all`` return the seed's shape: the profile
     document with ``profiled_at`` added; ``get_record``/``list_records`` return rows."""
 
     table = "table_profiles"
     key = ("table_id",)
+    order = (("table_id", False),)
     order_by = "table_id"
     noun = "profile for table"
 
@@ -50,6 +59,15 @@ class ProfileRepository(Repository):
 
     def list_records(self, limit: int | None = None, offset: int = 0) -> list[TableProfile]:
         return self._list(limit=limit, offset=offset)  # type: ignore[return-value]
+
+    def list_summaries(
+        self, limit: int | None = None, after: tuple[Any, ...] | None = None
+    ) -> list[dict[str, Any]]:
+        """Each profile as its table id, time, number of columns and size (characters of its JSON)."""
+        return self._list(limit=limit, after=after, select=_SUMMARY)
+
+    def get_summary(self, table_id: str) -> dict[str, Any] | None:
+        return self.db.fetch_one(f"SELECT {_SUMMARY} FROM table_profiles WHERE table_id = ?", [table_id])
 
     def count(self) -> int:
         return self._count()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from mcp_state.gateway import utc_now
 from mcp_state.repositories.base import Repository, check_id
@@ -11,6 +12,7 @@ from mcp_state.types import RegisteredTable
 
 class TableRegistryRepository(Repository):
     table = "table_registry"
+    order = (("name", False), ("id", False))
     order_by = "name, id"
     noun = "registered table"
 
@@ -50,11 +52,15 @@ class TableRegistryRepository(Repository):
         return self._get(table_id)  # type: ignore[return-value]
 
     def list_all(
-        self, folder: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        folder: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        after: tuple[Any, ...] | None = None,
     ) -> list[RegisteredTable]:
         if folder:
-            return self._list("folder = ?", [folder], limit=limit, offset=offset)  # type: ignore[return-value]
-        return self._list(limit=limit, offset=offset)  # type: ignore[return-value]
+            return self._list("folder = ?", [folder], limit=limit, offset=offset, after=after)  # type: ignore[return-value]
+        return self._list(limit=limit, offset=offset, after=after)  # type: ignore[return-value]
 
     def count(self, folder: str | None = None) -> int:
         return self._count("folder = ?", [folder]) if folder else self._count()

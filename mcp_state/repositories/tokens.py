@@ -93,7 +93,8 @@ class TokenRepository(Repository):
             return None
         now = utc_now()
         last = record["last_used_at"]
-        if last is None or now - last >= LAST_USED_RESOLUTION:
+        read_only = getattr(self.db.source, "read_only", False)  # `serve --read-only` writes nothing
+        if not read_only and (last is None or now - last >= LAST_USED_RESOLUTION):
             self.db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", [now, record["id"]])
             record["last_used_at"] = now
         return record

@@ -42,6 +42,7 @@ def public_user(row: User | dict[str, Any]) -> PublicUser:
 
 class UserRepository(Repository):
     table = "users"
+    order = (("email", False), ("id", False))
     order_by = "email, id"
     noun = "user"
 
@@ -51,11 +52,18 @@ class UserRepository(Repository):
     def get_by_email(self, email: str) -> User | None:
         return self.db.fetch_one("SELECT * FROM users WHERE lower(email) = lower(?)", [email])  # type: ignore[return-value]
 
-    def list_all(self, *, role: str | None = None, limit: int | None = None, offset: int = 0) -> list[User]:
+    def list_all(
+        self,
+        *,
+        role: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        after: tuple[Any, ...] | None = None,
+    ) -> list[User]:
         if role is not None:
             check_choice("role", role, ROLES)
-            return self._list("role = ?", [role], limit=limit, offset=offset)  # type: ignore[return-value]
-        return self._list(limit=limit, offset=offset)  # type: ignore[return-value]
+            return self._list("role = ?", [role], limit=limit, offset=offset, after=after)  # type: ignore[return-value]
+        return self._list(limit=limit, offset=offset, after=after)  # type: ignore[return-value]
 
     def count(self, *, role: str | None = None) -> int:
         return self._count("role = ?", [role]) if role is not None else self._count()

@@ -18,21 +18,24 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any, cast
 
 import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import TypeAdapter
 
 from mcp_state.errors import DatabaseLockedError, PermissionDeniedError
+from mcp_state.server import confirm
+from mcp_state.server.authz import allows
 from mcp_state.server.errors import error_kind, permission_denied, tool_error
+from mcp_state.server.live import AUDIT, affected, live_of
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, tool_result
 from mcp_state.server.state import AppState, Repos, ServerSettings
 
 logger = logging.getLogger("mcp_state.server")
 
-SCOPE_RANK = {"read": 0, "write": 1, "admin": 2}
 REDACTED = "[redacted]"
 _SECRET_KEY = re.compile(
     r"pass(word|wd|phrase)?|secret|token|api[_-]?key|credential|authorization|cookie", re.IGNORECASE
@@ -60,6 +63,8 @@ class Call:
 
     repos: Repos
     actor: str
+    scope: str  # of the caller's credential: read, write or admin (stdio: admin)
+    budget: int = DEFAULT_MAX_RESULT_CHARS  # the result budget, for tools that read large fields in parts
 
 
 Resource = str | Callable[[Mapping[str, Any], Any], str | None] | None
@@ -186,14 +191,21 @@ def _handler(spec: ToolSpec) -> Callable[..., Any]:
     params = list(sig.parameters.values())[1:]
 
     async def handler(ctx: Context, **arguments: Any) -> Any:
-        return await run_tool(spec, ctx, arguments)
+        confirmation = arguments.pop(confirm.PARAMETER, None)
+        return await run_tool(spec, ctx, arguments, confirmation)
 
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
-    handler.__signature__ = sig.replace(parameters=[*params, ctx_param])  # type: ignore[attr-defined]
-    handler.__annotations__ = {p.name: p.annotation for p in params} | {
-        "ctx": Context,
-        "return": sig.return_annotation,
-    }
+    if spec.name in confirm.CONFIRMED:  # asked before the body runs (the SDK fills it; not in the schema)
+        params.append(
+            confirm.parameter(
+                spec.title, [p.name for p in params if p.default is p.empty], lambda ctx: _may_call(spec, ctx)
+            )
+        )
+    # The SDK publishes (and checks results against) the body's return type; the handler returns
+    # the result already rendered within the budget (results.tool_result).
+    returns = Annotated[CallToolResult, sig.return_annotation]
+    handler.__signature__ = sig.replace(parameters=[*params, ctx_param], return_annotation=returns)  # type: ignore[attr-defined]
+    handler.__annotations__ = {p.name: p.annotation for p in params} | {"ctx": Context, "return": returns}
     handler.__name__ = handler.__qualname__ = spec.name
     handler.__doc__ = spec.description
     return handler
@@ -216,34 +228,86 @@ def caller_of(ctx: Context, settings: ServerSettings) -> Caller:
     return Caller(token.client_id, token.scopes[0] if token.scopes else "read")
 
 
-async def run_tool(spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> Any:
+def _may_call(spec: ToolSpec, ctx: Context) -> bool:
+    state = cast(AppState, ctx.request_context.lifespan_context)
+    return allows(caller_of(ctx, state.settings).scope, spec.scope)
+
+
+async def run_tool(
+    spec: ToolSpec, ctx: Context, arguments: dict[str, Any], confirmation: Any = None
+) -> CallToolResult:
+    """The call's value, rendered within the result budget (and the untrusted-data boundary)."""
+    state = cast(AppState, ctx.request_context.lifespan_context)
+    value = await _run(spec, ctx, state, arguments, confirmation)
+    return tool_result(value, _budget(state), name=spec.name)
+
+
+def _budget(state: AppState) -> int:
+    return state.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
+
+
+async def _run(
+    spec: ToolSpec, ctx: Context, state: AppState, arguments: dict[str, Any], confirmation: Any
+) -> Any:
     started = time.perf_counter()
-    state: AppState = ctx.request_context.lifespan_context
     caller = caller_of(ctx, state.settings)
-    if spec.mutating:
-        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started)
-    if state.settings.transport == "stdio" and state.db.is_open:
+    if not spec.mutating and state.settings.transport == "stdio" and state.db.is_open:
         # One client and the file already open: the read costs less than a hop to a worker
         # thread. Over HTTP (many clients), and when the file may need opening (which can
         # wait for another process's lock), reads run on a worker thread like writes.
         return _read(spec, state, caller, arguments)
+    live = live_of(ctx)
+    if live is None:
+        return await _threaded(spec, state, caller, arguments, started, confirmation)
+    # Progress while it runs; a warning if it waits for the file (opened on demand, held by another process).
+    async with live.ticking(ctx, spec.name, waiting=lambda: not state.db.is_open):
+        try:
+            result = await _threaded(spec, state, caller, arguments, started, confirmation)
+        except Exception:
+            if spec.mutating:
+                await live.committed({AUDIT})  # the failure's audit row
+            raise
+    if spec.mutating:  # committed: tell the subscribers of what changed
+        await live.committed(affected(spec.name, spec.toolset, arguments))
+    return result
+
+
+async def _threaded(
+    spec: ToolSpec,
+    state: AppState,
+    caller: Caller,
+    arguments: dict[str, Any],
+    started: float,
+    confirmation: Any,
+) -> Any:
+    if spec.mutating:
+        return await anyio.to_thread.run_sync(_write, spec, state, caller, arguments, started, confirmation)
     return await anyio.to_thread.run_sync(_read, spec, state, caller, arguments)
 
 
 def _read(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any]) -> Any:
     try:
         _require_scope(spec, caller)
-        return spec.fn(Call(state.repos, caller.actor), **arguments)
+        return spec.fn(Call(state.repos, caller.actor, caller.scope, _budget(state)), **arguments)
     except Exception as exc:
         raise tool_error(spec.name, exc, spec.hint) from None
 
 
-def _write(spec: ToolSpec, state: AppState, caller: Caller, arguments: dict[str, Any], started: float) -> Any:
+def _write(
+    spec: ToolSpec,
+    state: AppState,
+    caller: Caller,
+    arguments: dict[str, Any],
+    started: float,
+    confirmation: Any = None,
+) -> Any:
     repos = state.repos
     try:
         _require_scope(spec, caller)
+        if confirmation is not None:
+            confirm.check(confirmation, spec.name)
         with repos.gateway.transaction():
-            result = spec.fn(Call(repos, caller.actor), **arguments)
+            result = spec.fn(Call(repos, caller.actor, caller.scope, _budget(state)), **arguments)
             spec.output.validate_python(result)
             repos.audit.log(
                 user_id=caller.actor,
@@ -294,7 +358,7 @@ def record_failure(
 
 
 def _require_scope(spec: ToolSpec, caller: Caller) -> None:
-    if SCOPE_RANK.get(caller.scope, -1) < SCOPE_RANK[spec.scope]:
+    if not allows(caller.scope, spec.scope):
         raise permission_denied(spec.name, caller.scope, spec.scope)
 
 
@@ -353,10 +417,10 @@ def is_secret_key(key: str) -> bool:
     return key.lower() in _SECRET_NAMES or _SECRET_KEY.search(key) is not None
 
 
-async def audit_rejected(spec: ToolSpec, ctx: Context, arguments: Mapping[str, Any]) -> None:
+async def audit_rejected(spec: ToolSpec, ctx: Context[Any, Any], arguments: Mapping[str, Any]) -> None:
     """The audit row of a mutating call whose arguments failed the input schema."""
     started = time.perf_counter()
-    state: AppState = ctx.request_context.lifespan_context
+    state = cast(AppState, ctx.request_context.lifespan_context)
     caller = caller_of(ctx, state.settings)
     await anyio.to_thread.run_sync(
         record_failure, state, spec, caller, arguments, "invalid_argument", started, True

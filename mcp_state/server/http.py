@@ -8,6 +8,7 @@ an address other than loopback is refused while no token exists.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -33,6 +35,7 @@ from mcp_state.server.sessions import (
 from mcp_state.server.state import Runtime, ServerSettings, open_database
 from mcp_state.server.tokens import TokenCache
 
+logger = logging.getLogger("mcp_state.server")
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -57,6 +60,7 @@ class DatabaseTokenVerifier:
         else:
             record = await anyio.to_thread.run_sync(self.runtime.state.repos.tokens.verify, token)  # type: ignore[arg-type]
         if record is None:
+            logger.warning("refused a request: its bearer token is unknown or revoked")  # never the token
             return None
         return AccessToken(
             token=token, client_id=record["actor"], scopes=[record["scope"]], claims={"id": record["id"]}
@@ -72,7 +76,8 @@ def auth_options(settings: ServerSettings, runtime: Runtime) -> dict[str, Any]:
         "token_verifier": DatabaseTokenVerifier(runtime),
         # No OAuth endpoints are published (no resource_server_url); the issuer is nominal.
         "auth": AuthSettings(
-            issuer_url=f"http://{_url_host(settings.host)}:{settings.port}", resource_server_url=None
+            issuer_url=AnyHttpUrl(f"http://{_url_host(settings.host)}:{settings.port}"),
+            resource_server_url=None,
         ),
     }
 

@@ -1,4 +1,8 @@
-"""Prompts: ready-made tasks that start from the current state and say which tools to use."""
+"""Prompts: ready-made tasks that start from the current state and say which tools to use.
+
+The task is the user's message; the state it starts from follows as a labelled data block
+(see ``with_data``), never as the user's own words.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.prompts.base import AssistantMessage, Message, UserMessage
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from pydantic import Field
 
 from mcp_state.gateway import to_utc, utc_now
-from mcp_state.server.resources import to_json
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, prompt_data
 from mcp_state.server.state import Runtime
 
 SHOWN = 20
@@ -36,44 +41,61 @@ def parse_since(since: str) -> datetime:
         ) from None
 
 
+def with_data(task: str, label: str, data: Any, budget: int) -> list[Message]:
+    """The task as the user's request; the state it starts from as a labelled data block, never the user's words.
+
+    The data goes in an assistant message (what the model itself read from the server, like a
+    tool result), inside the untrusted-data boundary: it never speaks with the user's authority.
+    """
+    return [
+        UserMessage(f"{task}\n\nNext message: {label.lower()}, as data read from mcp-state."),
+        AssistantMessage(prompt_data(label, data, budget)),
+    ]
+
+
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
+    budget = runtime.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
+
     def prompt(toolset: str, title: str) -> Any:
         """``mcp.prompt`` when ``toolset`` is served (``--toolsets``), else nothing."""
         return mcp.prompt(title=title) if runtime.settings.serves(toolset) else (lambda fn: fn)
 
     @prompt("sync", "Triage sync failures")
-    def triage_sync_failures() -> str:
+    def triage_sync_failures() -> str | list[Message]:
         """Investigate the tables whose latest sync failed and propose fixes."""
         repos = runtime.state.repos
         failing = repos.sync_state.get_all_states(status="error", limit=SHOWN)
         total = repos.sync_state.count_states(status="error")
         if not failing:
             return "No table's latest sync failed (state://sync has the overview). Report that all syncs are healthy."
-        return (
+        return with_data(
             f"{total} table(s) have a failed latest sync; the first {len(failing)} are below.\n"
             "For each table: call get_sync_history(table_id) to see when it started failing and whether it "
             "ever succeeded, get_registered_table(table_id) for its sync strategy and primary key, and "
             "get_table_profile(table_id) if the error points at the data. Then group the tables by likely "
-            "cause, and for each group propose the fix and who should act. Do not change any state unless asked.\n\n"
-            f"Failing tables:\n{to_json(failing)}"
+            "cause, and for each group propose the fix and who should act. Do not change any state unless asked.",
+            "Failing tables",
+            failing,
+            budget,
         )
 
     @prompt("knowledge", "Review pending knowledge")
-    def review_pending_knowledge() -> str:
+    def review_pending_knowledge() -> str | list[Message]:
         """Review knowledge items waiting for approval and recommend approve or reject for each."""
         repos = runtime.state.repos
-        pending = repos.knowledge.list_items(["pending"], limit=SHOWN)
+        items = repos.knowledge.list_summaries(["pending"], limit=SHOWN)
         total = repos.knowledge.count_items(["pending"])
-        if not pending:
+        if not items:
             return "No knowledge item is pending review. Report that the review queue is empty."
-        items = [{**item, **repos.knowledge.get_votes(item["id"])} for item in pending]
-        return (
+        return with_data(
             f"{total} knowledge item(s) are pending review; the {len(items)} most recently changed are below "
-            "with their votes. For each: check it is accurate, specific and not a duplicate "
+            "with their votes (get_knowledge_item has the full content). For each: check it is accurate, specific and not a duplicate "
             "(search_knowledge with its key terms), then recommend approve or reject with one line of reasoning. "
             "Only after the user confirms, apply each decision with set_knowledge_status(item_id, 'approved' or "
-            "'rejected').\n\n"
-            f"Pending items:\n{to_json(items)}"
+            "'rejected').",
+            "Pending items",
+            items,
+            budget,
         )
 
     @prompt("audit", "Summarize audit activity")
@@ -81,14 +103,14 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
         since: Annotated[
             str, Field(description="From when: a duration like 24h, 7d, 30m, or an ISO date like 2025-01-31.")
         ] = "24h",
-    ) -> str:
+    ) -> list[Message]:
         """Summarize who changed what since a time, and which changes failed."""
         start = parse_since(since)
         repos = runtime.state.repos
         total = repos.audit.count(since=start)
         entries = repos.audit.query(since=start, limit=AUDIT_SAMPLE)
         failures = [
-            {k: e[k] for k in ("timestamp", "user_id", "action", "resource", "result")}  # type: ignore[literal-required]
+            {k: e[k] for k in ("timestamp", "user_id", "action", "resource", "result")}
             for e in entries
             if e["result"] not in (None, "ok")
         ][:SHOWN]
@@ -101,9 +123,11 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "by_result": dict(Counter(e["result"] or "none" for e in entries).most_common()),
             "recent_failures": failures,
         }
-        return (
+        return with_data(
             f"Summarize the audit activity since {start.isoformat()} for an operator: the main kinds of change, "
             "who made them, anything unusual (bursts, failures, deletes, permission changes), and what deserves a "
-            "follow-up. Use query_audit_log(since=..., action=...) to look closer at anything notable.\n\n"
-            f"Activity:\n{to_json(summary)}"
+            "follow-up. Use query_audit_log(since=..., action=...) to look closer at anything notable.",
+            "Activity",
+            summary,
+            budget,
         )

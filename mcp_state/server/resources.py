@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
-import pydantic_core
 from mcp.server.mcpserver import MCPServer
 from mcp_types import (
     Completion,
@@ -32,8 +31,10 @@ from mcp_state.schema import (
 )
 from mcp_state.server.audit import redact
 from mcp_state.server.errors import resource_error
+from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, resource_text
 from mcp_state.server.shapes import found
 from mcp_state.server.state import Repos, Runtime
+from mcp_state.server.untrusted import TRUSTED_RESULTS
 
 JSON = "application/json"
 OVERVIEW_LIMIT = 500
@@ -48,10 +49,6 @@ TEMPLATE_IDS = {
     "state://tables/{table_id}": ("table_registry", "id"),
 }
 PROMPT_SUGGESTIONS = {("summarize_audit_activity", "since"): ["1h", "24h", "7d", "30d"]}
-
-
-def to_json(value: Any) -> str:
-    return pydantic_core.to_json(value, indent=2, fallback=str).decode()
 
 
 def schema_document(repos: Repos) -> dict[str, Any]:
@@ -105,6 +102,7 @@ RESOURCE_TOOLSETS = {
 
 
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
+    budget = runtime.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
     served: set[str] = set()
 
     def resource(uri: str, title: str, description: str) -> Callable[[Callable[..., Any]], Any]:
@@ -115,16 +113,19 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
 
             def guarded(**kwargs: Any) -> str:
                 try:
-                    return to_json(fn(runtime.state.repos, **kwargs))
+                    value = fn(runtime.state.repos, **kwargs)
                 except Exception as exc:
                     raise resource_error(uri, exc) from None
+                return resource_text(value, budget, uri)
 
             sig = _without_repos(fn)
             guarded.__signature__ = sig  # type: ignore[attr-defined]
             guarded.__annotations__ = {name: str for name in sig.parameters} | {"return": str}
             guarded.__name__ = guarded.__qualname__ = fn.__name__
             guarded.__doc__ = description
-            return mcp.resource(uri, name=fn.__name__, title=title, description=description, mime_type=JSON)(
+            # JSON, inside the untrusted-data boundary when it carries text written by others.
+            mime = JSON if uri in TRUSTED_RESULTS else "text/plain"
+            return mcp.resource(uri, name=fn.__name__, title=title, description=description, mime_type=mime)(
                 guarded
             )
 
@@ -146,7 +147,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "total": repos.sync_state.count_states(),
             "by_status": counts,
             "tables": [
-                {k: s[k] for k in ("table_id", "status", "last_sync", "rows", "error")}  # type: ignore[literal-required]
+                {k: s[k] for k in ("table_id", "status", "last_sync", "rows", "error")}
                 for s in states[:OVERVIEW_LIMIT]
             ],
             "truncated": len(states) > OVERVIEW_LIMIT,

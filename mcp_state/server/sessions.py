@@ -6,8 +6,8 @@ sessions until the total cap locks every other caller out. ``SessionCaps.refusal
 checked before a new session is admitted (the clear message), and the SDK's admission is
 wrapped with the same check under its lock (so racing requests cannot overshoot).
 
-Configured with ``MCP_STATE_MAX_SESSIONS`` (total, default 100),
-``MCP_STATE_MAX_SESSIONS_PER_ACTOR`` (default 10) and ``MCP_STATE_SESSION_IDLE`` (seconds,
+Configured with ``MCP_STATE_MAX_SESSIONS`` (total, default 500),
+``MCP_STATE_MAX_SESSIONS_PER_ACTOR`` (default 50) and ``MCP_STATE_SESSION_IDLE`` (seconds,
 default 600).
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-DEFAULT_MAX_SESSIONS = 100
-DEFAULT_MAX_SESSIONS_PER_ACTOR = 10
+DEFAULT_MAX_SESSIONS = 500
+DEFAULT_MAX_SESSIONS_PER_ACTOR = 50
 DEFAULT_SESSION_IDLE = 600.0
 
 

@@ -2,19 +2,21 @@
 
 Arguments are ``Annotated`` types with JSON Schema constraints and a description; results
 are ``TypedDict``s (from ``mcp_state.types`` for rows, here for pages), so every tool has an
-output schema. Lists are paged: ``items``, ``total`` (null when not counted), ``has_more``
-and ``next_offset`` (pass it back as ``offset``).
+output schema. Lists are paged (``paging.Page``): ``items``, ``has_more``, ``next_cursor`` (pass it back as
+``cursor``), ``total`` (null when not counted) and ``as_of``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
 from pydantic import Field
 from typing_extensions import TypedDict
 
 from mcp_state.errors import NotFoundError
+from mcp_state.server.paging import Page, Truncation
 from mcp_state.types import (
     AuditEntry,
     DatasetPermission,
@@ -37,6 +39,7 @@ Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Rows per page, 1 
 Offset = Annotated[
     int, Field(ge=0, le=10_000_000, description="Rows to skip: 0, or next_offset from the previous page.")
 ]
+Cursor = Annotated[str | None, Field(max_length=2000, description="next_cursor of the previous page.")]
 
 
 def ident(description: str) -> Any:
@@ -54,8 +57,7 @@ ItemId = ident("Id of the knowledge item.")
 Dataset = ident("Name of the dataset, e.g. 'sales'.")
 ScriptId = ident("Id of the script.")
 Count = Annotated[int, Field(ge=0, le=2**62)]
-# Milliseconds as the INTEGER columns (duration_ms) hold them: up to about 24.8 days.
-Milliseconds = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Millis = Annotated[int, Field(ge=0, le=2**31 - 1)]  # an INTEGER column
 Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None, Field(max_length=100)]
 
 T = TypeVar("T")
@@ -69,7 +71,7 @@ def found(row: T | None, what: str, key: str) -> T:
 
 
 def page(fetch: Callable[[int, int], list[Any]], limit: int, offset: int, total: int | None = None) -> Any:
-    """One page: fetches ``limit + 1`` rows to know exactly whether more exist."""
+    """One offset page (sync and audit lists, until they move to cursors like the others)."""
     rows = fetch(limit + 1, offset)
     has_more = len(rows) > limit
     items = rows[:limit]
@@ -100,35 +102,59 @@ class SyncHistoryPage(TypedDict):
     next_offset: int | None
 
 
+class AuditPage(TypedDict):
+    items: list[AuditEntry]
+    total: int | None
+    has_more: bool
+    next_offset: int | None
+
+
 class UserSyncSettings(TypedDict):
     user_id: str
     items: list[SyncSetting]
 
 
-class UserPage(TypedDict):
-    items: list[PublicUser]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
+class KnowledgeSummary(TypedDict):
+    """A knowledge item in a list: its content only as a snippet (``include_content`` for all of it)."""
 
-
-class PermissionPage(TypedDict):
-    items: list[DatasetPermission]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
-
-
-class KnowledgeItemWithVotes(KnowledgeItem):
+    id: str
+    title: str
+    status: str | None
+    category: str | None
+    tags: list[str] | None
+    snippet: str | None
     upvotes: int
     downvotes: int
+    updated_at: datetime | None
+    content: NotRequired[str | None]
+    content_chars: NotRequired[int | None]
 
 
-class KnowledgePage(TypedDict):
-    items: list[KnowledgeItem]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
+class KnowledgeHit(KnowledgeSummary):
+    score: float
+
+
+class KnowledgeItemWithVotes(KnowledgeItem, Truncation):
+    upvotes: int
+    downvotes: int
+    content_chars: NotRequired[int]
+    next_content_offset: NotRequired[int | None]
+
+
+class KnowledgeConfirmation(TypedDict):
+    """A written knowledge item without its content (``content_chars`` says how long it is)."""
+
+    id: str
+    title: str
+    category: str | None
+    tags: list[str] | None
+    status: str | None
+    audience: str | None
+    source_user: str | None
+    contributors: list[str] | None
+    content_chars: int
+    created_at: datetime | None
+    updated_at: datetime | None
 
 
 class VoteResult(TypedDict):
@@ -139,91 +165,95 @@ class VoteResult(TypedDict):
     downvotes: int
 
 
-class KnowledgeVotes(TypedDict):
+class KnowledgeVotes(Page):
+    items: list[KnowledgeVote]
     item_id: str
     upvotes: int
     downvotes: int
-    items: list[KnowledgeVote]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
-
-
-class AuditPage(TypedDict):
-    items: list[AuditEntry]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
 
 
 class LoggedEvent(TypedDict):
     id: str
 
 
-class TelegramLinkPage(TypedDict):
+class ScriptSummary(TypedDict):
+    """A script without its source (``source_chars`` says how long it is)."""
+
+    id: str
+    name: str
+    owner: str | None
+    schedule: str | None
+    deployed_at: datetime | None
+    last_run: datetime | None
+    last_status: str | None
+    source_chars: int
+
+
+class ScriptDetail(Script, Truncation):
+    source_chars: NotRequired[int]
+    next_source_offset: NotRequired[int | None]
+
+
+class ProfileSummary(TypedDict):
+    table_id: str
+    profiled_at: datetime | None
+    column_count: int
+    size_chars: int
+
+
+class ProfileConfirmation(ProfileSummary):
+    pass
+
+
+class ProfileDetail(TableProfile, Truncation):
+    pass
+
+
+class UserPage(Page):
+    items: list[PublicUser]
+
+
+class PermissionPage(Page):
+    items: list[DatasetPermission]
+
+
+class KnowledgePage(Page):
+    items: list[KnowledgeSummary]
+
+
+class KnowledgeSearchPage(Page):
+    items: list[KnowledgeHit]
+
+
+class TelegramLinkPage(Page):
     items: list[TelegramLink]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
 
 
-class ScriptPage(TypedDict):
-    items: list[Script]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
+class ScriptPage(Page):
+    items: list[ScriptSummary]
 
 
-class RegisteredTablePage(TypedDict):
+class RegisteredTablePage(Page):
     items: list[RegisteredTable]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
 
 
-class TableProfilePage(TypedDict):
-    items: list[TableProfile]
-    total: int | None
-    has_more: bool
-    next_offset: int | None
-
-
-# Keywords that only constrain one JSON type, so ``anyOf [X, null]`` can fold into ``type: [X, "null"]``.
-_FOLDABLE = frozenset(
-    {
-        "type",
-        "format",
-        "items",
-        "description",
-        "default",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "minItems",
-        "maxItems",
-        "properties",
-        "required",
-        "additionalProperties",
-    }
-)
+class TableProfilePage(Page):
+    items: list[ProfileSummary]
 
 
 def compact_schema(schema: Any) -> Any:
     """The same JSON Schema, shorter: agents pay for ``tools/list`` in context.
 
-    Drops ``title`` annotations (pydantic's "Table Id" echoes of property names), folds
-    ``anyOf: [{type: X, ...}, {type: null}]`` into ``type: [X, "null"]``, and puts a ``$defs``
+    Drops ``title`` annotations (pydantic's "Table Id" echoes of property names) and puts a ``$defs``
     entry used once in place of its ``$ref`` (clients validate every result against the output
     schema, and resolving a ``$ref`` per list item was most of that work). Validation is unchanged.
+    Nullable types stay ``anyOf [X, null]``: type arrays fail strict portability checks.
     """
     return _compact(inline_single_refs(schema))
 
 
 _DEF_PREFIX = "#/$defs/"
+ANY_JSON = {"anyOf": [{"type": t} for t in ("object", "array", "string", "number", "boolean", "null")]}
 # Keywords that may sit next to a ``$ref`` and be merged into the inlined definition: annotations only.
 _REF_SIBLINGS = frozenset({"description", "title", "default", "examples"})
 
@@ -290,18 +320,9 @@ def _compact(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {key: _compact(value) for key, value in schema.items() if key != "title"}
+    if out.get("items") == {}:  # "any JSON value", spelled with keywords (strict checks flag a bare {})
+        out["items"] = ANY_JSON
     for names in ("properties", "$defs"):  # keys here are names, not keywords: keep a field called "title"
         if isinstance(schema.get(names), dict):
             out[names] = {name: _compact(sub) for name, sub in schema[names].items()}
-    any_of = out.get("anyOf")
-    if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
-        other = any_of[0] if any_of[1] == {"type": "null"} else any_of[1]
-        if (
-            isinstance(other, dict)
-            and isinstance(other.get("type"), str)
-            and set(other) <= _FOLDABLE
-            and not set(other) & (set(out) - {"anyOf"})
-        ):
-            rest = {key: value for key, value in out.items() if key != "anyOf"}
-            out = {**other, "type": [other["type"], "null"], **rest}
     return out

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from mcp_state.db import DEFAULT_IDLE_RELEASE, Database, lock_timeout, system_db_path
+from mcp_state.db import DEFAULT_IDLE_RELEASE, Database, lock_timeout
 from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError
 from mcp_state.gateway import Gateway
 from mcp_state.repositories.audit import AuditRepository
@@ -30,11 +30,13 @@ from mcp_state.repositories.sync_state import SyncStateRepository
 from mcp_state.repositories.table_registry import TableRegistryRepository
 from mcp_state.repositories.tokens import TokenRepository
 from mcp_state.repositories.users import UserRepository
+from mcp_state.server.results import max_result_chars
 from mcp_state.server.sessions import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_MAX_SESSIONS_PER_ACTOR,
     DEFAULT_SESSION_IDLE,
 )
+from mcp_state.sharing import default_db_path
 from mcp_state.sql.engine import SqlEngine
 from mcp_state.sql.hardening import harden, hardened_config
 
@@ -94,6 +96,7 @@ class ServerSettings:
     max_sessions_per_actor: int | None = None
     session_idle: float | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
+    max_result_chars: int | None = None
 
     def serves(self, toolset: str) -> bool:
         """Whether ``toolset`` (its tools, resources and prompts) is served: ``--toolsets``."""
@@ -103,7 +106,7 @@ class ServerSettings:
         """These settings with every ``None`` taken from the environment (read now, not at import)."""
         return replace(
             self,
-            db_path=self.db_path or str(system_db_path()),
+            db_path=self.db_path or str(default_db_path()),
             actor=self.actor or default_actor(),
             lock_timeout=lock_timeout() if self.lock_timeout is None else self.lock_timeout,
             idle_release=(
@@ -111,6 +114,7 @@ class ServerSettings:
                 if self.idle_release is None
                 else self.idle_release
             ),
+            max_result_chars=max_result_chars(self.max_result_chars),
             code_ttl=_env_float("MCP_STATE_CODE_TTL", DEFAULT_CODE_TTL)
             if self.code_ttl is None
             else self.code_ttl,
@@ -127,7 +131,9 @@ def open_database(
     config: Mapping[str, Any] | None = None,
     on_open: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> Database:
-    """The server's database (opened lazily, released when idle so other processes can use it).
+    """The server's database (opened lazily, let go when another process asks for it).
+
+    With ``settings.read_only`` the file is opened read-only (it must exist).
 
     Hardened for the read-only SQL tool by default (no file access beyond the database, no
     extension loading, configuration locked): the SQL tool and the other tools share it.
@@ -143,6 +149,7 @@ def open_database(
         lock_wait=settings.lock_timeout,
         on_open=harden if on_open is None else on_open,
         read_cache=READ_CACHE_ROWS,
+        read_only=settings.read_only,
     )
 
 

@@ -8,15 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from mcp_state.server.audit import Call, Toolset, redact
-from mcp_state.server.shapes import (
-    DEFAULT_LIMIT,
-    AuditPage,
-    Limit,
-    LoggedEvent,
-    Milliseconds,
-    Offset,
-    page,
-)
+from mcp_state.server.shapes import DEFAULT_LIMIT, AuditPage, Limit, LoggedEvent, Millis, Offset, page
 
 audit = Toolset("audit", hint="Call query_audit_log to see recent entries.")
 
@@ -37,7 +29,7 @@ def log_audit_event(
         dict[str, Any] | None, Field(description="Details as a JSON object; secret-looking keys are masked.")
     ] = None,
     result: Annotated[str | None, Field(max_length=200, description="Outcome, e.g. 'ok' or 'error'.")] = None,
-    duration_ms: Annotated[Milliseconds | None, Field(description="How long it took, in ms.")] = None,
+    duration_ms: Annotated[Millis | None, Field(description="How long it took, in ms.")] = None,
 ) -> LoggedEvent:
     """Record something you did outside these tools in the audit log, with you as the actor."""
     entry_id = call.repos.audit.log(
@@ -82,4 +74,4 @@ def query_audit_log(
         repo.count(user_id, action, **filters),
     )
     found["items"] = [{**entry, "params": redact(entry["params"])} for entry in found["items"]]
-    return found  # type: ignore[no-any-return]
+    return found

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from mcp_state.errors import InvalidArgumentError
+from mcp_state.repositories.knowledge import sort_key, vote_key
+from mcp_state.server import authz
 from mcp_state.server.audit import Call, Toolset
+from mcp_state.server.paging import after_of, page
+from mcp_state.server.results import read_field
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
+    Cursor,
     Deleted,
     ItemId,
+    KnowledgeConfirmation,
     KnowledgeItemWithVotes,
     KnowledgePage,
+    KnowledgeSearchPage,
     KnowledgeVotes,
     Limit,
-    Offset,
     Tags,
     VoteResult,
     found,
-    page,
 )
-from mcp_state.types import KnowledgeItem, KnowledgeStatus
+from mcp_state.types import KnowledgeStatus
 
 knowledge = Toolset("knowledge", hint="Call search_knowledge or list_knowledge_items to find the item's id.")
 
@@ -34,14 +39,33 @@ Title = Annotated[str, Field(min_length=1, max_length=500, description="Short ti
 Content = Annotated[str | None, Field(max_length=100_000, description="The knowledge itself (markdown).")]
 Audience = Annotated[str | None, Field(max_length=200, description="Who it is for, e.g. 'all'.")]
 ItemTags = Annotated[Tags, Field(description="Tags, e.g. ['revenue'].")]
+# A default page of summaries (about 400 characters each) fits the default result budget whole.
+SUMMARY_LIMIT = 25
+Tag = Annotated[str | None, Field(max_length=200, description="Only items with this tag.")]
+
+
+def confirmation(call: Call, item_id: str) -> KnowledgeConfirmation:
+    """The stored item without its content (what a write confirms)."""
+    item = found(call.repos.knowledge.get_by_id(item_id), "knowledge item", item_id)
+    return {**{k: v for k, v in item.items() if k != "content"}, "content_chars": len(item["content"] or "")}  # type: ignore[typeddict-item]
+
+
+def _listed(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "created_at"}
 
 
 @knowledge.read("Get knowledge item")
-def get_knowledge_item(call: Call, item_id: ItemId) -> KnowledgeItemWithVotes:
-    """Get one knowledge item with its up- and down-vote counts."""
+def get_knowledge_item(
+    call: Call,
+    item_id: ItemId,
+    content_offset: Annotated[
+        int, Field(ge=0, description="Start the content here (next_content_offset of a cut result).")
+    ] = 0,
+) -> KnowledgeItemWithVotes:
+    """Get one knowledge item with its vote counts; long content comes in parts."""
     repo = call.repos.knowledge
     item = found(repo.get_by_id(item_id), "knowledge item", item_id)
-    return {**item, **repo.get_votes(item_id)}  # type: ignore[typeddict-item]
+    return read_field({**item, **repo.get_votes(item_id)}, "content", content_offset, call.budget)  # type: ignore[return-value]
 
 
 @knowledge.read("List knowledge items")
@@ -49,34 +73,44 @@ def list_knowledge_items(
     call: Call,
     status: Statuses = None,
     category: Category = None,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
+    tag: Tag = None,
+    sort: Annotated[
+        Literal["updated", "votes", "created"], Field(description="Newest change, net votes or newest.")
+    ] = "updated",
+    limit: Limit = SUMMARY_LIMIT,
+    cursor: Cursor = None,
+    include_content: Annotated[bool, Field(description="Full content instead of a snippet.")] = False,
 ) -> KnowledgePage:
-    """List knowledge items, most recently changed first, by status (e.g. ['pending']) and category."""
+    """List knowledge item summaries with votes, by status (e.g. ['pending']), category and tag."""
     repo = call.repos.knowledge
-    return page(  # type: ignore[no-any-return]
-        lambda n, skip: repo.list_items(status, category, limit=n, offset=skip),
-        limit,
-        offset,
-        repo.count_items(status, category),
+    kind = f"knowledge:{sort}"
+    rows = repo.list_summaries(
+        status,
+        category,
+        tag,
+        sort,
+        limit + 1,
+        after_of(kind, cursor),
+        include_content=include_content,
+        content_limit=call.budget,  # more could not be shown: get_knowledge_item reads the rest
     )
+    total = repo.count_items(status, category) if tag is None else None
+    return page(rows, limit, kind=kind, key=lambda row: sort_key(sort, row), total=total, shape=_listed)
 
 
 @knowledge.read("Search knowledge")
 def search_knowledge(
     call: Call,
-    query: Annotated[
-        str, Field(min_length=1, max_length=200, description="Text to find in titles and content.")
-    ],
+    query: Annotated[str, Field(min_length=1, max_length=200, description="Words to find; any may match.")],
     status: Statuses = None,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
-) -> KnowledgePage:
-    """Find knowledge items whose title or content contains the text (case-insensitive; total is null)."""
+    tag: Tag = None,
+    limit: Limit = SUMMARY_LIMIT,
+    cursor: Cursor = None,
+) -> KnowledgeSearchPage:
+    """Search titles, tags and content for any of the words, best match first (score; total is null)."""
     repo = call.repos.knowledge
-    return page(  # type: ignore[no-any-return]
-        lambda n, skip: repo.search(query, limit=n, offset=skip, statuses=status), limit, offset
-    )
+    rows = repo.search_ranked(query, status, tag, limit + 1, after_of("knowledge:search", cursor))
+    return page(rows, limit, kind="knowledge:search", key=lambda r: (r["score"], r["id"]), shape=_listed)
 
 
 @knowledge.write("Create knowledge item", resource="id", destructive=False, idempotent=False)
@@ -91,9 +125,10 @@ def create_knowledge_item(
     status: Annotated[
         KnowledgeStatus, Field(description="Review status; new items are pending.")
     ] = "pending",
-) -> KnowledgeItem:
+) -> KnowledgeConfirmation:
     """Propose a new knowledge item (you are recorded as its source); fails if the id exists."""
-    return call.repos.knowledge.create(
+    authz.review_decision(call, status)
+    call.repos.knowledge.create(
         id,
         title,
         content,
@@ -104,6 +139,7 @@ def create_knowledge_item(
         contributors=[call.actor],
         audience=audience,
     )
+    return confirmation(call, id)
 
 
 @knowledge.write("Update knowledge item", resource="item_id", destructive=True, idempotent=True)
@@ -115,15 +151,16 @@ def update_knowledge_item(
     category: Category = None,
     tags: ItemTags = None,
     audience: Audience = None,
-) -> KnowledgeItem:
+) -> KnowledgeConfirmation:
     """Change a knowledge item's title, content, category, tags or audience (left out: unchanged)."""
     if all(value is None for value in (title, content, category, tags, audience)):
         raise InvalidArgumentError(
             "nothing to change: give at least one of title, content, category, tags, audience"
         )
-    return call.repos.knowledge.update(
+    call.repos.knowledge.update(
         item_id, title=title, content=content, category=category, tags=tags, audience=audience
     )
+    return confirmation(call, item_id)
 
 
 @knowledge.write("Set knowledge status", resource="item_id", destructive=True, idempotent=True)
@@ -131,9 +168,11 @@ def set_knowledge_status(
     call: Call,
     item_id: ItemId,
     status: Annotated[KnowledgeStatus, Field(description="approved, rejected, archived or pending.")],
-) -> KnowledgeItem:
+) -> KnowledgeConfirmation:
     """Approve, reject, archive or reopen a knowledge item after review."""
-    return call.repos.knowledge.update_status(item_id, status)
+    authz.review_decision(call, status)
+    call.repos.knowledge.update_status(item_id, status)
+    return confirmation(call, item_id)
 
 
 @knowledge.write("Delete knowledge item", resource="item_id", destructive=True, idempotent=True)
@@ -153,23 +192,19 @@ def vote_knowledge_item(
     ] = None,
 ) -> VoteResult:
     """Cast or change a vote on a knowledge item; returns its new vote counts."""
-    voter = user_id or call.actor
+    voter = authz.acting_user(call, user_id, "voting")
     counts = call.repos.knowledge.vote(item_id, voter, vote)
     return {"item_id": item_id, "user_id": voter, "vote": vote, **counts}
 
 
 @knowledge.read("Get knowledge votes")
 def get_knowledge_votes(
-    call: Call, item_id: ItemId, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    call: Call, item_id: ItemId, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> KnowledgeVotes:
     """List who voted how on a knowledge item, newest first, with its vote counts."""
     repo = call.repos.knowledge
     found(repo.get_by_id(item_id), "knowledge item", item_id)
     counts = repo.get_votes(item_id)
-    votes = page(
-        lambda n, skip: repo.list_votes(item_id, limit=n, offset=skip),
-        limit,
-        offset,
-        counts["upvotes"] + counts["downvotes"],
-    )
-    return {"item_id": item_id, **counts, **votes}  # type: ignore[typeddict-item]
+    rows = repo.list_votes(item_id, limit=limit + 1, after=after_of("votes", cursor))
+    total = counts["upvotes"] + counts["downvotes"]
+    return page(rows, limit, kind="votes", key=vote_key, total=total, item_id=item_id, **counts)

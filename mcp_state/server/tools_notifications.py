@@ -11,15 +11,15 @@ from pydantic import Field
 
 from mcp_state.errors import NotFoundError
 from mcp_state.server.audit import Call, Toolset
+from mcp_state.server.paging import after_of, page
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
+    Cursor,
     Deleted,
     Limit,
-    Offset,
     TelegramLinkPage,
     UserId,
     found,
-    page,
 )
 from mcp_state.types import TelegramLink
 
@@ -28,7 +28,10 @@ notifications = Toolset("notifications", hint="Call list_telegram_links to see l
 ChatId = Annotated[int, Field(ge=-(2**63), lt=2**63, description="Telegram chat id.")]
 
 
-@notifications.write("Link Telegram chat", resource="user_id", destructive=True, idempotent=True)
+# admin: it skips the one-time-code flow (verify_pending_code) that proves the chat is the user's.
+@notifications.write(
+    "Link Telegram chat", resource="user_id", destructive=True, idempotent=True, scope="admin"
+)
 def link_telegram_user(call: Call, user_id: UserId, chat_id: ChatId) -> TelegramLink:
     """Link a user to a Telegram chat for notifications, replacing any chat linked before."""
     return call.repos.telegram.link_user(user_id, chat_id)
@@ -48,10 +51,11 @@ def get_telegram_link(call: Call, user_id: UserId) -> TelegramLink:
 
 
 @notifications.read("List Telegram links")
-def list_telegram_links(call: Call, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> TelegramLinkPage:
+def list_telegram_links(call: Call, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> TelegramLinkPage:
     """List every user linked to a Telegram chat."""
     repo = call.repos.telegram
-    return page(lambda n, skip: repo.get_all_links(limit=n, offset=skip), limit, offset, repo.count())  # type: ignore[no-any-return]
+    rows = repo.get_all_links(limit=limit + 1, after=after_of("telegram", cursor))
+    return page(rows, limit, kind="telegram", key=repo.key_of, total=repo.count())
 
 
 @notifications.write(

@@ -7,18 +7,21 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from mcp_state.server.audit import Call, Toolset
+from mcp_state.server.paging import after_of, page
+from mcp_state.server.results import fit, room
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
+    Cursor,
     Deleted,
     Limit,
-    Offset,
+    ProfileConfirmation,
+    ProfileDetail,
     RegisteredTablePage,
     TableId,
     TableProfilePage,
     found,
-    page,
 )
-from mcp_state.types import RegisteredTable, TableProfile
+from mcp_state.types import RegisteredTable
 
 registry = Toolset("registry", hint="Call list_registered_tables to see registered tables.")
 
@@ -65,13 +68,12 @@ def list_registered_tables(
     call: Call,
     folder: Annotated[str | None, Field(max_length=1024, description="Only tables in this folder.")] = None,
     limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> RegisteredTablePage:
     """List registered tables by name, optionally only one folder's."""
     repo = call.repos.registry
-    return page(
-        lambda n, skip: repo.list_all(folder, limit=n, offset=skip), limit, offset, repo.count(folder)
-    )  # type: ignore[no-any-return]
+    rows = repo.list_all(folder, limit=limit + 1, after=after_of("tables", cursor))
+    return page(rows, limit, kind="tables", key=repo.key_of, total=repo.count(folder))
 
 
 @registry.write("Save table profile", resource="table_id", destructive=True, idempotent=True)
@@ -82,19 +84,27 @@ def save_table_profile(
         dict[str, Any],
         Field(description="The profile as a JSON object, e.g. {'row_count': 10, 'columns': [...]}."),
     ],
-) -> TableProfile:
+) -> ProfileConfirmation:
     """Save a table's latest data profile, replacing the previous one."""
-    return call.repos.profiles.save(table_id, profile)
+    repo = call.repos.profiles
+    repo.save(table_id, profile)
+    return found(repo.get_summary(table_id), "profile for table", table_id)  # type: ignore[return-value]
 
 
 @registry.read("Get table profile", hint="Call list_table_profiles to see which tables have a profile.")
-def get_table_profile(call: Call, table_id: TableId) -> TableProfile:
+def get_table_profile(call: Call, table_id: TableId) -> ProfileDetail:
     """Get a table's latest data profile (row count, columns and their statistics)."""
-    return found(call.repos.profiles.get_record(table_id), "profile for table", table_id)
+    record = found(call.repos.profiles.get_record(table_id), "profile for table", table_id)
+    return fit(
+        record,
+        room(call.budget),
+        "read the rest with sql_query on table_profiles (json_extract(profile, '$.columns[100]'), ...)",
+    )
 
 
 @registry.read("List table profiles")
-def list_table_profiles(call: Call, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> TableProfilePage:
-    """List the latest data profile of every profiled table."""
+def list_table_profiles(call: Call, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> TableProfilePage:
+    """List profiled tables: time, column count and size of each profile (get_table_profile for one)."""
     repo = call.repos.profiles
-    return page(lambda n, skip: repo.list_records(limit=n, offset=skip), limit, offset, repo.count())  # type: ignore[no-any-return]
+    rows = repo.list_summaries(limit=limit + 1, after=after_of("profiles", cursor))
+    return page(rows, limit, kind="profiles", key=repo.key_of, total=repo.count())

@@ -12,18 +12,25 @@ server from serving other requests.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Annotated
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
+from mcp_state.errors import QueryTimeoutError
 from mcp_state.server.errors import tool_error
+from mcp_state.server.live import live_of
 from mcp_state.sql.engine import DEFAULT_LIMIT, MAX_LIMIT, SqlEngine
 from mcp_state.sql.guard import ALLOWED
 from mcp_state.sql.render import explain_markdown, query_markdown, schema_markdown
 from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaResult
+
+logger = logging.getLogger("mcp_state.server")
 
 SqlText = Annotated[
     str,
@@ -52,15 +59,26 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
         ),
         annotations=_annotations("Run a read-only SQL query"),
     )
-    def sql_query(
+    async def sql_query(
         sql: SqlText,
         ctx: Context,
         limit: Annotated[
             int, Field(ge=1, le=MAX_LIMIT, description=f"Most rows to return (1 to {MAX_LIMIT:,}).")
         ] = DEFAULT_LIMIT,
     ) -> Annotated[CallToolResult, SqlQueryResult]:
+        engine = engine_for(ctx)
+        live = live_of(ctx)
+
+        def run() -> SqlQueryResult:
+            try:
+                return engine.query(sql, limit)
+            except QueryTimeoutError:
+                logger.warning("sql_query stopped by its time limit (%g s)", engine.timeout)
+                raise
+
         try:
-            result = engine_for(ctx).query(sql, limit)
+            async with live.ticking(ctx, "sql_query") if live else nullcontext():
+                result = await anyio.to_thread.run_sync(run)
         except Exception as exc:
             raise tool_error("sql_query", exc) from None
         return CallToolResult(

@@ -12,7 +12,7 @@ from mcp_state.server.shapes import (
     Count,
     Dataset,
     Limit,
-    Milliseconds,
+    Millis,
     Offset,
     SyncHistoryPage,
     SyncStatePage,
@@ -77,7 +77,7 @@ def record_sync(
     error: Annotated[
         str | None, Field(max_length=10_000, description="Error message when status is error.")
     ] = None,
-    duration_ms: Annotated[Milliseconds | None, Field(description="How long the sync took, in ms.")] = None,
+    duration_ms: Annotated[Millis | None, Field(description="How long the sync took, in ms.")] = None,
 ) -> SyncState:
     """Record a finished sync of a table: replaces its current state and appends a history entry."""
     return call.repos.sync_state.update_sync(

@@ -12,17 +12,17 @@ from pydantic import Field
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.repositories.users import public_user
 from mcp_state.server.audit import Call, Toolset
+from mcp_state.server.paging import after_of, page
 from mcp_state.server.shapes import (
     DEFAULT_LIMIT,
+    Cursor,
     Dataset,
     Deleted,
     Limit,
-    Offset,
     PermissionPage,
     UserId,
     UserPage,
     found,
-    page,
 )
 from mcp_state.types import Access, DatasetPermission, PublicUser, Role
 
@@ -51,15 +51,12 @@ def list_users(
     call: Call,
     role: Annotated[Role | None, Field(description="Only users with this role.")] = None,
     limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> UserPage:
     """List user accounts by email, optionally only one role."""
     repo = call.repos.users
-    result = page(
-        lambda n, skip: repo.list_all(role=role, limit=n, offset=skip), limit, offset, repo.count(role=role)
-    )
-    result["items"] = [public_user(row) for row in result["items"]]
-    return result  # type: ignore[no-any-return]
+    rows = repo.list_all(role=role, limit=limit + 1, after=after_of("users", cursor))
+    return page(rows, limit, kind="users", key=repo.key_of, total=repo.count(role=role), shape=public_user)
 
 
 @users.write("Create user", resource="id", destructive=False, idempotent=False, scope="admin")
@@ -108,16 +105,12 @@ def list_dataset_permissions(
         str | None, Field(max_length=1024, description="Only permissions on this dataset.")
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> PermissionPage:
     """List who has which access (read, write, admin) to which dataset; filter by user or dataset."""
     repo = call.repos.permissions
-    return page(  # type: ignore[no-any-return]
-        lambda n, skip: repo.list_all(user_id, dataset, limit=n, offset=skip),
-        limit,
-        offset,
-        repo.count(user_id, dataset),
-    )
+    rows = repo.list_all(user_id, dataset, limit=limit + 1, after=after_of("permissions", cursor))
+    return page(rows, limit, kind="permissions", key=repo.key_of, total=repo.count(user_id, dataset))
 
 
 @users.write(

@@ -166,10 +166,10 @@ class Runner:
                 for name, cols in sorted(tables.items())
             ],
             "note": (
-                f"Each table is a copy of a view in schema {REDACTED_SCHEMA} without its secret columns (flags "
-                f"such as has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. Also "
-                f"readable: CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table "
-                f"functions {', '.join(sorted(TABLE_FUNCTIONS))}."
+                f"Each table is a view in schema {REDACTED_SCHEMA} without its secret columns (flags such as "
+                f"has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. Also readable: "
+                f"CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table functions "
+                f"{', '.join(sorted(TABLE_FUNCTIONS))}."
             ),
         }
 

@@ -38,8 +38,7 @@ import duckdb
 from common import Figure, alternate, print_table, write_report
 
 from mcp_state.db import connect
-from mcp_state.legacy import LAYOUT_FILES
-from mcp_state.migrate import migrate_all
+from mcp_state.legacy import LAYOUT_FILES, migrate_all
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -251,7 +250,7 @@ def _timed(fn, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
 def peak_memory_mb(data_dir: Path, db_path: Path) -> float:
     """Peak resident memory of a migration in its own process."""
     code = (
-        "import resource, sys; from mcp_state.migrate import migrate_all; "
+        "import resource, sys; from mcp_state.legacy import migrate_all; "
         "migrate_all(sys.argv[1], db_path=sys.argv[2]); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )

@@ -5,7 +5,7 @@ state_proc.py hold PATH SECONDS    open the file, print "ready", hold it SECONDS
 state_proc.py open PATH            open like the CLI would (MCP_STATE_LOCK_TIMEOUT applies);
                                    print "trying", then JSON {opened, waited, cpu, audit}, or
                                    the error on stderr with exit status 3
-state_proc.py idle PATH IDLE       a Database that lets go after IDLE seconds; reads
+state_proc.py idle PATH IDLE       a Database (idle release after IDLE seconds); reads
                                    "write X" lines from stdin, answers "ok X" when committed
 state_proc.py writer PATH KIND     write forever, printing "ack N" after each commit returns
                                    (KIND: database or raw)

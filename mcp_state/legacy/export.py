@@ -1,7 +1,7 @@
 """Export the database back to the legacy JSON layout (``LAYOUT.md``): a way back, and a backup.
 
 ``export_all(to_dir)`` writes every file of the layout from the state tables, using the
-layout description the migration reads with (``mcp_state.legacy.KINDS``), so that
+layout description the migration reads with (``mcp_state.legacy.layout.KINDS``), so that
 migrating an export into an empty database gives back the same table contents.
 
 - Timestamps are written as UTC ISO 8601 (``2026-03-27T08:00:00Z``); NULL values are left
@@ -18,11 +18,14 @@ migrating an export into an empty database gives back the same table contents.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,8 +34,8 @@ import duckdb
 from mcp_state.db import system_db_path
 from mcp_state.errors import MigrationError
 from mcp_state.gateway import rows_to_dicts, to_utc
-from mcp_state.legacy import KINDS, LAYOUT_FILES, Kind, Shape, Source
-from mcp_state.migrate import connect_waiting
+from mcp_state.legacy.layout import KINDS, LAYOUT_FILES, Kind, Shape, Source
+from mcp_state.legacy.migrate import connect_waiting
 
 CHUNK_ROWS = 50_000
 
@@ -48,7 +51,8 @@ def export_all(
     Returns how many entries of each kind were written (keyed like ``migrate_all``).
     """
     target = Path(to_dir)
-    taken = [name for name in LAYOUT_FILES if (target / name).exists()]
+    _refuse_links(target)
+    taken = [name for name in LAYOUT_FILES if os.path.lexists(target / name)]
     if taken:
         raise MigrationError(
             f"{target} already holds {', '.join(taken)}; an export never overwrites files. "
@@ -66,7 +70,7 @@ def export_all(
             rows = _rows(conn, kind)
             if kind.shape is Shape.LINES:
                 counts[kind.name] = _write_file(
-                    target / kind.file, lambda out, rows=rows, kind=kind: _write_lines(out, kind, rows)
+                    target, kind.file, partial(_write_lines, kind=kind, rows=rows)
                 )
             else:
                 counts[kind.name] = _place(documents, kind, rows)
@@ -74,7 +78,7 @@ def export_all(
     finally:
         conn.close()
     for name, document in documents.items():
-        _write_file(target / name, lambda out, document=document: _write_document(out, document))
+        _write_file(target, name, partial(_write_document, document=document))
     return counts
 
 
@@ -117,7 +121,7 @@ def _place(documents: dict[str, Any], kind: Kind, rows: Iterable[dict[str, Any]]
         documents[kind.file] = container
     else:
         documents.setdefault(kind.file, {})[kind.path[2:]] = container
-    key = next((f.column for f in kind.fields if f.source is Source.KEY), None)
+    key = next((f.column for f in kind.fields if f.source is Source.KEY), "")  # none in a list
     parent_key = next((f.column for f in kind.fields if f.source is Source.PARENT_KEY), None)
     parent_fields = [f for f in kind.fields if f.source is Source.PARENT]
     latest: dict[tuple[str, str], Any] = {}
@@ -155,15 +159,72 @@ def _write_document(out: IO[str], document: Any) -> int:
     return 0
 
 
-def _write_file(path: Path, write: Callable[[IO[str]], int]) -> int:
-    """Write ``path`` through a temporary file (mode 0600) renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def _refuse_links(target: Path) -> None:
+    """Refuse a symbolic link anywhere under ``target`` on the way to a file of the layout."""
+    for name in LAYOUT_FILES:
+        path = target
+        for part in Path(name).parts:
+            path = path / part
+            if path.is_symlink():
+                raise MigrationError(_link_message(path))
+
+
+def _link_message(path: Path) -> str:
+    return (
+        f"{path} is a symbolic link; an export never follows links (the files hold secrets). "
+        "Export into an empty (or new) directory."
+    )
+
+
+def _write_file(target: Path, name: str, write: Callable[[IO[str]], int]) -> int:
+    """Write ``target/name`` (mode 0600) through a temporary file linked into place: never over a file.
+
+    Every folder under ``target`` is opened without following a symbolic link, and the file
+    is created in it by name, so a link put there while the export runs is refused too.
+    """
+    path = target / name
+    folder = _open_folder(target, Path(name).parts[:-1])
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            count = write(out)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        temporary = f".{path.name}.{secrets.token_hex(6)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        handle = os.open(temporary, flags, 0o600, dir_fd=folder)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                count = write(out)
+            os.link(temporary, path.name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+        except FileExistsError:
+            raise MigrationError(
+                f"{path} appeared while the export ran; an export never overwrites files. "
+                "Export into an empty (or new) directory."
+            ) from None
+        finally:
+            os.unlink(temporary, dir_fd=folder)
+    finally:
+        os.close(folder)
     return count
+
+
+def _open_folder(target: Path, parts: tuple[str, ...]) -> int:
+    """A descriptor of ``target/parts...``, each part created as needed and opened without following a link."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise MigrationError(
+            f"{target} is a file, not a folder; export into an empty (or new) directory"
+        ) from None
+    descriptor = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    path = target
+    try:
+        for part in parts:
+            path = path / part
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o700, dir_fd=descriptor)
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = inner
+    except OSError as exc:
+        os.close(descriptor)
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and path.is_symlink():
+            raise MigrationError(_link_message(path)) from None
+        raise MigrationError(f"cannot write into {path}: {exc.strerror}") from None
+    return descriptor

@@ -2,7 +2,7 @@
 
 ``KINDS`` says, for every kind of entry, which file holds it and where, which table it fills,
 how each value maps to a column and which rule the value must follow. The migration reads
-with it (``mcp_state.migrate``) and the export writes with it (``mcp_state.export``).
+with it (``mcp_state.legacy.migrate``) and the export writes with it (``mcp_state.legacy.export``).
 
 The rules are SQL, so that a million entries are checked inside DuckDB; each mirrors the
 repository check that guards the same column (``mcp_state.repositories``; the value sets
@@ -118,8 +118,9 @@ EMAIL = Rule(  # users._check_email
 )
 TEXT = Rule("a string", "{s} IS NOT NULL", "{s}")
 TIMESTAMP = Rule(
-    "an ISO 8601 date or time such as 2026-03-27 or 2026-03-27T08:00:00Z",
-    r"isfinite({ts}) AND regexp_matches({s}, '^\d{{4}}-\d\d-\d\d')",
+    "an ISO 8601 date or time from year 1 to 9999 (in UTC), such as 2026-03-27 or 2026-03-27T08:00:00Z",
+    r"isfinite({ts}) AND regexp_matches({s}, '^\d{{4}}-\d\d-\d\d') "
+    "AND {ts} BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'",
     "{ts}::TIMESTAMP",  # UTC: every connection's zone is UTC (db.connect)
 )
 CHAT_ID = Rule(  # notifications._check_chat_id

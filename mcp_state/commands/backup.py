@@ -1,0 +1,39 @@
+"""``mcp-state backup``: a consistent copy of the database, also while a server runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+DB_HELP = "database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "backup",
+        help="copy the database consistently (checkpoint, then copy), also while a server runs",
+        description=(
+            "Checkpoint the database and copy it to PATH (a file, or a folder that gets a "
+            "timestamped file). A running server lets go of the file when idle; the wait is "
+            "MCP_STATE_LOCK_TIMEOUT seconds. The copy is verified before the command succeeds."
+        ),
+        epilog="example: mcp-state backup --to backups/",
+    )
+    parser.add_argument("--to", required=True, metavar="PATH", help="backup file, or a folder for one")
+    parser.add_argument("--db", metavar="PATH", help=DB_HELP)
+    parser.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    parser.set_defaults(func=run)
+
+
+def db_path(args: argparse.Namespace) -> str:
+    from mcp_state.db import system_db_path
+
+    return str(args.db or system_db_path())
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcp_state.backup import backup
+
+    result = backup(db_path(args), args.to, force=args.force)
+    print(f"Backed up {result['rows']} rows ({result['bytes']} bytes) to {result['path']}")
+    return 0

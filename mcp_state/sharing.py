@@ -1,0 +1,109 @@
+"""One state file, many local clients: which file, and how processes take turns with it.
+
+Which file. The commands serve, query and change the file ``--db`` names, else
+``$DATA_DIR/state/system.duckdb``, else ``state/system.duckdb`` in the user's data folder
+(``default_db_path()``; on Linux ``~/.local/share/mcp-state/state/system.duckdb``), never a
+path that depends on the working directory. A missing file is refused (``require_database``)
+unless the caller creates it on purpose (``mcp-state demo``, ``mcp-state migrate``,
+``mcp-state serve --create``). The seed API's ``get_system_db()`` keeps ``DATA_DIR``/``./data``.
+
+Taking turns. DuckDB lets one process open a file read-write, or several open it read-only.
+A ``Database`` keeps the file open while it serves and lets go when another process asks:
+
+1. A process that finds the file locked asks for it: it writes its PID to the request file
+   beside the database (``<db>.wanted``), again on every retry while it waits.
+2. Every process holding the file through a ``Database`` looks at the request file every
+   ``POLL`` seconds. When a request newer than its own opening appears, it starts no new
+   operation, lets its calls in flight finish, and closes the file.
+3. The process that gets in removes the request. A process that let go gives way before it
+   opens the file again: while a fresh request is there (at most ``HANDOVER`` seconds), it
+   waits, so that two busy processes take turns instead of racing for the file.
+
+A process that does not take part (the ``duckdb`` CLI, another program) is not asked: the
+asker waits for it up to the lock timeout, then fails naming its PID.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import suppress
+from pathlib import Path
+
+from mcp_state.errors import DatabaseUnavailableError
+
+APP_NAME = "mcp-state"
+POLL = 0.02  # how often a holder looks for a request
+HANDOVER = 0.5  # longest a process that let go waits for the asker to get in
+FRESH = 1.0  # a request not refreshed for this long is from a process that stopped asking
+RETRY_DELAY = 0.05  # longest pause between two tries of an asker (it asked: the holder lets go soon)
+
+
+# -- which file ---------------------------------------------------------------------------------
+def default_data_dir() -> Path:
+    """``$DATA_DIR``, else the user's data folder for mcp-state (``platformdirs``)."""
+    data_dir = os.environ.get("DATA_DIR")
+    if data_dir:
+        return Path(data_dir)
+    import platformdirs
+
+    return platformdirs.user_data_path(APP_NAME, appauthor=False)
+
+
+def default_db_path() -> Path:
+    """The database file the commands use when ``--db`` is not given."""
+    return default_data_dir() / "state" / "system.duckdb"
+
+
+def require_database(path: str | os.PathLike[str] | None) -> str:
+    """``path`` (default: ``default_db_path()``) as a string, or an error when no such file exists."""
+    target = str(path) if path else str(default_db_path())
+    if target != ":memory:" and not Path(target).is_file():
+        raise DatabaseUnavailableError(
+            f"no database at {Path(target).absolute()}. Pass --db with the path of an existing state "
+            "database, or create one: `mcp-state demo` (sample data), `mcp-state migrate --data-dir DIR` "
+            "(legacy JSON files) or `mcp-state serve --create` (empty)"
+        )
+    return target
+
+
+# -- taking turns -------------------------------------------------------------------------------
+def request_path(db_path: str) -> Path:
+    """The request file of a database: ``system.duckdb`` -> ``system.duckdb.wanted``."""
+    return Path(db_path + ".wanted")
+
+
+def ask(db_path: str) -> None:
+    """Ask whoever holds ``db_path`` to let go (a read-only folder makes this a no-op)."""
+    with suppress(OSError), open(request_path(db_path), "w") as request:
+        request.write(f"{os.getpid()}\n")
+
+
+def got_in(db_path: str) -> None:
+    """This process opened ``db_path``: a request before now is answered."""
+    with suppress(OSError):
+        request_path(db_path).unlink()
+
+
+def asked_since(db_path: str, opened_ns: int) -> bool:
+    """Whether a process has asked for ``db_path`` since ``opened_ns`` (``time.time_ns()``), lately."""
+    try:
+        asked_ns = request_path(db_path).stat().st_mtime_ns
+    except OSError:
+        return False
+    return asked_ns >= opened_ns and time.time_ns() - asked_ns < FRESH * 1e9
+
+
+def give_way(db_path: str) -> None:
+    """Before opening ``db_path``: while another process has freshly asked for it, let it in first."""
+    if db_path == ":memory:":
+        return
+    deadline = time.monotonic() + HANDOVER
+    while time.monotonic() < deadline and asked_since(db_path, 0):
+        time.sleep(POLL / 4)
+
+
+DB_HELP = (
+    "database file (default: $DATA_DIR/state/system.duckdb, else state/system.duckdb in your user "
+    "data folder, e.g. ~/.local/share/mcp-state on Linux)"
+)
