@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 
 from mcp_state.db import MISS, WRITE_LOCK, Database
-from mcp_state.errors import ConflictError, DatabaseUnavailableError
+from mcp_state.errors import ConflictError, DatabaseUnavailableError, InvalidArgumentError
 from mcp_state.schema import JSON_COLUMNS
 
 Source = duckdb.DuckDBPyConnection | Database
@@ -40,10 +40,16 @@ class Json:
 
 
 def to_utc(value: datetime) -> datetime:
-    """Aware UTC datetime from an aware or naive (taken as UTC) one."""
+    """Aware UTC datetime from an aware or naive (taken as UTC) one; refuses one whose UTC time
+    falls outside years 1 to 9999 (``0001-01-01T00:00:00+05:00``)."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidArgumentError(
+            f"the time {value.isoformat()} is outside years 1 to 9999 in UTC; give a time within them"
+        ) from None
 
 
 def _system_clock() -> datetime:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -88,8 +90,11 @@ async def test_requests_without_a_valid_token_get_401(seeded: tuple[Path, dict[s
         with hardened_database(db_path) as db:
             token_id = TokenRepository(db).list_all()[0]["id"]  # the read token: created first
         assert main(["token", "revoke", token_id, "--db", str(db_path)]) == 0
+        revoked_at = time.monotonic()
         async with http(app, tokens["read"]) as revoked:
-            assert (await revoked.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code == 401
+            while (await revoked.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code != 401:
+                assert time.monotonic() - revoked_at < 1.0, "a revoked token still works after a second"
+                await anyio.sleep(0.05)
 
 
 async def test_wrong_host_or_origin_is_refused(seeded: tuple[Path, dict[str, str]]) -> None:

@@ -1,5 +1,6 @@
-"""The SQL engine keeps one cursor per thread and the verdicts of accepted statements: neither
-may change an answer, keep a refused statement running, hold the file, or show stale data."""
+"""The SQL engine keeps worker processes with copies of the data and the verdicts of accepted
+statements: neither may change an answer, keep a refused statement running, hold the file, or
+show stale data."""
 
 from __future__ import annotations
 
@@ -41,20 +42,6 @@ def test_a_refused_statement_stays_refused_and_an_accepted_one_keeps_its_answer(
         with pytest.raises(InvalidSQLError, match="not available"):
             engine.query("SELECT * FROM main.users")
         assert engine.query("SELECT id FROM users ORDER BY id")["rows"] == [["u1"], ["u2"], ["u3"], ["u4"]]
-
-
-def test_verdicts_are_dropped_when_the_file_is_opened_again(tmp_path):
-    path = seeded_db_path(tmp_path / "data")
-    db = hardened_database(path, idle_release=None)
-    try:
-        engine = SqlEngine(db)
-        assert count_users(engine) == 4
-        assert engine._verdicts
-        assert db.release()
-        assert count_users(engine) == 4  # reopened: hardening and catalog checked again
-        assert list(engine._verdicts) == ["SELECT count(*) FROM users"]
-    finally:
-        db.close()
 
 
 def test_the_next_query_after_a_timeout_runs_normally(db):
@@ -103,12 +90,3 @@ def test_kept_cursors_do_not_keep_the_file_open(tmp_path):
         assert count_users(engine) == 4  # and this process takes it back
     finally:
         db.close()
-
-
-def test_a_closed_kept_cursor_is_replaced(db):
-    engine = SqlEngine(db)
-    assert count_users(engine) == 4
-    closed = engine._local.cursor
-    closed.close()  # as if something closed it underneath
-    assert count_users(engine) == 4
-    assert engine._local.cursor is not closed

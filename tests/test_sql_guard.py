@@ -10,9 +10,9 @@ from sql_support import seeded_db_path
 
 from mcp_state.errors import InvalidSQLError
 from mcp_state.sql import SqlEngine, hardened_database
+from mcp_state.sql.functions import ALLOWED_FUNCTIONS
 from mcp_state.sql.guard import (
     DENIED_FUNCTIONS,
-    SAFE_VOLATILE,
     TABLE_FUNCTIONS,
     Catalog,
     check_statement,
@@ -20,9 +20,7 @@ from mcp_state.sql.guard import (
     statement_kind,
 )
 
-CATALOG = Catalog(
-    database="system_db", views=frozenset({"users", "audit_log"}), functions=frozenset({"sum", "+"})
-)
+CATALOG = Catalog(database="system_db", views=frozenset({"users", "audit_log"}))
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +97,7 @@ def test_refusals_say_what_to_do_instead(engine):
         "SELECT * FROM read_csv('x.csv')": "Table functions available: ",
         "SELECT * FROM main.users": "write users (or redacted.users) instead",
         "SELECT * FROM nowhere": "it can read: api_tokens, audit_log",
-        "SELECT nextval('audit_log_seq')": "Use ordinary scalar, aggregate and window functions",
+        "SELECT nextval('audit_log_seq')": "function nextval is not available",
         "SHOW DATABASES": "use SHOW TABLES, DESCRIBE <table> or sql_schema",
         "EXPLAIN SELECT 1": "call sql_explain with the SELECT alone",
     }
@@ -124,33 +122,43 @@ def test_deep_nesting_is_walked_without_recursion(engine):
 def test_the_lists_name_real_duckdb_functions(conn):
     functions = dict(
         conn.execute(
-            "SELECT function_name, list(DISTINCT function_type) FROM duckdb_functions() GROUP BY ALL"
+            "SELECT lower(function_name), list(DISTINCT function_type) FROM duckdb_functions() GROUP BY ALL"
         ).fetchall()
     )
     assert [name for name in DENIED_FUNCTIONS if name not in functions] == []
     assert [name for name in TABLE_FUNCTIONS if "table" not in functions.get(name, [])] == []
-    assert [name for name in SAFE_VOLATILE if name not in functions] == []
+    assert sorted(name for name in ALLOWED_FUNCTIONS if name not in functions) == []
 
 
-def test_the_catalog_allows_analytics_and_no_side_effects(tmp_path):
-    conn = duckdb.connect()
-    catalog = Catalog.load(conn)
+def test_the_allow_list_has_analytics_and_no_side_effects_sql_text_or_internals(conn):
     side_effects = {
         name
         for (name,) in conn.execute(
             "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE has_side_effects"
         ).fetchall()
     }
-    conn.close()
-    assert catalog.functions & side_effects == SAFE_VOLATILE & side_effects
-    assert not catalog.functions & set(DENIED_FUNCTIONS)
-    assert {
-        "sum",
-        "count_star",
-        "row_number",
-        "json_extract",
-        "list_transform",
-        "regexp_extract",
-        "+",
-    } <= catalog.functions
-    assert not catalog.functions & {"read_csv", "query", "glob", "duckdb_settings"}
+    assert ALLOWED_FUNCTIONS & side_effects <= {
+        "random",
+        "uuid",
+        "uuidv4",
+        "uuidv7",
+        "gen_random_uuid",
+        "error",
+    }
+    assert not ALLOWED_FUNCTIONS & set(DENIED_FUNCTIONS)
+    assert {"sum", "count_star", "row_number", "json_extract", "list_transform", "regexp_extract", "+"} <= (
+        ALLOWED_FUNCTIONS
+    )
+    unwanted = (
+        "sql",
+        "plan",
+        "setting",
+        "variable",
+        "read_",
+        "glob",
+        "duckdb",
+        "variant",
+        "pragma",
+        "secret",
+    )
+    assert [name for name in ALLOWED_FUNCTIONS if any(word in name for word in unwanted)] == []

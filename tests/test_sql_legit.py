@@ -187,11 +187,14 @@ LEGIT: list[tuple[str, Expected]] = [
         "FROM table_profiles",
         [["t_orders", 100, 2]],
     ),
-    ("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1", [[v] for v in VIEWS]),
-    ("SELECT count(*) AS n FROM duckdb_views() WHERE schema_name = 'redacted'", [[len(VIEWS)]]),
     (
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'redacted' AND table_name = 'api_tokens' "
-        "ORDER BY column_index",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'redacted' ORDER BY 1",
+        [[v] for v in sorted(VIEWS)],
+    ),
+    ("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'redacted'", [[len(VIEWS)]]),
+    (
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'redacted' "
+        "AND table_name = 'api_tokens' ORDER BY ordinal_position",
         [["id"], ["actor"], ["scope"], ["created_at"], ["last_used_at"], ["revoked_at"]],
     ),
     (
@@ -276,7 +279,7 @@ LEGIT: list[tuple[str, Expected]] = [
     ("SELECT median(duration_ms) AS m FROM sync_history", [[550.0]]),
     ("SELECT uuid() IS NOT NULL AS ok, random() < 1 AS r", [[True, True]]),
     ("SELECT count(*) FROM redacted.users", [[4]]),
-    ("SELECT count(*) FROM system_db.redacted.pending_codes", [[2]]),
+    ("PIVOT (SELECT result FROM audit_log) ON result USING count(*)", [[1, 9]]),
     ("SELECT id FROM users WHERE has_reset_token", [["u1"]]),
     ("SELECT string_agg(id, ',' ORDER BY id DESC) AS ids FROM users", [["u4,u3,u2,u1"]]),
     (

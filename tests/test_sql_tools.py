@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import time
-from contextlib import asynccontextmanager
 
-from mcp.server.mcpserver import MCPServer
 from sql_support import CANARIES, make_server, result_text, seeded_db_path, with_client
 
-from mcp_state.db import Database
-from mcp_state.server.tools_sql import register_sql_tools
-from mcp_state.sql import SqlEngine
 from mcp_state.sql.render import cell
 
 # A snapshot of the surface: a change here shows in review.
@@ -133,27 +128,6 @@ def test_schema_lists_the_views_with_descriptions_and_no_secret(tmp_path):
         and "audit_log" in missing.content[0].text
     )
     assert not any(c in result_text(r) for r in (everything, users, missing) for c in CANARIES)
-
-
-def test_a_database_opened_without_hardening_turns_the_tools_off(tmp_path):
-    path = seeded_db_path(tmp_path / "data")
-
-    @asynccontextmanager
-    async def lifespan(app):
-        db = Database(path)
-        try:
-            yield SqlEngine(db)
-        finally:
-            db.close()
-
-    mcp = MCPServer("unhardened", lifespan=lifespan)
-    register_sql_tools(mcp, lambda ctx: ctx.request_context.lifespan_context)
-    result = with_client(mcp, lambda client: client.call_tool("sql_query", {"sql": "SELECT 1"}))
-    assert result.is_error
-    assert (
-        "not opened with its hardening" in result.content[0].text
-        and "[unavailable]" in result.content[0].text
-    )
 
 
 def test_arguments_out_of_range_are_refused_by_the_schema(tmp_path):

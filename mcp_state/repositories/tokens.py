@@ -7,8 +7,12 @@ Records come back without the hash.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import os
 import secrets
+import tempfile
 from datetime import datetime, timedelta
 
 from mcp_state.errors import InvalidArgumentError
@@ -24,6 +28,33 @@ _PUBLIC_COLUMNS = "id, actor, scope, created_at, last_used_at, revoked_at"
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_file(db_path: str) -> str | None:
+    """Where the active tokens' hashes are published next to the database (None in memory).
+
+    The HTTP server checks bearer tokens against this file, never the database, so a request
+    with a wrong token never opens (or waits for) the database; it rereads the file when it
+    changes, so a token created or revoked by another process counts within a second.
+    """
+    return None if db_path in ("", ":memory:") else db_path + ".tokens"
+
+
+def write_token_file(path: str, records: list[dict[str, object]]) -> None:
+    """Replace ``path`` atomically (owner-only) with ``{hash: {id, actor, scope}}``."""
+    payload = {
+        str(r["token_hash"]): {"id": r["id"], "actor": r["actor"], "scope": r["scope"]} for r in records
+    }
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(payload, out)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class TokenRepository(Repository):
@@ -43,6 +74,7 @@ class TokenRepository(Repository):
                 [token_id, actor, scope, hash_token(token), created_at or utc_now()],
             )
             record = self.get(token_id)
+        self.publish()
         assert record is not None
         return token, record
 
@@ -86,5 +118,22 @@ class TokenRepository(Repository):
                 raise InvalidArgumentError(f"token '{token_id}' is already revoked")
             self.db.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ?", [utc_now(), token_id])
             revoked = self.get(token_id)
+        self.publish()
         assert revoked is not None
         return revoked
+
+    def publish(self) -> str | None:
+        """Write the active tokens' hashes to ``token_file`` (see there); returns its path."""
+        source = getattr(self.db, "source", None)
+        path = token_file(str(getattr(source, "path", "")))
+        if path is None:
+            return None
+        records = self.db.fetch_all(
+            "SELECT id, actor, scope, token_hash FROM api_tokens WHERE revoked_at IS NULL"
+        )
+        write_token_file(path, records)
+        return path
+
+    def touch(self, token_id: str) -> None:
+        """Note that a token was used now."""
+        self.db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", [utc_now(), token_id])

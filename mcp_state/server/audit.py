@@ -11,6 +11,7 @@ for reads.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import re
 import time
@@ -25,7 +26,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import TypeAdapter
 
-from mcp_state.errors import DatabaseLockedError
+from mcp_state.errors import DatabaseLockedError, PermissionDeniedError
 from mcp_state.server import confirm
 from mcp_state.server.authz import allows
 from mcp_state.server.errors import error_kind, permission_denied, tool_error
@@ -41,6 +42,11 @@ _SECRET_KEY = re.compile(
 )
 _SECRET_NAMES = frozenset({"code", "pending_code", "one_time_code", "verification_code", "otp", "pin"})
 _MAX_TEXT = 500
+_MAX_NAME = 100
+_MAX_KEYS = 50
+_MAX_ITEMS = 100
+# The most JSON characters one audit row's params may hold.
+MAX_PARAMS_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -306,7 +312,7 @@ def _write(
             repos.audit.log(
                 user_id=caller.actor,
                 action=spec.name,
-                resource=spec.resource_of(arguments, result),
+                resource=_cut(spec.resource_of(arguments, result)),
                 params=redact(arguments),
                 result="ok",
                 duration_ms=_elapsed_ms(started),
@@ -318,7 +324,13 @@ def _write(
 
 
 def record_failure(
-    state: AppState, spec: ToolSpec, caller: Caller, arguments: Mapping[str, Any], kind: str, started: float
+    state: AppState,
+    spec: ToolSpec,
+    caller: Caller,
+    arguments: Mapping[str, Any],
+    kind: str,
+    started: float,
+    refused: bool = False,
 ) -> None:
     """The audit row of a failed call, in its own transaction (the change was rolled back).
 
@@ -334,8 +346,8 @@ def record_failure(
         state.repos.audit.log(
             user_id=caller.actor,
             action=spec.name,
-            resource=spec.resource_of(arguments),
-            params=redact(arguments),
+            resource=None if refused else _cut(spec.resource_of(arguments)),
+            params=redact(arguments, names_only=refused or kind == PermissionDeniedError.kind),
             result=kind,
             duration_ms=_elapsed_ms(started),
         )
@@ -354,15 +366,48 @@ def _elapsed_ms(started: float) -> int:
     return max(0, round((time.perf_counter() - started) * 1000))
 
 
-def redact(value: Any, depth: int = 0) -> Any:
-    """``value`` fit for the audit log: secret-looking keys masked, long text cut, depth bounded."""
+def redact(value: Any, names_only: bool = False) -> Any:
+    """``value`` (a call's arguments) fit for the audit log, at most ``MAX_PARAMS_CHARS`` of JSON.
+
+    Secret-looking keys are masked, text is cut at ``_MAX_TEXT`` characters, mappings at
+    ``_MAX_KEYS`` keys, lists at ``_MAX_ITEMS`` entries, nesting at depth 8, each cut noted in
+    place. Arguments still over the size cap, and those of a call refused for its scope or its
+    schema (``names_only``: the values were never accepted), are recorded by name only.
+    """
+    if names_only and isinstance(value, Mapping):
+        return _names_only(value, "refused for scope or schema: argument values not recorded")
+    kept = _redact(value, 0)
+    size = len(json.dumps(kept, ensure_ascii=False, default=str))
+    if size <= MAX_PARAMS_CHARS or not isinstance(value, Mapping):
+        return kept if size <= MAX_PARAMS_CHARS else f"[{size} characters cut]"
+    return _names_only(value, f"arguments of {size:,} characters cut to their names")
+
+
+def _cut(text: str | None) -> str | None:
+    return text if text is None or len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "..."
+
+
+def _names_only(arguments: Mapping[Any, Any], note: str) -> dict[str, Any]:
+    names = [str(k)[:_MAX_NAME] for k in list(arguments)[:_MAX_KEYS]]
+    if len(arguments) > _MAX_KEYS:
+        names.append(f"[{len(arguments) - _MAX_KEYS} more]")
+    return {"[note]": note, "[arguments]": names}
+
+
+def _redact(value: Any, depth: int) -> Any:
     if depth > 8:
         return "[nested too deep]"
     if isinstance(value, Mapping):
-        return {str(k): REDACTED if is_secret_key(str(k)) else redact(v, depth + 1) for k, v in value.items()}
+        out = {
+            str(k)[:_MAX_NAME]: REDACTED if is_secret_key(str(k)) else _redact(v, depth + 1)
+            for k, v in list(value.items())[:_MAX_KEYS]
+        }
+        if len(value) > _MAX_KEYS:
+            out["[cut]"] = f"{len(value) - _MAX_KEYS} more keys"
+        return out
     if isinstance(value, list | tuple):
-        items = [redact(v, depth + 1) for v in value[:100]]
-        return [*items, f"[{len(value) - 100} more]"] if len(value) > 100 else items
+        items = [_redact(v, depth + 1) for v in value[:_MAX_ITEMS]]
+        return [*items, f"[{len(value) - _MAX_ITEMS} more]"] if len(value) > _MAX_ITEMS else items
     if isinstance(value, str) and len(value) > _MAX_TEXT:
         return value[:_MAX_TEXT] + f"... [{len(value)} characters]"
     return value
@@ -378,5 +423,5 @@ async def audit_rejected(spec: ToolSpec, ctx: Context[Any, Any], arguments: Mapp
     state = cast(AppState, ctx.request_context.lifespan_context)
     caller = caller_of(ctx, state.settings)
     await anyio.to_thread.run_sync(
-        record_failure, state, spec, caller, arguments, "invalid_argument", started
+        record_failure, state, spec, caller, arguments, "invalid_argument", started, True
     )

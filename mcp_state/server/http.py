@@ -25,30 +25,49 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_state import __version__
 from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, PermissionDeniedError
-from mcp_state.repositories.tokens import TokenRepository
+from mcp_state.repositories.tokens import TokenRepository, token_file
+from mcp_state.server.sessions import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_SESSIONS_PER_ACTOR,
+    DEFAULT_SESSION_IDLE,
+    SessionCaps,
+)
 from mcp_state.server.state import Runtime, ServerSettings, open_database
+from mcp_state.server.tokens import TokenCache
 
 logger = logging.getLogger("mcp_state.server")
 MCP_PATH = "/mcp"
+HEALTH_PATH = "/healthz"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 SERVER_ERROR = -32000  # JSON-RPC: implementation-defined server error
 
 
 class DatabaseTokenVerifier:
-    """Checks bearer tokens against the hashes in ``api_tokens``."""
+    """Checks bearer tokens against the active tokens' hashes held in memory (``TokenCache``).
+
+    A database in memory (tests) has no token file: there the token is checked in the database.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        path = runtime.settings.db_path or ""
+        self.cache = None if token_file(path) is None else TokenCache(path, touch=self._touch)
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        tokens = self.runtime.state.repos.tokens
-        record = await anyio.to_thread.run_sync(tokens.verify, token)
+        if self.cache is not None:
+            found = self.cache.lookup(token)
+            record: dict[str, Any] | None = None if found is None else dict(found)
+        else:
+            record = await anyio.to_thread.run_sync(self.runtime.state.repos.tokens.verify, token)  # type: ignore[arg-type]
         if record is None:
             logger.warning("refused a request: its bearer token is unknown or revoked")  # never the token
             return None
         return AccessToken(
             token=token, client_id=record["actor"], scopes=[record["scope"]], claims={"id": record["id"]}
         )
+
+    def _touch(self, token_id: str) -> None:
+        self.runtime.state.repos.tokens.touch(token_id)
 
 
 def auth_options(settings: ServerSettings, runtime: Runtime) -> dict[str, Any]:
@@ -63,8 +82,46 @@ def auth_options(settings: ServerSettings, runtime: Runtime) -> dict[str, Any]:
     }
 
 
+class RequireToken:
+    """Outermost check: every HTTP request but ``GET /healthz`` needs an active bearer token.
+
+    The SDK checks the token on ``/mcp``; this second check covers any route added or matched
+    around it (``/mcp/``, a custom route), and answers before anything else runs: no database,
+    no path, PID or version in the answer.
+    """
+
+    def __init__(self, app: ASGIApp, verifier: DatabaseTokenVerifier, caps: SessionCaps) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.caps = caps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") == HEALTH_PATH:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        kind, _, token = header.partition(" ")
+        access = await self.verifier.verify_token(token.strip()) if kind.lower() == "bearer" else None
+        if access is None:
+            response = JSONResponse(
+                {"error": "invalid_token", "error_description": "a valid bearer token is required"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+            await response(scope, receive, send)
+            return
+        opening = scope.get("method") == "POST" and b"mcp-session-id" not in dict(scope.get("headers") or [])
+        refusal = self.caps.refusal(access.client_id) if opening else None
+        if refusal is not None:
+            error = {"code": SERVER_ERROR, "message": refusal}
+            busy = JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status_code=503)
+            await busy(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def add_routes(mcp: MCPServer[Any]) -> None:
-    @mcp.custom_route("/healthz", methods=["GET"], include_in_schema=False)
+    @mcp.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "server": "mcp-state", "version": __version__})
 
@@ -127,12 +184,41 @@ class DatabaseBusyResponse:
 
 
 def http_app(mcp: MCPServer[Any], settings: ServerSettings) -> Starlette:
-    """The ASGI app: ``/mcp`` (bearer token required) and ``/healthz``."""
+    """The ASGI app: ``/mcp`` (bearer token required) and ``/healthz``.
+
+    The token file is published from the database first, so that it matches the database
+    even if tokens were made by an older mcp-state or copied with the file.
+    """
+    publish_tokens(settings)
     app = mcp.streamable_http_app(
-        streamable_http_path=MCP_PATH, transport_security=transport_security(settings), host=settings.host
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(settings),
+        host=settings.host,
+        max_sessions=settings.max_sessions,
+        session_idle_timeout=settings.session_idle,
     )
+    caps = SessionCaps(
+        mcp.session_manager,
+        total=settings.max_sessions or DEFAULT_MAX_SESSIONS,
+        per_actor=settings.max_sessions_per_actor or DEFAULT_MAX_SESSIONS_PER_ACTOR,
+        idle=settings.session_idle or DEFAULT_SESSION_IDLE,
+    )
+    caps.install()
+    verifier = getattr(mcp, "_token_verifier", None)
+    if isinstance(verifier, DatabaseTokenVerifier):
+        app.add_middleware(RequireToken, verifier=verifier, caps=caps)
     app.add_middleware(DatabaseBusyResponse)  # outermost: around the token check
     return app
+
+
+def publish_tokens(settings: ServerSettings) -> None:
+    if token_file(settings.db_path or "") is None:
+        return
+    db = open_database(settings)
+    try:
+        TokenRepository(db).publish()
+    finally:
+        db.close()
 
 
 def check_can_bind(settings: ServerSettings) -> int:

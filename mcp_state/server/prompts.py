@@ -49,7 +49,11 @@ def with_data(task: str, label: str, data: Any, budget: int) -> list[Message]:
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
     budget = runtime.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
 
-    @mcp.prompt(title="Triage sync failures")
+    def prompt(toolset: str, title: str) -> Any:
+        """``mcp.prompt`` when ``toolset`` is served (``--toolsets``), else nothing."""
+        return mcp.prompt(title=title) if runtime.settings.serves(toolset) else (lambda fn: fn)
+
+    @prompt("sync", "Triage sync failures")
     def triage_sync_failures() -> str | list[Message]:
         """Investigate the tables whose latest sync failed and propose fixes."""
         repos = runtime.state.repos
@@ -70,7 +74,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             budget,
         )
 
-    @mcp.prompt(title="Review pending knowledge")
+    @prompt("knowledge", "Review pending knowledge")
     def review_pending_knowledge() -> str | list[Message]:
         """Review knowledge items waiting for approval and recommend approve or reject for each."""
         repos = runtime.state.repos
@@ -89,7 +93,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             budget,
         )
 
-    @mcp.prompt(title="Summarize audit activity")
+    @prompt("audit", "Summarize audit activity")
     def summarize_audit_activity(
         since: Annotated[
             str, Field(description="From when: a duration like 24h, 7d, 30m, or an ISO date like 2025-01-31.")

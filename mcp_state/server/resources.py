@@ -89,11 +89,29 @@ def schema_document(repos: Repos) -> dict[str, Any]:
     }
 
 
+# The toolset each resource belongs to: ``--toolsets`` serves only those of the toolsets chosen.
+RESOURCE_TOOLSETS = {
+    "state://schema": "sql",
+    "state://sync": "sync",
+    "state://sync/{table_id}": "sync",
+    "state://sync/{table_id}/history": "sync",
+    "state://knowledge/{item_id}": "knowledge",
+    "state://users/{user_id}": "users",
+    "state://tables/{table_id}": "registry",
+    "state://audit/recent": "audit",
+}
+
+
 def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
     budget = runtime.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
+    served: set[str] = set()
 
     def resource(uri: str, title: str, description: str) -> Callable[[Callable[..., Any]], Any]:
         def decorator(fn: Callable[..., Any]) -> Any:
+            if not runtime.settings.serves(RESOURCE_TOOLSETS[uri]):
+                return fn  # --toolsets: only the resources of the toolsets served
+            served.add(uri)
+
             def guarded(**kwargs: Any) -> str:
                 try:
                     value = fn(runtime.state.repos, **kwargs)
@@ -199,7 +217,7 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             if values is None:
                 return None
             return Completion(values=[v for v in values if v.startswith(argument.value)])
-        source = TEMPLATE_IDS.get(ref.uri)
+        source = TEMPLATE_IDS.get(ref.uri) if ref.uri in served else None
         if source is None:
             return None
         values = await anyio.to_thread.run_sync(

@@ -31,6 +31,11 @@ from mcp_state.repositories.table_registry import TableRegistryRepository
 from mcp_state.repositories.tokens import TokenRepository
 from mcp_state.repositories.users import UserRepository
 from mcp_state.server.results import max_result_chars
+from mcp_state.server.sessions import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_SESSIONS_PER_ACTOR,
+    DEFAULT_SESSION_IDLE,
+)
 from mcp_state.sharing import default_db_path
 from mcp_state.sql.engine import SqlEngine
 from mcp_state.sql.hardening import harden, hardened_config
@@ -49,6 +54,15 @@ def _env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise InvalidArgumentError(f"{name} must be a number of seconds; got {raw!r}") from None
+
+
+def _env_count(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidArgumentError(f"{name} must be a whole number of at least 1; got {raw!r}")
+    return int(raw)
 
 
 def default_actor() -> str:
@@ -77,8 +91,16 @@ class ServerSettings:
     lock_timeout: float | None = None
     idle_release: float | None = None
     code_ttl: float | None = None
+    # HTTP sessions: caps in total and per token actor, and the idle time after which one closes.
+    max_sessions: int | None = None
+    max_sessions_per_actor: int | None = None
+    session_idle: float | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
     max_result_chars: int | None = None
+
+    def serves(self, toolset: str) -> bool:
+        """Whether ``toolset`` (its tools, resources and prompts) is served: ``--toolsets``."""
+        return self.toolsets is None or toolset in self.toolsets
 
     def resolved(self) -> ServerSettings:
         """These settings with every ``None`` taken from the environment (read now, not at import)."""
@@ -96,6 +118,10 @@ class ServerSettings:
             code_ttl=_env_float("MCP_STATE_CODE_TTL", DEFAULT_CODE_TTL)
             if self.code_ttl is None
             else self.code_ttl,
+            max_sessions=self.max_sessions or _env_count("MCP_STATE_MAX_SESSIONS", DEFAULT_MAX_SESSIONS),
+            max_sessions_per_actor=self.max_sessions_per_actor
+            or _env_count("MCP_STATE_MAX_SESSIONS_PER_ACTOR", DEFAULT_MAX_SESSIONS_PER_ACTOR),
+            session_idle=self.session_idle or _env_float("MCP_STATE_SESSION_IDLE", DEFAULT_SESSION_IDLE),
         )
 
 
@@ -175,6 +201,7 @@ class AppState:
     sql: SqlEngine = field(repr=False)
 
     def close(self) -> None:
+        self.sql.close()
         self.db.close()
 
 

@@ -2,7 +2,8 @@
 
 - ``hardening``: the DuckDB configuration and ``on_open`` hook of a database the SQL tool may query.
 - ``guard``: what a statement may be and contain, checked on DuckDB's own parse tree.
-- ``engine``: ``SqlEngine`` runs checked statements read-only, time- and size-bounded.
+- ``engine``: ``SqlEngine`` runs checked statements in worker processes (``pool``, ``worker``,
+  ``runner``) on copies of the redacted views (``snapshot``), time-, memory- and size-bounded.
 - ``render``: markdown of the results; ``tools``: the MCP tools (imports the MCP SDK).
 """
 

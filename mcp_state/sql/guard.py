@@ -6,13 +6,14 @@
    ``SHOW``, ``SUMMARIZE`` and ``PIVOT ... IN (...)``).
 3. ``check_tree``: the statement's parse tree from ``json_serialize_sql`` is walked whole.
    Every query node (CTEs and subqueries included) is a read; every table is a redacted view,
-   a CTE or a metadata view; every table function is on ``TABLE_FUNCTIONS``; every other
-   function is a built-in one without side effects (``Catalog.functions``). Anything the walk
-   does not recognise is refused: it fails closed.
+   a CTE in scope or a metadata view; every table function is on ``TABLE_FUNCTIONS``; every
+   other function is on the allow-list ``functions.ALLOWED_FUNCTIONS``; no name has more than
+   three parts. Anything the walk does not recognise is refused: it fails closed.
 
 Checking the statement type alone is not enough (``WITH d AS (DELETE ... RETURNING *) SELECT``
 is typed SELECT), nor is a read-only transaction (``json_execute_serialized_sql`` deletes
-inside one, ``COPY ... TO`` and ``SET`` run inside one); the engine adds layers 4 to 6.
+inside one, ``COPY ... TO`` and ``SET`` run inside one); the engine adds layers 4 to 6, and runs
+every statement in a worker process that holds a copy of the redacted views only (``worker``).
 Each refusal raises ``InvalidSQLError`` naming the reason and what is allowed instead.
 """
 
@@ -26,6 +27,7 @@ import duckdb
 
 from mcp_state.errors import InvalidSQLError
 from mcp_state.schema import REDACTED_SCHEMA
+from mcp_state.sql.functions import ALLOWED_FUNCTIONS
 
 MAX_SQL_CHARS = 20_000
 
@@ -34,47 +36,39 @@ ALLOWED = (
     "PIVOT/UNPIVOT with an IN list"
 )
 
-# Table functions the SQL tool may call: generators and catalog metadata without paths or settings.
-TABLE_FUNCTIONS = frozenset(
-    {
-        "range",
-        "generate_series",
-        "unnest",
-        "json_each",
-        "json_tree",
-        "duckdb_tables",
-        "duckdb_views",
-        "duckdb_columns",
-        "duckdb_schemas",
-        "duckdb_types",
-        "duckdb_functions",
-        "duckdb_keywords",
-        "duckdb_constraints",
-        "duckdb_indexes",
-    }
-)
+# Table functions the SQL tool may call: generators only (no catalog, settings, paths or files).
+TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
 
-# information_schema views (over duckdb_* metadata) the SQL tool may read.
+# information_schema views (over the SQL tool's own catalog) it may read.
 METADATA_VIEWS = frozenset(
     {"tables", "columns", "schemata", "views", "table_constraints", "key_column_usage"}
 )
 
-# Built-in functions refused by name, with the reason given to the caller.
+# Catalog, schema, table: a longer name is refused (the guard and DuckDB could read it apart).
+MAX_NAME_PARTS = 3
+
+# Why some well-known functions are not on the allow-list (``functions.ALLOWED_FUNCTIONS``).
 _STATE = "it changes or reads server state (sequences, settings, logs)"
+_NESTED = "it takes SQL text or plans a query, which the SQL tool does not run"
 DENIED_FUNCTIONS: dict[str, str] = {
     "nextval": _STATE,
     "currval": _STATE,
     "setval": _STATE,
     "setseed": _STATE,
-    "current_setting": "settings are not visible through the SQL tool",
     "write_log": _STATE,
+    "current_setting": "settings are not visible through the SQL tool",
+    "getvariable": "variables are not visible through the SQL tool",
     "get_block_size": "it reads storage internals",
+    "stats": "it reads the planner's statistics",
     "sleep_ms": "the SQL tool does not wait",
     "pg_sleep": "the SQL tool does not wait",
+    "json_serialize_plan": _NESTED,
+    "json_serialize_sql": _NESTED,
+    "json_deserialize_sql": _NESTED,
+    "json_execute_serialized_sql": _NESTED,
+    "query": _NESTED,
+    "query_table": _NESTED,
 }
-
-# Volatile built-ins that are harmless (DuckDB flags every volatile function as side-effecting).
-SAFE_VOLATILE = frozenset({"random", "uuid", "uuidv4", "uuidv7", "gen_random_uuid", "error"})
 
 # Names the parser emits that are not catalog functions (special forms bound by name).
 PARSER_FUNCTIONS = frozenset({"unnest", "unlist", "grouping", "grouping_id", "try", "columns"})
@@ -140,36 +134,21 @@ _STATEMENT_WORDS = {
 
 @dataclass(frozen=True)
 class Catalog:
-    """What a statement may name, read once from the database's own catalog."""
+    """The tables a statement may name, read once from the SQL tool's own database."""
 
     database: str
     views: frozenset[str]
-    functions: frozenset[str]
 
     @classmethod
     def load(cls, cursor: duckdb.DuckDBPyConnection) -> Catalog:
         row = cursor.execute("SELECT current_database()").fetchone()
         database = str(row[0]) if row else ""
-        views = cursor.execute(
-            "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = ?",
+        names = cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_schema = ?",
             [REDACTED_SCHEMA],
         ).fetchall()
-        functions = cursor.execute(
-            """SELECT lower(function_name), bool_or(coalesce(has_side_effects, false))
-               FROM duckdb_functions()
-               WHERE internal AND function_type IN ('scalar', 'aggregate', 'window', 'macro')
-               GROUP BY ALL"""
-        ).fetchall()
-        allowed = {
-            name
-            for name, side_effects in functions
-            if name not in DENIED_FUNCTIONS and (not side_effects or name in SAFE_VOLATILE)
-        }
-        return cls(
-            database=database.lower(),
-            views=frozenset(str(v[0]).lower() for v in views),
-            functions=frozenset(allowed | PARSER_FUNCTIONS),
-        )
+        return cls(database=database.lower(), views=frozenset(str(v[0]).lower() for v in names))
 
 
 def check_size(sql: str, max_chars: int = MAX_SQL_CHARS) -> None:
@@ -225,10 +204,15 @@ def statement_kind(statement: Any) -> str:
 
 
 def check_tree(serialized: str, catalog: Catalog) -> None:
-    """Walk the ``json_serialize_sql`` tree of one statement; refuse anything not known to be a read."""
+    """Walk the ``json_serialize_sql`` tree of one statement; refuse anything not known to be a read.
+
+    Names are resolved per scope, as DuckDB binds them: a CTE name is a CTE only inside the
+    query that defines it (in the bodies of the CTEs declared after it, in its own body when
+    it is recursive, and in that query's main part). Anywhere else the name is a table.
+    """
     try:
         tree = json.loads(serialized)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise InvalidSQLError(
             "the statement could not be checked; rewrite it with standard SELECT syntax"
         ) from None
@@ -238,39 +222,52 @@ def check_tree(serialized: str, catalog: Catalog) -> None:
     statements = tree.get("statements")
     if not isinstance(statements, list) or len(statements) != 1:
         raise InvalidSQLError("only one read-only statement is allowed per call")
-    ctes: set[str] = set()
-    tables: list[tuple[Any, Any, Any]] = []  # checked once every CTE name is known
-    stack: list[Any] = [statements]
+    stack: list[tuple[Any, frozenset[str]]] = [(statements, frozenset())]
     while stack:
-        node = stack.pop()
+        node, scope = stack.pop()
         if isinstance(node, list):
-            stack.extend(item for item in node if isinstance(item, dict | list))
+            stack.extend((item, scope) for item in node if isinstance(item, dict | list))
             continue
         kind = node.get("type")
         if "class" in node:
-            _check_expression(node, catalog)
+            _check_expression(node)
         elif "cte_map" in node or (isinstance(kind, str) and kind.endswith("_NODE")):
             _check_query_node(node)
-            _collect_ctes(node, ctes)
+            inner = _push_ctes(node, scope, stack)
+            stack.extend((v, inner) for k, v in node.items() if k != "cte_map" and isinstance(v, dict | list))
+            continue
         elif "alias" in node and "sample" in node:
-            _check_table_ref(node, tables)
+            _check_table_ref(node, scope, catalog)
             if kind == "TABLE_FUNCTION":
                 # The function itself was checked as a table function; walk only its arguments.
                 function = node.get("function") or {}
-                stack.append(function.get("arguments") or [])
-                stack.extend(v for k, v in node.items() if k != "function" and isinstance(v, dict | list))
+                stack.append((function.get("arguments") or [], scope))
+                stack.extend(
+                    (v, scope) for k, v in node.items() if k != "function" and isinstance(v, dict | list)
+                )
                 continue
-        stack.extend(v for v in node.values() if isinstance(v, dict | list))
-    for catalog_name, schema_name, table_name in tables:
-        _check_table(catalog_name, schema_name, table_name, catalog, frozenset(ctes))
+        stack.extend((v, scope) for v in node.values() if isinstance(v, dict | list))
 
 
-def _collect_ctes(node: dict[str, Any], names: set[str]) -> None:
+def _push_ctes(
+    node: dict[str, Any], scope: frozenset[str], stack: list[tuple[Any, frozenset[str]]]
+) -> frozenset[str]:
+    """Queue each CTE body of ``node`` with the names it can see; returns the main part's scope."""
     cte_map = node.get("cte_map")
-    if isinstance(cte_map, dict):
-        names.update(str(entry.get("key", "")).lower() for entry in cte_map.get("map") or [])
-    if node.get("type") == "RECURSIVE_CTE_NODE":
-        names.add(str(node.get("cte_name", "")).lower())
+    entries = cte_map.get("map") if isinstance(cte_map, dict) else None
+    names: set[str] = set()
+    for entry in entries or []:
+        name = str(entry.get("key", "")).lower()
+        value = entry.get("value") or {}
+        body = value.get("query_node") if isinstance(value, dict) else None
+        recursive = (
+            isinstance(body, dict)
+            and body.get("type") == "RECURSIVE_CTE_NODE"
+            and str(body.get("cte_name", "")).lower() == name
+        )
+        stack.append((value, scope | names | ({name} if recursive else set())))
+        names.add(name)
+    return scope | names
 
 
 def _check_query_node(node: dict[str, Any]) -> None:
@@ -288,7 +285,7 @@ def _check_query_node(node: dict[str, Any]) -> None:
     )
 
 
-def _check_expression(node: dict[str, Any], catalog: Catalog) -> None:
+def _check_expression(node: dict[str, Any]) -> None:
     cls = node.get("class")
     if cls == "PARAMETER":
         raise InvalidSQLError("the SQL tool takes no parameters ($1, ?); write the values into the statement")
@@ -297,27 +294,43 @@ def _check_expression(node: dict[str, Any], catalog: Catalog) -> None:
             f"the query uses a construct the read-only SQL tool does not know ({cls}); "
             "rewrite it with standard SELECT syntax"
         )
+    if cls == "COLUMN_REF" and len(node.get("column_names") or []) > MAX_NAME_PARTS:
+        shown = ".".join(str(part) for part in node.get("column_names") or [])
+        raise InvalidSQLError(
+            f"the name {shown} has more than {MAX_NAME_PARTS} parts; give the table an alias and write alias.column"
+        )
     if cls in ("FUNCTION", "WINDOW"):
-        check_function(str(node.get("function_name", "")), catalog)
+        name = str(node.get("function_name", ""))
+        if node.get("schema") or node.get("catalog"):
+            raise InvalidSQLError(
+                f"function {_dotted(node.get('catalog'), node.get('schema'), name)} is not available: "
+                f"call built-in functions by their bare name ({name}(...))"
+            )
+        if node.get("export_state"):
+            raise InvalidSQLError(f"EXPORT_STATE of {name} is not available; call the aggregate plainly")
+        check_function(name)
 
 
-def check_function(name: str, catalog: Catalog) -> None:
-    """A scalar, aggregate or window function call."""
+def check_function(name: str) -> None:
+    """A scalar, aggregate or window function call: on the allow-list, or refused by name."""
     lowered = name.lower()
-    if lowered in DENIED_FUNCTIONS:
-        raise InvalidSQLError(
-            f"function {name} is not available: {DENIED_FUNCTIONS[lowered]}. Use ordinary scalar, "
-            "aggregate and window functions"
-        )
-    if lowered not in catalog.functions:
-        raise InvalidSQLError(
-            f"function {name} is not available in the read-only SQL tool (only built-in functions without "
-            "side effects are); use ordinary scalar, aggregate and window functions"
-        )
+    if lowered in ALLOWED_FUNCTIONS or lowered in PARSER_FUNCTIONS:
+        return
+    if lowered in TABLE_FUNCTIONS:
+        return  # unnest/range as scalar functions (lists)
+    why = DENIED_FUNCTIONS.get(lowered, "it is not on the SQL tool's list of analysis functions")
+    raise InvalidSQLError(
+        f"function {name} is not available: {why}. Use ordinary string, date, math, list, JSON, "
+        "aggregate and window functions"
+    )
 
 
-def _check_table_ref(node: dict[str, Any], tables: list[tuple[Any, Any, Any]]) -> None:
-    """A FROM item; table names go to ``tables``, to be checked once the CTE names are known."""
+def _dotted(*parts: Any) -> str:
+    return ".".join(str(part) for part in parts if part)
+
+
+def _check_table_ref(node: dict[str, Any], scope: frozenset[str], catalog: Catalog) -> None:
+    """A FROM item: a redacted view, a CTE in scope, a metadata view or an allowed table function."""
     kind = node.get("type")
     if kind not in _TABLE_REFS:
         raise InvalidSQLError(
@@ -326,12 +339,22 @@ def _check_table_ref(node: dict[str, Any], tables: list[tuple[Any, Any, Any]]) -
     if kind == "BASE_TABLE":
         if node.get("at_clause"):
             raise InvalidSQLError("time travel (AT ...) is not available; query the tables as they are now")
-        tables.append((node.get("catalog_name"), node.get("schema_name"), node.get("table_name")))
+        path = (node.get("qualified_name") or {}).get("path") or []
+        if len(path) > MAX_NAME_PARTS:
+            raise InvalidSQLError(
+                f"the table name {'.'.join(map(str, path))} has more than {MAX_NAME_PARTS} parts; "
+                "write the table's name (see sql_schema)"
+            )
+        _check_table(
+            node.get("catalog_name"), node.get("schema_name"), node.get("table_name"), catalog, scope
+        )
     elif kind == "TABLE_FUNCTION":
         function = node.get("function") or {}
+        if function.get("schema") or function.get("catalog"):
+            raise InvalidSQLError("call table functions by their bare name, e.g. range(10)")
         _check_table_function(str(function.get("function_name", "")))
     elif kind == "SHOW_REF":
-        _check_show(node, tables)
+        _check_show(node, scope, catalog)
     elif kind == "PIVOT" and node.get("pivot_enum"):
         raise InvalidSQLError(
             "PIVOT over an enum type is not available; list the values: PIVOT t ON col IN ('a', 'b')"
@@ -384,13 +407,13 @@ def _check_table_function(name: str) -> None:
     )
 
 
-def _check_show(node: dict[str, Any], tables: list[tuple[Any, Any, Any]]) -> None:
+def _check_show(node: dict[str, Any], scope: frozenset[str], catalog: Catalog) -> None:
     show = node.get("show_type")
     table = str(node.get("table_name") or "")
     if show in ("DESCRIBE", "SUMMARY", "SHOW_FROM") and not table:
         return  # DESCRIBE/SUMMARIZE <query>: the query is walked; SHOW TABLES FROM lists names.
     if show in ("DESCRIBE", "SUMMARY", "SHOW"):
-        tables.append((node.get("catalog_name"), node.get("schema_name"), table))
+        _check_table(node.get("catalog_name"), node.get("schema_name"), table, catalog, scope)
         return
     if show == "SHOW_SPECIAL" and table.strip('"').lower() in _SHOW_SPECIAL:
         return

@@ -1,0 +1,318 @@
+"""What runs inside the SQL worker process: the gate, then the statement, on a copy of the data.
+
+``Runner`` holds an in-memory DuckDB instance with one schema, ``redacted``, whose tables are
+copies of the redacted views (``load``). No database file, WAL or other path is reachable
+from it: it has no file, external access is off and the configuration is locked before the
+first table is loaded. Each statement passes the guard (``guard``), runs in a read-only
+transaction that is always rolled back, is interrupted at the time limit, and returns at most
+``limit`` rows (``truncated`` exact) capped at ``max_output_chars`` characters of JSON.
+
+Every phase of a call (catalog load, gate, run, fetch, conversion) goes through the same
+translation into ``StateError``s; the worker sends the error's kind and message back.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import duckdb
+
+from mcp_state.errors import InvalidSQLError, NotFoundError, QueryTimeoutError, StateError
+from mcp_state.gateway import column_names
+from mcp_state.schema import COLUMN_DESCRIPTIONS, REDACTED_FLAG_COLUMNS, REDACTED_SCHEMA, TABLE_DESCRIPTIONS
+from mcp_state.sql.convert import converter
+from mcp_state.sql.guard import (
+    METADATA_VIEWS,
+    TABLE_FUNCTIONS,
+    Catalog,
+    check_statement,
+    check_tree,
+    statement_kind,
+)
+from mcp_state.sql.pivot import rewrite_pivot
+
+# Accepted statements whose verdict is kept (per loaded snapshot), most recently used first.
+VERDICTS_KEPT = 512
+
+
+def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
+    """The worker's in-memory instance, locked before any data or statement reaches it."""
+    conn = duckdb.connect(
+        ":memory:",
+        config={
+            "memory_limit": memory_limit,
+            "threads": threads,
+            "temp_directory": "",  # nothing spills to disk
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_community_extensions": False,
+            "allow_unsigned_extensions": False,
+            "allow_persistent_secrets": False,
+            "python_enable_replacements": False,
+        },
+    )
+    conn.execute(f"CREATE SCHEMA {quote_identifier(REDACTED_SCHEMA)}")
+    conn.execute(f"SET search_path = '{REDACTED_SCHEMA}'")
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
+    return conn
+
+
+class Runner:
+    """Runs the SQL tool's operations on one in-memory instance (one call at a time)."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, timeout: float) -> None:
+        self.conn = conn
+        self.timeout = timeout
+        self.columns: dict[str, list[tuple[str, str]]] = {}
+        self._catalog: Catalog | None = None
+        self._verdicts: OrderedDict[str, str] = OrderedDict()
+        self._watchdog = Watchdog(conn.interrupt)
+
+    # -- the snapshot ----------------------------------------------------------------
+    def load(self, table: str, columns: list[list[str]], rows: str, replace: bool) -> None:
+        """Add ``rows`` (a JSON array of row objects) to the copy of ``table``; ``replace``
+        starts the copy afresh with these ``columns`` (``[[name, type], ...]``)."""
+        if replace or table not in self.columns:
+            self.drop(table)
+            typed = [(str(c), str(t)) for c, t in columns]
+            struct = ", ".join(f"{quote_identifier(c)} {t}" for c, t in typed)
+            self.conn.execute(f"CREATE TABLE {_table(table)} ({struct})")
+            self.columns[table] = typed
+        typed = self.columns[table]
+        struct = ", ".join(f"{quote_identifier(c)} {t}" for c, t in typed)
+        picks = ", ".join(f"r.{quote_identifier(c)}" for c, _ in typed)
+        self.conn.execute(
+            f"INSERT INTO {_table(table)} SELECT {picks} "
+            f"FROM (SELECT unnest(CAST($1::JSON AS STRUCT({struct})[])) AS r)",
+            [rows],
+        )
+        self._catalog = None
+        self._verdicts.clear()
+
+    def drop(self, table: str) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {_table(table)}")
+        self.columns.pop(table, None)
+        self._catalog = None
+        self._verdicts.clear()
+
+    # -- the three operations ---------------------------------------------------------
+    def query(self, sql: str, limit: int, max_output_chars: int, max_limit: int) -> dict[str, Any]:
+        with self._session() as cursor:
+            text = self._check(cursor, sql)
+            description, raw = self._fetch(cursor, text, limit)
+        more = len(raw) > limit
+        types = [str(col[1]) for col in description]
+        convert = [converter(t) for t in types]
+        rows = [[c(v) for c, v in zip(convert, row, strict=True)] for row in raw[:limit]]
+        rows, capped = _cap(rows, max_output_chars)
+        result: dict[str, Any] = {
+            "columns": [
+                {"name": name, "type": type_}
+                for name, type_ in zip(column_names(description), types, strict=True)
+            ],
+            "rows": rows,
+            "row_count": len(rows),
+            "truncated": more or capped,
+            "limit": limit,
+        }
+        if capped:
+            result["message"] = (
+                f"output capped at {max_output_chars:,} characters after {len(rows)} rows; narrow the query: "
+                "select fewer or shorter columns (left(col, 100)), aggregate, filter with WHERE, or lower the limit"
+            )
+        elif more:
+            result["message"] = (
+                f"more rows exist beyond the limit of {limit}; aggregate, filter with WHERE, ORDER BY what matters, "
+                f"or raise the limit (at most {max_limit:,})"
+            )
+        return result
+
+    def explain(self, sql: str) -> dict[str, Any]:
+        with self._session() as cursor:
+            text = self._check(cursor, sql)
+            explain_sql = f"EXPLAIN {text.strip()}\n"
+            statements = cursor.extract_statements(explain_sql)
+            if len(statements) != 1 or statement_kind(statements[0]) != "EXPLAIN":
+                raise InvalidSQLError("the statement could not be explained; send one SELECT")
+            plan_rows = cursor.execute(explain_sql).fetchall()
+        return {"plan": "\n".join(str(row[-1]).rstrip() for row in plan_rows)}
+
+    def schema(self, table: str | None) -> dict[str, Any]:
+        tables = {
+            name: [{"name": c, "type": t, "description": _describe(name, c)} for c, t in cols]
+            for name, cols in self.columns.items()
+        }
+        if table is not None:
+            wanted = table.strip().lower()
+            if wanted.startswith(f"{REDACTED_SCHEMA}."):
+                wanted = wanted[len(REDACTED_SCHEMA) + 1 :]
+            matches = {name: cols for name, cols in tables.items() if name.lower() == wanted}
+            if not matches:
+                raise NotFoundError(
+                    f"no table '{table}' is visible to the SQL tool; it can read: {', '.join(sorted(tables))}"
+                )
+            tables = matches
+        return {
+            "schema": REDACTED_SCHEMA,
+            "tables": [
+                {"name": name, "description": TABLE_DESCRIPTIONS.get(name, ""), "columns": cols}
+                for name, cols in sorted(tables.items())
+            ],
+            "note": (
+                f"Each table is a view in schema {REDACTED_SCHEMA} without its secret columns (flags such as "
+                f"has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. Also readable: "
+                f"CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table functions "
+                f"{', '.join(sorted(TABLE_FUNCTIONS))}."
+            ),
+        }
+
+    # -- one call: cursor, read-only transaction, time limit, translation --------------
+    @contextmanager
+    def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cursor = self.conn  # one call at a time: the connection whose search path is set
+        try:
+            cursor.execute("BEGIN TRANSACTION READ ONLY")
+            self._watchdog.arm(self.timeout)
+            yield cursor
+        except duckdb.Error as exc:
+            raise self.translate(exc) from None
+        except RecursionError:
+            raise InvalidSQLError("the statement is nested too deeply to check; simplify it") from None
+        finally:
+            self._watchdog.disarm()
+            with suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
+
+    def _check(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
+        """The gate (layers 2 and 3); an accepted text is kept until the next snapshot load."""
+        text = self._verdicts.get(sql)
+        if text is not None:
+            self._verdicts.move_to_end(sql)
+            return text
+        statements = cursor.extract_statements(sql) if sql.lstrip()[:5].upper() == "PIVOT" else []
+        if len(statements) == 1 and statement_kind(statements[0]) == "MULTI":
+            text = self._gate(
+                cursor, rewrite_pivot(sql, lambda q: cursor.execute(self._gate(cursor, q)).fetchall())
+            )
+        else:
+            text = self._gate(cursor, sql)
+        self._verdicts[sql] = text
+        while len(self._verdicts) > VERDICTS_KEPT:
+            self._verdicts.popitem(last=False)
+        return text
+
+    def _gate(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
+        text = check_statement(cursor, sql)
+        row = cursor.execute("SELECT json_serialize_sql(?)", [text]).fetchone()
+        if self._catalog is None:
+            self._catalog = Catalog.load(cursor)
+        check_tree(row[0] if row else "", self._catalog)
+        return text
+
+    def _fetch(self, cursor: duckdb.DuckDBPyConnection, text: str, limit: int) -> tuple[list[Any], list[Any]]:
+        """The description and up to ``limit + 1`` rows; values Python cannot hold come back as text."""
+        cursor.execute(text)
+        description = list(cursor.description or [])
+        try:
+            return description, cursor.fetchmany(limit + 1)
+        except (duckdb.ConversionException, duckdb.InvalidInputException, OverflowError, ValueError):
+            # Say INTERVAL 2147483647 MONTH (beyond a Python timedelta): the same rows, as text.
+            cursor.execute(f"SELECT COLUMNS(*)::VARCHAR FROM ({text})")
+            rows = cursor.fetchmany(limit + 1)
+            return [(d[0], "VARCHAR", *d[2:]) for d in description], rows
+
+    def translate(self, exc: duckdb.Error) -> StateError:
+        if isinstance(exc, duckdb.InterruptException):
+            return QueryTimeoutError(
+                f"the query ran longer than the {self.timeout:g} s time limit and was stopped; narrow it: "
+                "filter with WHERE, aggregate, or read fewer rows"
+            )
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return InvalidSQLError(
+                "the query needs more memory than the SQL tool allows; aggregate, filter with WHERE or "
+                "select fewer columns"
+            )
+        if isinstance(exc, duckdb.PermissionException):
+            return InvalidSQLError(
+                "the query tried to reach a file or setting, which the SQL tool does not allow"
+            )
+        return InvalidSQLError(f"the query failed: {message_of(exc)}")
+
+
+class Watchdog:
+    """One thread, started with the runner (before the address space is capped, so it never
+    needs memory later), that calls ``interrupt`` when an armed deadline passes."""
+
+    def __init__(self, interrupt: Any) -> None:
+        self._interrupt = interrupt
+        self._deadline: float | None = None
+        self._wake = threading.Condition()
+        threading.Thread(target=self._run, name="mcp-state-sql-watchdog", daemon=True).start()
+
+    def arm(self, seconds: float) -> None:
+        with self._wake:
+            self._deadline = time.monotonic() + seconds
+            self._wake.notify()
+
+    def disarm(self) -> None:
+        with self._wake:
+            self._deadline = None
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                if self._deadline is None:
+                    self._wake.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    self._deadline = None
+                    self._interrupt()
+                    continue
+                self._wake.wait(left)
+
+
+def _cap(rows: list[list[Any]], max_chars: int) -> tuple[list[list[Any]], bool]:
+    """The leading rows whose JSON fits in ``max_chars``, and whether any were left out."""
+    if len(json.dumps(rows, ensure_ascii=False)) <= max_chars:
+        return rows, False
+    size = 0
+    for index, row in enumerate(rows):
+        size += len(json.dumps(row, ensure_ascii=False)) + 1
+        if size > max_chars:
+            return rows[:index], True
+    return rows, False
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a DuckDB identifier: ``audit_log`` -> ``"audit_log"``."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table(name: str) -> str:
+    return f"{quote_identifier(REDACTED_SCHEMA)}.{quote_identifier(name)}"
+
+
+def _describe(table: str, column: str) -> str:
+    return COLUMN_DESCRIPTIONS.get(table, {}).get(column) or REDACTED_FLAG_COLUMNS.get(table, {}).get(
+        column, ""
+    )
+
+
+def message_of(exc: BaseException) -> str:
+    """DuckDB's message up to its ``LINE n:`` excerpt, on one line, at most 600 characters."""
+    lines = []
+    for line in str(exc).strip().splitlines():
+        if line.startswith("LINE "):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    text = " ".join(lines)
+    return text if len(text) <= 600 else text[:599] + "…"
