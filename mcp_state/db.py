@@ -308,6 +308,7 @@ class Database:
         self._last_used = time.monotonic()
         self._closed = False
         self._watcher: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None  # recovery.start_idle_checkpoints
         self._opened_ns = 0
         self._yielding = False  # another process asked: start nothing new, let go when idle
         self._holding = threading.local()  # this thread's operations in flight (nested ones go on)
@@ -382,6 +383,10 @@ class Database:
                 self._let_go("close")
             self._changed()
             self._state.notify_all()
+        # No helper thread may still be inside DuckDB when the process exits (that aborts it).
+        for thread in (self._watcher, self._checkpointer):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5)
 
     def _let_go(self, reason: str) -> None:
         """The one place the open file is closed (under ``_state``, nothing in flight); ``reason``:

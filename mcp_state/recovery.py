@@ -207,7 +207,8 @@ def start_idle_checkpoints(db: Any) -> None:
                         return
                 db._state.wait(max(0.05, IDLE_CHECKPOINT - idle_for) if db.dirty else IDLE_CHECKPOINT)
 
-    threading.Thread(target=loop, name="mcp-state-idle-checkpoint", daemon=True).start()
+    db._checkpointer = threading.Thread(target=loop, name="mcp-state-idle-checkpoint", daemon=True)
+    db._checkpointer.start()
 
 
 def held_fd(path: str | os.PathLike[str]) -> int | None:
