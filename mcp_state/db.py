@@ -27,7 +27,8 @@ import duckdb
 
 from mcp_state import recovery, sharing
 from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, InvalidArgumentError, SchemaError
-from mcp_state.schema import LATEST_VERSION, MIGRATIONS
+from mcp_state.schema import LATEST_VERSION, apply_migrations, check_schema_version
+from mcp_state.schema import get_schema_version as get_schema_version  # the seed API's home for it
 
 SCHEMA_VERSION = LATEST_VERSION
 
@@ -62,15 +63,6 @@ def get_analytics_db() -> duckdb.DuckDBPyConnection:
     path = _get_data_dir() / "analytics" / "server.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
     return _open_with_retry(str(path), {}, lock_timeout())[0]
-
-
-def get_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
-    """The newest applied migration, or 0 when there is no schema."""
-    try:
-        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    except duckdb.CatalogException:
-        return 0
-    return int(row[0]) if row and row[0] else 0
 
 
 def lock_timeout() -> float:
@@ -216,40 +208,6 @@ def _open_with_retry(
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
-
-
-def check_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
-    version = get_schema_version(conn)
-    if version > LATEST_VERSION:
-        raise SchemaError(
-            f"this database has schema version {version}, newer than this mcp-state knows "
-            f"({LATEST_VERSION}). Upgrade mcp-state to open it."
-        )
-    return version
-
-
-def apply_migrations(conn: duckdb.DuckDBPyConnection, target: int = LATEST_VERSION) -> int:
-    """Apply every migration above the current version up to ``target``, each in its own transaction."""
-    current = check_schema_version(conn)
-    for migration in MIGRATIONS:
-        if migration.version <= current or migration.version > target:
-            continue
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute(migration.sql)
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?, current_timestamp)",
-                [migration.version],
-            )
-            conn.execute("COMMIT")
-        except duckdb.Error as exc:
-            conn.execute("ROLLBACK")
-            raise SchemaError(
-                f"schema migration {migration.version} ({migration.name}) failed and was rolled back; "
-                f"the database stays at version {current}: {_first_line(str(exc))}"
-            ) from exc
-        current = migration.version
-    return current
 
 
 # One lock serializes every write in this process. DuckDB aborts concurrent updates of one

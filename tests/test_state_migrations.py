@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from mcp_state import db as db_module
+from mcp_state import schema as schema_module
 from mcp_state.db import Database, apply_migrations, connect, get_schema_version, get_system_db
 from mcp_state.errors import SchemaError
 from mcp_state.repositories import UserRepository
@@ -99,7 +100,7 @@ def test_a_failing_migration_leaves_the_previous_version_intact(tmp_path, monkey
     path = tmp_path / "s.duckdb"
     conn = connect(path)
     UserRepository(conn).create("u1", "a@b.c", "original")
-    monkeypatch.setattr(db_module, "MIGRATIONS", (*MIGRATIONS, GOOD, BROKEN))
+    monkeypatch.setattr(schema_module, "MIGRATIONS", (*MIGRATIONS, GOOD, BROKEN))
 
     with pytest.raises(SchemaError) as info:
         apply_migrations(conn, target=BROKEN.version)
@@ -116,7 +117,8 @@ def test_a_failing_migration_leaves_the_previous_version_intact(tmp_path, monkey
     conn.close()
 
     # The file holds exactly that, and works, when opened again.
-    monkeypatch.setattr(db_module, "MIGRATIONS", (*MIGRATIONS, GOOD))
+    monkeypatch.setattr(schema_module, "MIGRATIONS", (*MIGRATIONS, GOOD))
+    monkeypatch.setattr(schema_module, "LATEST_VERSION", GOOD.version)
     monkeypatch.setattr(db_module, "LATEST_VERSION", GOOD.version)
     conn = connect(path, migrate=False)
     assert get_schema_version(conn) == GOOD.version
@@ -127,7 +129,7 @@ def test_a_failing_migration_leaves_the_previous_version_intact(tmp_path, monkey
 
 def test_a_migration_that_fails_first_leaves_the_version_where_it_was(monkeypatch):
     conn = connect(":memory:")
-    monkeypatch.setattr(db_module, "MIGRATIONS", (*MIGRATIONS, BROKEN))
+    monkeypatch.setattr(schema_module, "MIGRATIONS", (*MIGRATIONS, BROKEN))
     with pytest.raises(SchemaError, match=f"stays at version {LATEST_VERSION}"):
         apply_migrations(conn, target=BROKEN.version)
     assert get_schema_version(conn) == LATEST_VERSION
