@@ -85,3 +85,12 @@ class NotConfirmedError(StateError):
     """The person behind the agent declined or cancelled a destructive call; nothing changed."""
 
     kind = "cancelled"
+
+
+class WorkerDiedError(StateError):
+    """A SQL worker process ended without answering (killed at the deadline, or out of address space).
+
+    Internal to the SQL pool, which turns it into a timeout or resource error; never shown as is.
+    """
+
+    kind = "worker_died"

@@ -57,7 +57,7 @@ def _in_range(name: str, value: datetime, shown: str) -> datetime:
         value = value.replace(tzinfo=UTC)
     try:
         utc = to_utc(value)
-    except OverflowError:
+    except (OverflowError, InvalidArgumentError):  # past year 1 or 9999 in UTC: out of range below
         utc = EARLIEST - timedelta(days=1) if value.year < 2000 else LATEST
     if not EARLIEST <= utc < LATEST:
         raise InvalidArgumentError(

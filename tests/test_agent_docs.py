@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,39 +18,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def console_blocks() -> list[tuple[str, list[str]]]:
-    """Each ``console`` block: its command and the lines shown ("…" stands for lines left out)."""
-    blocks = []
-    for block in re.findall(r"```console\n(.*?)```", DOC.read_text(), re.DOTALL):
-        lines = [line.strip() for line in block.strip().splitlines()]
-        assert lines[0].startswith("$ mcp-state "), lines[0]
-        blocks.append((lines[0][2:], lines[1:]))
-    return blocks
-
-
-def test_the_console_examples_print_what_the_page_shows(tmp_path: Path) -> None:
-    blocks = console_blocks()
-    assert [command for command, _ in blocks][:2] == [
-        "mcp-state serve --help",
-        "mcp-state serve --max-result-chars 500",
-    ]
-    for command, shown in blocks:
-        done = subprocess.run(
-            [sys.executable, "-m", "mcp_state", *command.split()[1:]],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "COLUMNS": "80"},
-            timeout=60,
-        )
-        printed = [line.strip() for line in (done.stdout + done.stderr).splitlines()]
-        position = 0
-        for line in shown:
-            if line == "…":
-                continue
-            assert line in printed[position:], f"{command}: {line!r} is not printed: {printed}"
-            position = printed.index(line, position) + 1
+# tests/test_docs.py runs every console example of this page and compares what it prints.
 
 
 async def test_the_tools_and_arguments_named_exist(tmp_path: Path) -> None:

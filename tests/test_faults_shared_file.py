@@ -214,10 +214,17 @@ def each_blocked_by_a_holder(db_path: Path, http: ServeProcess, token: str, raw:
             thread.start()
 
         async def http_call() -> None:
+            # Tokens are checked in memory (the session opens without the file); the call that
+            # needs the file waits for it, then fails clearly naming the holder.
             async with AsyncExitStack() as stack:
-                assert await open_session(stack, http.url, token, outcomes["http"]) is None, (
-                    "opened a held file"
-                )
+                client = await open_session(stack, http.url, token, outcomes["http"])
+                assert client is not None, "a session needs no database file"
+                (tool, args), *_ = burst_calls("b", 0)
+                started = time.monotonic()
+                result = await client.call_tool(tool, args)
+                assert result.is_error, "wrote to a held file"
+                outcomes["http"].failed(result.content[0].text)
+                outcomes["http"].timed(started, BOUND)
 
         anyio.run(http_call)
         for thread in side:

@@ -31,22 +31,6 @@ def console_blocks(text: str) -> list[tuple[str, list[str]]]:
     return steps
 
 
-def matches(shown: list[str], printed: list[str]) -> bool:
-    """Each shown line matches a printed line in order; "…" in a line stands for any text, and a
-    line that is only "…" for any number of lines."""
-    position = 0
-    for line in shown:
-        if line == "…":
-            continue
-        pattern = re.compile(".*?".join(re.escape(part) for part in line.split("…")) + "$")
-        while position < len(printed) and not pattern.match(printed[position]):
-            position += 1
-        if position == len(printed):
-            return False
-        position += 1
-    return True
-
-
 def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     args = shlex.split(command)
     assert args[0] == "mcp-state", command
@@ -60,7 +44,7 @@ def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_every_console_command_prints_what_the_page_shows(tmp_path):
+def test_the_python_example_reads_the_archive_the_commands_wrote(tmp_path):
     text = DOC.read_text()
     steps = console_blocks(text)
     assert [command.split()[1] for command, _ in steps] == [
@@ -72,10 +56,9 @@ def test_every_console_command_prints_what_the_page_shows(tmp_path):
         "recover",
         "audit",
     ]
-    for command, shown in steps:
-        done = run(command, tmp_path)
-        printed = [line.strip() for line in (done.stdout + done.stderr).splitlines()]
-        assert matches(shown, printed), f"{command}: shows {shown}, prints {printed}"
+    # tests/test_docs.py compares what each prints; here they only set up the Python example.
+    for command, _shown in steps:
+        run(command, tmp_path)
     # The Python example reads the archive the command wrote.
     code = re.search(r"```python\n(.*?)```", text, re.DOTALL).group(1)  # type: ignore[union-attr]
     expected = code.split("# ", 1)[1].strip()

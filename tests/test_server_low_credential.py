@@ -183,9 +183,13 @@ async def test_schema_valid_input_gets_a_result_or_an_actionable_error(seeded) -
         too_long = await client.call_tool("log_audit_event", {"action": "x", "duration_ms": 2**40})
         assert too_long.is_error and "[invalid_argument]" in too_long.content[0].text
         early = await client.call_tool("query_audit_log", {"since": "0001-01-01T00:00:00+05:00"})
-        assert early.is_error and "outside years 1 to 9999" in early.content[0].text
+        assert (
+            early.is_error
+            and "out of range" in early.content[0].text
+            and "[invalid_argument]" in early.content[0].text
+        )
         assert "[invalid_argument]" in early.content[0].text
-        with pytest.raises(Exception, match="since must be a duration"):
+        with pytest.raises(Exception, match=r"since .*999999w.* reaches back more than 100 years"):
             await client.get_prompt("summarize_audit_activity", {"since": "999999w"})
         months = await client.call_tool("sql_query", {"sql": "SELECT INTERVAL 2147483647 MONTH AS m"})
         assert not months.is_error and months.structured_content["rows"] == [["178956970 years 7 months"]]

@@ -90,7 +90,7 @@ def test_terminal_start_explains_itself(tmp_path: Path) -> None:
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
     text = said.decode()
-    assert "over stdio as actor 'me'" in text and str(db_path) in text and "46 tools" in text
+    assert "over stdio as actor 'me'" in text and str(db_path) in text and "47 tools" in text
     assert (
         f"claude mcp add mcp-state -- {sys.executable} -m mcp_state serve --db {db_path} --actor me" in text
     )

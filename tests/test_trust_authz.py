@@ -9,6 +9,9 @@ import pytest
 from server_support import ANA, BOB, MODES, READ_ONLY, TOOLSETS, connect, seeded_copy
 from test_server_http import mcp_client, running_app
 
+from mcp_state.db import Database
+from mcp_state.repositories.users import UserRepository
+
 pytestmark = pytest.mark.anyio
 
 ALL_TOOLS = set().union(*TOOLSETS.values())
@@ -29,7 +32,11 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def seeded(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    return seeded_copy(tmp_path)
+    path, tokens = seeded_copy(tmp_path)
+    with Database(path, idle_release=None) as db:  # the token actors are users: votes name a real user
+        for actor in ("write-bot", "admin-bot"):
+            UserRepository(db).create(actor, f"{actor}@example.com", actor)
+    return path, tokens
 
 
 @pytest.mark.parametrize("mode", MODES)

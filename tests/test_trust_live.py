@@ -12,7 +12,7 @@ import anyio
 import pytest
 from mcp import Client
 from mcp_types import LoggingMessageNotificationParams, ResourceUpdatedNotification
-from server_support import connect, seeded_copy
+from server_support import ANA, connect, seeded_copy
 from test_trust_conformance import HELPERS, REPO
 
 from mcp_state.server import ServerSettings, build_server
@@ -75,7 +75,7 @@ async def test_2026_listen(db_path: Path) -> None:
         assert not (caps.prompts and caps.prompts.list_changed)
         async with client.listen(resource_subscriptions=WATCHED) as events:
             assert not (
-                await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": 1})
+                await client.call_tool("vote_knowledge_item", {"item_id": "km_1", "vote": 1, "user_id": ANA})
             ).is_error
             got = []
             with anyio.fail_after(1):

@@ -63,8 +63,9 @@ def review_decision(call: Call, status: str | None) -> None:
 
 
 def script_owner(call: Call, script_id: str, owner: str | None) -> str:
-    """The owner of a (re)deployed script: the caller, unless admin acts for someone else."""
-    owner = acting_user(call, owner, "deploying a script")
+    """The owner of a (re)deployed script: the caller, unless admin acts for someone else (or redeploys
+    another user's script, which keeps its owner when none is given)."""
+    chosen = acting_user(call, owner, "deploying a script")
     current = call.repos.scripts.get(script_id)
     if current is not None and current["owner"] not in (None, call.actor):
         _require_admin(
@@ -72,4 +73,6 @@ def script_owner(call: Call, script_id: str, owner: str | None) -> str:
             f"redeploying script {script_id!r}, owned by {current['owner']},",
             "Deploy it under a new id",
         )
-    return owner
+        if owner is None:  # a redeploy by an admin keeps the script's owner unless told otherwise
+            return str(current["owner"])
+    return chosen

@@ -67,6 +67,11 @@ class DatabaseTokenVerifier:
         )
 
     def _touch(self, token_id: str) -> None:
+        # Only while this process has the file open: noting a use never waits for another
+        # process's lock (a call waiting behind it would wait twice). Skipped uses are noted on
+        # the next request that finds the file open (TokenCache forgets the skip, see below).
+        if not self.runtime.state.db.is_open:
+            raise DatabaseLockedError("the file is not open here; the use is noted on a later request")
         self.runtime.state.repos.tokens.touch(token_id)
 
 

@@ -97,3 +97,5 @@ class TokenCache:
             self._touch(token_id)
         except Exception as exc:  # the file may be held by another process; the use is noted later
             logger.info("could not note a token's use: %s", type(exc).__name__)
+            with self._lock:
+                self._used.pop(token_id, None)  # so the next request tries again

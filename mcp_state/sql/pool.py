@@ -28,6 +28,7 @@ from mcp_state.errors import (
     NotFoundError,
     QueryTimeoutError,
     StateError,
+    WorkerDiedError,
 )
 from mcp_state.sql.snapshot import Snapshot, TableState
 from mcp_state.sql.worker import FRAME_HEADER, write_frame
@@ -40,10 +41,6 @@ LOAD_TIMEOUT = 60.0
 _ERRORS: dict[str, type[StateError]] = {
     cls.kind: cls for cls in (InvalidSQLError, QueryTimeoutError, NotFoundError, InvalidArgumentError)
 }
-
-
-class WorkerDied(Exception):
-    """The worker ended without answering (killed at the deadline, or out of address space)."""
 
 
 class Worker:
@@ -86,7 +83,7 @@ class Worker:
         if reply is None:
             timed_out = self.process.poll() is None
             self.kill()
-            raise WorkerDied("timeout" if timed_out else "died")
+            raise WorkerDiedError("timeout" if timed_out else "died")
         if "ok" in reply:
             return reply["ok"]
         raise _error(str(reply.get("error")), str(reply.get("message", "")))
@@ -125,7 +122,7 @@ class WorkerPool:
             self._sync(worker, snapshot)
             try:
                 result = worker.call(request, timeout + KILL_GRACE)
-            except WorkerDied as died:
+            except WorkerDiedError as died:
                 if str(died) == "timeout":
                     raise QueryTimeoutError(
                         f"the query ran longer than the {timeout:g} s time limit and was stopped; narrow it: "
@@ -151,7 +148,7 @@ class WorkerPool:
                 return
             try:
                 worker.call(request, LOAD_TIMEOUT)
-            except WorkerDied:
+            except WorkerDiedError:
                 raise DatabaseUnavailableError(
                     "the SQL tool could not load a copy of the data within its memory ceiling; "
                     "retry, or give the SQL tool more memory (SqlEngine memory_ceiling)"
