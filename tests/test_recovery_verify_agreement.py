@@ -186,3 +186,25 @@ def test_restore_sets_the_replaced_tokens_file_aside_so_the_restored_state_agree
         "state.duckdb.tokens",
     ]
     assert not Path(f"{state}.tokens").exists() and verify(str(state)).problems == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["backup", "--to", "b"],
+        ["restore", "--from", "b"],
+        ["verify"],
+        ["recover"],
+        ["audit", "archive", "--before", "90d", "--to", "a"],
+    ],
+)
+def test_the_recovery_commands_default_to_the_file_serve_uses(command, monkeypatch, tmp_path):
+    from mcp_state.cli import build_parser
+    from mcp_state.commands.backup import db_path
+    from mcp_state.sharing import default_db_path
+
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    args = build_parser().parse_args(command)
+    assert db_path(args) == str(default_db_path().absolute())  # the user data folder, not ./data
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert db_path(args) == str(tmp_path / "state" / "system.duckdb")
