@@ -1,4 +1,5 @@
-"""``mcp-state backup`` while a real ``mcp-state serve`` (stdio) takes a steady stream of writes.
+"""``mcp-state backup`` while a real ``mcp-state serve`` takes a steady stream of writes: over
+stdio (one raw client, ``WINDOW`` calls in flight) and over HTTP (``WINDOW`` SDK clients).
 
 The backup asks the server to let go of the file (``mcp_state/sharing.py``), copies it after a
 checkpoint, and the server takes the file back. Checked: the backup succeeds while writes go on,
@@ -16,17 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import duckdb
 import pytest
-from fault_support import RawStdio, serving
-
-from mcp_state.db import Database
+from fault_support import RawStdio, ServeProcess, http_client, make_tokens, serving
 
 pytestmark = pytest.mark.slow
 
-WINDOW = 4  # calls in flight: a steady stream, not a flood
-BEFORE = 60  # acknowledged writes before the backup starts
-AFTER = 40  # acknowledged writes after it returned
+WINDOW = 4  # calls in flight (stdio) or clients (HTTP): a steady stream, not a flood
+BEFORE = 30  # acknowledged writes before the backup starts
+AFTER = 20  # acknowledged writes after it returned
 DEADLINE = 30.0
 
 
@@ -53,54 +53,97 @@ def write(n: int) -> tuple[str, dict[str, Any]]:
     return "log_audit_event", {"action": "load", "resource": key, "params": {"n": n}}
 
 
-def test_backup_during_a_steady_write_stream_to_a_running_server(tmp_path):
-    path = tmp_path / "state" / "system.duckdb"
-    with Database(path, idle_release=None):
-        pass  # an empty state file, with its schema
-    acked: dict[str, float] = {}  # key -> when its answer arrived (monotonic)
-    backup_window: dict[str, float] = {}
-    stop = threading.Event()
-    with serving(path, "stdio", tmp_path / "logs") as server:
-        raw = RawStdio(server)
-        raw.initialize()
-        in_flight: dict[int, str] = {}
-        n = 0
-        backup = tmp_path / "backups" / "live.duckdb"
-        result: dict[str, subprocess.CompletedProcess[str]] = {}
+class Backup:
+    """``mcp-state backup`` on a thread, started once; when it ran, and what it printed."""
 
-        def take_backup() -> None:
-            backup_window["start"] = time.monotonic()
-            result["done"] = cli("backup", "--db", str(path), "--to", str(backup))
-            backup_window["end"] = time.monotonic()
+    def __init__(self, path: Path, to: Path) -> None:
+        self.path, self.to = path, to
+        self.start = self.end = 0.0
+        self.done: subprocess.CompletedProcess[str] | None = None
+        self.thread = threading.Thread(target=self._run)
 
-        taker = threading.Thread(target=take_backup)
-        deadline = time.monotonic() + DEADLINE
-        while not stop.is_set():
-            assert time.monotonic() < deadline, f"no progress: {server.log()[-2000:]}"
-            while len(in_flight) < WINDOW:
+    def _run(self) -> None:
+        self.start = time.monotonic()
+        self.done = cli("backup", "--db", str(self.path), "--to", str(self.to))
+        self.end = time.monotonic()
+
+    def note(self, acked: dict[str, float]) -> bool:
+        """After each acknowledged write: start the backup after ``BEFORE``; True to stop."""
+        if len(acked) == BEFORE:
+            self.thread.start()
+        return self.end > 0 and sum(t > self.end for t in acked.values()) >= AFTER
+
+
+def stream_stdio(server: ServeProcess, backup: Backup) -> dict[str, float]:
+    """Writes with ``WINDOW`` calls in flight over a raw stdio pipe; key -> when acknowledged."""
+    raw = RawStdio(server)
+    raw.initialize()
+    acked: dict[str, float] = {}
+    in_flight: dict[int, str] = {}
+    n = 0
+    deadline = time.monotonic() + DEADLINE
+    stop = False
+    while not stop:
+        assert time.monotonic() < deadline, f"no progress: {server.log()[-2000:]}"
+        while len(in_flight) < WINDOW:
+            tool, arguments = write(n)
+            in_flight[raw.call_tool(tool, arguments)] = f"w{n}"
+            n += 1
+        message = raw.responses.get(timeout=DEADLINE)
+        assert message is not None, f"the server stopped: {server.log()[-2000:]}"
+        key = in_flight.pop(message["id"])
+        assert "error" not in message and not message["result"].get("isError"), (key, message)
+        acked[key] = time.monotonic()
+        stop = backup.note(acked)
+    for _ in in_flight:  # the last answers, so that the source is final
+        message = raw.responses.get(timeout=DEADLINE)
+        assert message is not None and not message["result"].get("isError"), message
+    return acked
+
+
+def stream_http(server: ServeProcess, token: str, backup: Backup) -> dict[str, float]:
+    """Writes from ``WINDOW`` SDK clients over HTTP, each one call at a time."""
+    acked: dict[str, float] = {}
+    counter = iter(range(10**9))
+    stop = anyio.Event()
+
+    async def client() -> None:
+        async with http_client(server.url, token, read_timeout=DEADLINE) as session:
+            while not stop.is_set():
+                n = next(counter)
                 tool, arguments = write(n)
-                in_flight[raw.call_tool(tool, arguments)] = f"w{n}"
-                n += 1
-            message = raw.responses.get(timeout=DEADLINE)
-            assert message is not None, f"the server stopped: {server.log()[-2000:]}"
-            key = in_flight.pop(message["id"])
-            assert "error" not in message and not message["result"].get("isError"), (key, message)
-            acked[key] = time.monotonic()
-            if len(acked) == BEFORE:
-                taker.start()
-            if "end" in backup_window and sum(t > backup_window["end"] for t in acked.values()) >= AFTER:
-                stop.set()
-        for _ in in_flight:  # the last answers, so that the source is final
-            message = raw.responses.get(timeout=DEADLINE)
-            assert message is not None and not message["result"].get("isError"), message
-        taker.join()
-    done = result["done"]
-    assert done.returncode == 0, done.stderr
-    assert "Backed up" in done.stdout and "Traceback" not in done.stderr
-    during = sum(backup_window["start"] < t < backup_window["end"] for t in acked.values())
+                result = await session.call_tool(tool, arguments)
+                assert not result.is_error, (n, result.content)
+                acked[f"w{n}"] = time.monotonic()
+                if backup.note(acked):
+                    stop.set()
 
-    copy, final = contents(backup), contents(path)
-    before = {key for key, t in acked.items() if t < backup_window["start"]}
+    async def main() -> None:
+        with anyio.fail_after(DEADLINE):
+            async with anyio.create_task_group() as group:
+                for _ in range(WINDOW):
+                    group.start_soon(client)
+
+    anyio.run(main)
+    return acked
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_backup_during_a_steady_write_stream_to_a_running_server(tmp_path, transport):
+    path = tmp_path / "state" / "system.duckdb"
+    token = make_tokens(path, {"loader": "write"})["loader"]  # creates the file and its schema
+    backup = Backup(path, tmp_path / "backups" / "live.duckdb")
+    with serving(path, transport, tmp_path / "logs") as server:
+        http = transport == "http"
+        acked = stream_http(server, token, backup) if http else stream_stdio(server, backup)
+        backup.thread.join()
+    done = backup.done
+    assert done is not None and done.returncode == 0, done and done.stderr
+    assert "Backed up" in done.stdout and "Traceback" not in done.stderr
+    during = sum(backup.start < t < backup.end for t in acked.values())
+
+    copy, final = contents(backup.to), contents(path)
+    before = {key for key, t in acked.items() if t < backup.start}
     events = {row[4]: row for row in copy["audit_log"] if row[3] == "load"}
     items = {row[0] for row in copy["knowledge_items"]}
     in_copy = set(events) | {item.removeprefix("km-") for item in items}
@@ -115,12 +158,12 @@ def test_backup_during_a_steady_write_stream_to_a_running_server(tmp_path):
     assert copy["knowledge_words"] == [row for row in final["knowledge_words"] if row[1] in items]
 
     restored = tmp_path / "restored" / "system.duckdb"
-    done = cli("restore", "--from", str(backup), "--db", str(restored))
+    done = cli("restore", "--from", str(backup.to), "--db", str(restored))
     assert done.returncode == 0, done.stderr
     checked = cli("verify", "--db", str(restored))
     assert checked.returncode == 0, checked.stderr
     assert contents(restored) == copy
     print(
-        f"backup took {backup_window['end'] - backup_window['start']:.2f}s; {len(acked)} writes "
+        f"{transport}: backup took {backup.end - backup.start:.2f}s; {len(acked)} writes "
         f"acknowledged, {during} of them while the backup ran; {len(in_copy)} in the copy"
     )
