@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from mcp_state import recovery
+from mcp_state import consistency, recovery
 from mcp_state.db import WRITE_LOCK, check_schema_version, connect, get_schema_version
 from mcp_state.errors import (
     DatabaseDamagedError,
@@ -30,9 +30,6 @@ from mcp_state.errors import (
 )
 from mcp_state.schema import LATEST_VERSION
 from mcp_state.walfile import commits_after_damage, scan_wal
-
-# Tables whose ``seq`` column is fed by a sequence: the counts must agree with it.
-SEQUENCED = {"audit_log": "audit_log_seq", "sync_history": "sync_history_seq"}
 
 
 def _copy_synced(source: str | os.PathLike[str] | int, target: Path) -> None:
@@ -107,7 +104,8 @@ def restore(source: str, db_path: str, *, force: bool = False) -> dict[str, Any]
         )
     kept = []
     suffix = f".before-restore-{recovery.stamp()}"
-    for path in (target, wal):
+    # The tokens file lists the replaced database's tokens: the HTTP server writes it anew.
+    for path in (target, wal, Path(f"{target}.tokens")):
         if path.exists():
             aside = Path(f"{path}{suffix}")
             os.replace(path, aside)
@@ -181,20 +179,9 @@ def _check(conn: duckdb.DuckDBPyConnection, report: Report) -> None:
         conn.execute(
             f"SELECT count(*) FROM {quoted} WHERE {column} = (SELECT {column} FROM {quoted} LIMIT 1)"
         )
-    for table, sequence in SEQUENCED.items():
-        if table not in report.rows:
-            continue
-        row = conn.execute(
-            f"SELECT count(*), count(DISTINCT seq), coalesce(max(seq), 0) FROM {table}"
-        ).fetchone()
-        last = conn.execute(
-            "SELECT coalesce(last_value, 0) FROM duckdb_sequences() WHERE sequence_name = ?", [sequence]
-        ).fetchone()
-        count, distinct, top = row if row else (0, 0, 0)
-        if count != distinct:
-            report.problems.append(f"{table}: {count - distinct} rows share a sequence number")
-        if last is not None and top > last[0]:
-            report.problems.append(f"{table}: row {top} is beyond its sequence ({last[0]})")
+    found = consistency.check(conn, report.path)
+    report.problems.extend(found.problems)
+    report.notes.extend(found.notes)
     if get_schema_version(conn) == 0:
         report.problems.append("no mcp-state schema in this file")
 

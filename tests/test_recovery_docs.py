@@ -15,8 +15,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "recovery.md"
 
 pytestmark = pytest.mark.slow
 
-# As a reader's shell: no DATA_DIR, so the default ./data applies.
-ENV = {name: value for name, value in os.environ.items() if name != "DATA_DIR"}
+# As the reader's shell the page describes: `export DATA_DIR=data` in the application's folder.
+ENV = {**os.environ, "DATA_DIR": "data"}
 
 
 def console_blocks(text: str) -> list[tuple[str, list[str]]]:

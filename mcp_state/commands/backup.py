@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-DB_HELP = "database file (default: $DATA_DIR/state/system.duckdb; DATA_DIR defaults to ./data)"
+from mcp_state.sharing import DB_HELP
 
 
 def register(subparsers: Any) -> None:
@@ -26,9 +26,12 @@ def register(subparsers: Any) -> None:
 
 
 def db_path(args: argparse.Namespace) -> str:
-    from mcp_state.db import system_db_path
+    """``--db``, else the file every other command uses by default (``sharing.default_db_path``)."""
+    from pathlib import Path
 
-    return str(args.db or system_db_path())
+    from mcp_state.sharing import default_db_path
+
+    return str(args.db or Path(default_db_path()).absolute())
 
 
 def run(args: argparse.Namespace) -> int:

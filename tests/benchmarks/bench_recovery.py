@@ -6,8 +6,12 @@
   (SIGKILL), ``--rounds`` times; the WAL size is taken before each restart. Ours (a start that
   replays a WAL checkpoints it) against raw DuckDB (which replays and keeps appending).
 - WAL under sustained writes: the largest WAL seen while one process writes without pause.
+- verify: ``mcp_state.backup.verify`` of the seeded state plus ``--items`` knowledge items (with
+  their word index and votes) and 1,000 synced tables of 10 runs each, against the same verify
+  without the agreement checks (``mcp_state.consistency``), alternated.
 
     python tests/benchmarks/bench_recovery.py [--rows 1000000] [--rounds 10] [--writes 300] [--quick]
+        [--parts backup,verify,wal]
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import textwrap
 import time
 from pathlib import Path
 
-from mcp_state.backup import backup
+from mcp_state import consistency
+from mcp_state.backup import backup, verify
 from mcp_state.db import Database, connect
 from mcp_state.repositories.audit import AuditRepository
+from mcp_state.schema import KNOWLEDGE_WORDS_OF
 
 OURS = textwrap.dedent(
     """
@@ -93,6 +99,55 @@ def bench_backup(folder: Path, rows: int, repetitions: int) -> None:
     print(f"ratio ours/plain (medians): {statistics.median(ours) / statistics.median(plain):.1f}x")
 
 
+def seed_agreeing(path: Path, items: int) -> None:
+    """Knowledge items with their word index and votes, and sync states with their history."""
+    conn = connect(path)
+    conn.execute(
+        """INSERT INTO knowledge_items (id, title, content, category, tags)
+           SELECT 'k' || i, 'Item ' || i || ' about orders', repeat('word' || (i % 500) || ' ', 40),
+                  'ops', ['t' || (i % 20)]::JSON FROM range(?) r(i)""",
+        [items],
+    )
+    conn.execute(KNOWLEDGE_WORDS_OF.format(where=""))
+    conn.execute(
+        """INSERT INTO knowledge_votes SELECT 'k' || i, 'u' || j, CASE WHEN j % 3 = 0 THEN -1 ELSE 1 END, NULL
+           FROM range(?) r(i), range(3) s(j)""",
+        [items],
+    )
+    conn.execute(
+        """INSERT INTO sync_history (id, table_id, synced_at, rows, status)
+           SELECT 'h' || t || '-' || r, 't' || t, now()::TIMESTAMP - INTERVAL (10 - r) MINUTE, r, 'ok'
+           FROM range(1000) a(t), range(10) b(r) ORDER BY r, t"""
+    )
+    conn.execute(
+        """INSERT INTO sync_state (table_id, last_sync, rows)
+           SELECT table_id, max(synced_at), 9 FROM sync_history GROUP BY table_id"""
+    )
+    conn.close()
+
+
+def bench_verify(folder: Path, rows: int, items: int, repetitions: int) -> None:
+    path = folder / "verify.duckdb"
+    seed(path, rows)
+    seed_agreeing(path, items)
+    checked = consistency.check
+    full: list[float] = []
+    bare: list[float] = []
+    for round_no in range(repetitions):
+        sides = [("full", full), ("bare", bare)]
+        for name, samples in sides if round_no % 2 == 0 else reversed(sides):
+            consistency.check = checked if name == "full" else (lambda conn, db_path: consistency.Findings())  # type: ignore[assignment]
+            start = time.perf_counter()
+            report = verify(str(path))
+            samples.append(time.perf_counter() - start)
+            assert report.problems == [], report.problems
+    consistency.check = checked  # type: ignore[assignment]
+    what = f"{rows} audit rows, {items} knowledge items, 10,000 sync runs"
+    print(f"verify of {what}, with the agreement checks: {summary(full, 's')}")
+    print(f"verify of {what}, without them:             {summary(bare, 's')}")
+    print(f"ratio with/without (medians): {statistics.median(full) / statistics.median(bare):.2f}x")
+
+
 def wal_sizes_across_crashes(folder: Path, script: str, rounds: int, writes: int) -> list[int]:
     path = folder / "crash.duckdb"
     connect(path).close()
@@ -127,13 +182,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--writes", type=int, default=300)
     parser.add_argument("--steady", type=int, default=4000, help="writes in the sustained-write run")
+    parser.add_argument("--items", type=int, default=20_000, help="knowledge items for the verify run")
+    parser.add_argument("--parts", default="backup,verify,wal", help="which measurements, comma-separated")
     parser.add_argument("--quick", action="store_true", help="100k rows, 4 rounds, 1000 sustained writes")
     args = parser.parse_args()
     if args.quick:
-        args.rows, args.rounds, args.steady = 100_000, 4, 1000
+        args.rows, args.rounds, args.steady, args.items = 100_000, 4, 1000, 2000
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as scratch:
         folder = Path(scratch)
-        bench_backup(folder, args.rows, args.repetitions)
+        if "backup" in parts:
+            bench_backup(folder, args.rows, args.repetitions)
+        if "verify" in parts:
+            bench_verify(folder, args.rows, args.items, args.repetitions)
+        if "wal" not in parts:
+            return
         for name, script in (("mcp-state", OURS), ("raw DuckDB", RAW)):
             run = folder / name.replace(" ", "-")
             run.mkdir()
