@@ -83,7 +83,7 @@ def schema_document(repos: Repos) -> dict[str, Any]:
             + ", ".join(sorted(REDACTED_FLAG_COLUMNS.get("users", {})))
             + " (true/false).",
             "audit_log is append-only; 'newest first' is commit order: seq DESC (sync_history too), "
-            "knowledge_items by change_seq DESC NULLS LAST.",
+            "knowledge_items by change_seq DESC.",
         ],
         "tables": list(tables.values()),
     }

@@ -1,0 +1,57 @@
+"""Every knowledge item has a ``change_seq`` (migration 5), so newest first is a plain column sort.
+
+Items from before (imported, or older than migration 4) are numbered without changing the
+order they listed in; the legacy import numbers the items it writes, newest by time first.
+"""
+
+from __future__ import annotations
+
+from mcp_state.db import apply_migrations, connect
+from mcp_state.legacy import migrate_all
+from mcp_state.repositories import KnowledgeRepository
+from tests.migration_support import FIXTURE
+
+
+def ids_in_order(conn) -> list[str]:
+    return [row["id"] for row in KnowledgeRepository(conn).list_summaries(limit=100)]
+
+
+def test_migration_5_numbers_the_items_without_changing_their_order(tmp_path):
+    conn = connect(tmp_path / "s.duckdb", migrate=False)
+    apply_migrations(conn, target=4)
+    conn.execute(
+        """INSERT INTO knowledge_items (id, title, created_at, updated_at, change_seq) VALUES
+           ('old-a', 'A', TIMESTAMP '2024-01-01', TIMESTAMP '2024-03-01', NULL),
+           ('old-b', 'B', TIMESTAMP '2024-02-01', NULL, NULL),
+           ('old-c', 'C', NULL, NULL, NULL),
+           ('old-d', 'D', TIMESTAMP '2024-03-01', TIMESTAMP '2024-03-01', NULL),
+           ('new-1', 'N1', TIMESTAMP '2020-01-01', TIMESTAMP '2020-01-01', nextval('knowledge_change_seq')),
+           ('new-2', 'N2', TIMESTAMP '2019-01-01', TIMESTAMP '2019-01-01', nextval('knowledge_change_seq'))"""
+    )
+    # The order before: changed here (newest change first), then the others newest by time, then by id.
+    before = ["new-2", "new-1", "old-a", "old-d", "old-b", "old-c"]
+    assert apply_migrations(conn) >= 5
+    assert conn.execute("SELECT count(*) FROM knowledge_items WHERE change_seq IS NULL").fetchone()[0] == 0
+    assert ids_in_order(conn) == before
+    # A row written without one still gets the next number, and lists first.
+    conn.execute("INSERT INTO knowledge_items (id, title) VALUES ('raw', 'R')")
+    assert ids_in_order(conn)[0] == "raw"
+    KnowledgeRepository(conn).update("old-c", title="C2")
+    assert ids_in_order(conn)[:2] == ["old-c", "raw"]
+    conn.close()
+
+
+def test_the_legacy_import_numbers_its_items_newest_first(tmp_path):
+    path = tmp_path / "s.duckdb"
+    migrate_all(FIXTURE, db_path=path)
+    conn = connect(path)
+    rows = conn.execute(
+        """SELECT id, change_seq, coalesce(updated_at, created_at) AS t FROM knowledge_items
+           ORDER BY change_seq DESC"""
+    ).fetchall()
+    assert rows and all(seq is not None for _, seq, _ in rows)
+    assert len({seq for _, seq, _ in rows}) == len(rows)
+    times = [t for _, _, t in rows if t is not None]
+    assert times == sorted(times, reverse=True)
+    assert ids_in_order(conn) == [row[0] for row in rows]
+    conn.close()
