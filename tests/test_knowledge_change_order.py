@@ -55,3 +55,26 @@ def test_the_legacy_import_numbers_its_items_newest_first(tmp_path):
     assert times == sorted(times, reverse=True)
     assert ids_in_order(conn) == [row[0] for row in rows]
     conn.close()
+
+
+def test_a_one_word_search_ranks_from_the_index_rows_alone(tmp_path):
+    """One word: no grouping, the same scores and order (title, then tags, then content; ties by id)."""
+    conn = connect(tmp_path / "s.duckdb")
+    repo = KnowledgeRepository(conn)
+    repo.create("c2", "Other", "about churn here", None)
+    repo.create("c1", "Other", "churn churn", None, status="approved")
+    repo.create("tg", "Other", "nothing", None, tags=["Churn"])
+    repo.create("ti", "Churn basics", "see content", None, tags=["churn"])
+    repo.create("no", "Unrelated", "revenue", None)
+    found = repo.search_ranked("CHURN", limit=10)
+    assert [(r["id"], r["score"]) for r in found] == [("ti", 1.75), ("tg", 1.25), ("c1", 1.0), ("c2", 1.0)]
+    assert "churn" in found[3]["snippet"]
+    assert [r["id"] for r in repo.search_ranked("churn", statuses=["approved"])] == ["c1"]
+    first = repo.search_ranked("churn", limit=2)
+    rest = repo.search_ranked("churn", limit=10, after=(first[-1]["score"], first[-1]["id"]))
+    assert [r["id"] for r in first + rest] == ["ti", "tg", "c1", "c2"]
+    # Two words still add up: an item with both ranks above those with one.
+    assert repo.search_ranked("churn revenue", limit=10)[0]["id"] == "ti"
+    repo.update("no", content="revenue and churn")
+    assert repo.search_ranked("churn revenue", limit=10)[0]["id"] == "no"
+    conn.close()
