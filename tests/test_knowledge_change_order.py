@@ -6,10 +6,11 @@ order they listed in; the legacy import numbers the items it writes, newest by t
 
 from __future__ import annotations
 
+from migration_support import FIXTURE, edit_json, legacy_copy
+
 from mcp_state.db import apply_migrations, connect
 from mcp_state.legacy import migrate_all
 from mcp_state.repositories import KnowledgeRepository
-from tests.migration_support import FIXTURE
 
 
 def ids_in_order(conn) -> list[str]:
@@ -54,6 +55,18 @@ def test_the_legacy_import_numbers_its_items_newest_first(tmp_path):
     times = [t for _, _, t in rows if t is not None]
     assert times == sorted(times, reverse=True)
     assert ids_in_order(conn) == [row[0] for row in rows]
+    conn.close()
+    # Importing again with one item changed: that item is the latest change and lists first.
+    source = legacy_copy(tmp_path)
+    last = rows[-1][0]
+    edit_json(
+        source / "corporate-memory/knowledge.json",
+        lambda items: next(i for i in items if i["id"] == last).update(title="Changed title"),
+    )
+    migrate_all(source, db_path=path)
+    conn = connect(path)
+    assert ids_in_order(conn)[0] == last
+    assert ids_in_order(conn)[1:] == [row[0] for row in rows[:-1]]
     conn.close()
 
 
