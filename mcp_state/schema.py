@@ -246,6 +246,17 @@ CREATE SEQUENCE IF NOT EXISTS knowledge_change_seq;
 ALTER TABLE knowledge_items ADD COLUMN change_seq BIGINT;
 """
 
+# Every knowledge item gets a ``change_seq``: newest first is then a sort on one plain column.
+# Items without one are numbered below all others, newest by time highest (the order they had).
+_V5_CHANGE_SEQ_EVERYWHERE = """
+ALTER TABLE knowledge_items ALTER COLUMN change_seq SET DEFAULT nextval('knowledge_change_seq');
+UPDATE knowledge_items AS k SET change_seq = n.seq
+FROM (SELECT id, -row_number() OVER (
+          ORDER BY coalesce(updated_at, created_at) DESC NULLS LAST, id) AS seq
+      FROM knowledge_items WHERE change_seq IS NULL) AS n
+WHERE k.id = n.id;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed schema: the state tables", _V1_SEED_SCHEMA),
     Migration(2, "api_tokens for HTTP bearer auth", _V2_API_TOKENS),
@@ -255,6 +266,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "knowledge_words index; commit order (knowledge change_seq, sync history note)",
         _V4_KNOWLEDGE_WORDS + _V4_COMMIT_ORDER,
     ),
+    Migration(5, "every knowledge item has a change_seq (a plain sort column)", _V5_CHANGE_SEQ_EVERYWHERE),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.anyio
 STATIC = {"state://schema", "state://sync", "state://audit/recent"}
 TEMPLATES = {
     "state://sync/{table_id}",
-    "state://sync/{table_id}/history",
+    "state://sync{?cursor}",
+    "state://sync/{table_id}/history{?cursor}",
+    "state://audit/recent{?cursor}",
     "state://knowledge/{item_id}",
     "state://users/{user_id}",
     "state://tables/{table_id}",
@@ -61,12 +63,13 @@ async def test_resources_list_and_read(db_path: Path, mode: str) -> None:
         assert users["password_hash"]["secret"] is True and users["email"]["type"] == "VARCHAR"
 
         overview = await read_json(client, "state://sync")
-        assert overview["total"] == 2 and overview["by_status"]["error"] == 1 and not overview["truncated"]
+        assert overview["total"] == 2 and overview["by_status"]["error"] == 1 and not overview["has_more"]
+        assert [t["table_id"] for t in overview["items"]] == ["customers", "orders"]
 
         state = await read_json(client, "state://sync/orders")
         assert state["rows"] == 120
         history = await read_json(client, "state://sync/orders/history")
-        assert history["total"] == 2 and [r["rows"] for r in history["runs"]] == [120, 100]
+        assert history["total"] == 2 and [r["rows"] for r in history["items"]] == [120, 100]
 
         item = await read_json(client, "state://knowledge/km_1")
         assert (item["title"], item["upvotes"], item["downvotes"]) == ("Revenue definition", 1, 1)
@@ -78,7 +81,39 @@ async def test_resources_list_and_read(db_path: Path, mode: str) -> None:
         assert table["profile"]["profile"]["row_count"] == 120 and table["sync_state"]["rows"] == 120
 
         recent = await read_json(client, "state://audit/recent")
-        assert recent["entries"][0]["action"] == "seeded"
+        assert recent["items"][0]["action"] == "seeded"
+
+
+async def test_paged_resources_page_with_the_tools_cursor(db_path: Path) -> None:
+    """state://sync, a table's history and the audit log page like their tools: cursor in the URI."""
+    async with connect(db_path) as client:
+        for n in range(120):  # more audit entries than a page, and more history runs
+            await client.call_tool("record_sync", {"table_id": "orders", "rows": n})
+        for uri, tool, args in (
+            ("state://audit/recent", "query_audit_log", {"limit": 50}),
+            ("state://sync/orders/history", "get_sync_history", {"table_id": "orders", "limit": 50}),
+        ):
+            first = await read_json(client, uri)
+            assert first["has_more"] and len(first["items"]) == 50 and first["total"] >= 120
+            listed = (await client.call_tool(tool, args)).structured_content
+            assert listed["next_cursor"] == first["next_cursor"]  # one page shape, one cursor
+            seen = [item["seq"] for item in first["items"]]
+            cursor = first["next_cursor"]
+            await client.call_tool("record_sync", {"table_id": "orders", "rows": 1})  # writes between pages
+            while cursor:
+                following = await read_json(client, f"{uri}?cursor={cursor}")
+                seen += [item["seq"] for item in following["items"]]
+                cursor = following["next_cursor"]
+                assert following["has_more"] == (cursor is not None)
+            assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) == first["total"]
+        overview = await read_json(
+            client,
+            "state://sync?cursor="
+            + (await client.call_tool("list_sync_states", {"limit": 1})).structured_content["next_cursor"],
+        )
+        assert [t["table_id"] for t in overview["items"]] == ["orders"] and not overview["has_more"]
+        with pytest.raises(MCPError, match="cursor"):
+            await client.read_resource("state://audit/recent?cursor=not-a-cursor")
 
 
 async def test_missing_resources_are_errors(db_path: Path, mode: str) -> None:

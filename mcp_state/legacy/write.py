@@ -7,7 +7,7 @@ from typing import Any
 from mcp_state.legacy.checks import count_of, differs_any, key_match
 from mcp_state.legacy.layout import KINDS, Kind
 from mcp_state.legacy.stage import Run
-from mcp_state.repositories.knowledge import reindex_sql
+from mcp_state.repositories.knowledge import NEXT_CHANGE, reindex_sql
 
 
 def write_all(run: Run, dry_run: bool) -> None:
@@ -43,6 +43,8 @@ def _write(run: Run, kind: Kind, dry_run: bool) -> None:
             )
         else:
             assignments = ", ".join(f"{c} = s.{c}" for c in kind.compared)
+            if kind.table == "knowledge_items":  # a changed item is a change in commit order
+                assignments += f", change_seq = {NEXT_CHANGE}"
             changed = count_of(
                 run.sql(
                     step,
@@ -63,6 +65,17 @@ def _write(run: Run, kind: Kind, dry_run: bool) -> None:
             params["first"] = first
             columns.append("seq")
             values.append("$base + s._n - $first")
+        if kind.table == "knowledge_items":
+            # New items get the next change numbers in the order of their own time (ties by id),
+            # so the import lists newest first, and the same files always number alike.
+            params["change_base"] = run.value(
+                f"SELECT min(v) FROM (SELECT {NEXT_CHANGE} AS v FROM range($n))", {"n": count}
+            )
+            columns.append("change_seq")
+            values.append(
+                "$change_base - 1 + row_number() OVER "
+                "(ORDER BY coalesce(s.updated_at, s.created_at) NULLS FIRST, s.id DESC)"
+            )
         run.sql(
             step,
             f"INSERT INTO {kind.table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {staged} s WHERE {new}",

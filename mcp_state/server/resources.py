@@ -31,19 +31,21 @@ from mcp_state.schema import (
 )
 from mcp_state.server.audit import redact
 from mcp_state.server.errors import resource_error
+from mcp_state.server.paging import after_of, page
 from mcp_state.server.results import DEFAULT_MAX_RESULT_CHARS, resource_text
 from mcp_state.server.shapes import found
 from mcp_state.server.state import Repos, Runtime
 from mcp_state.server.untrusted import TRUSTED_RESULTS
+from mcp_state.types import SYNC_STATUSES
 
 JSON = "application/json"
-OVERVIEW_LIMIT = 500
-RECENT = 50
+PAGE = 100  # tables a page of state://sync
+RECENT = 50  # runs or entries a page of the history and audit resources
 
 # Where each template's id comes from, for completions.
 TEMPLATE_IDS = {
     "state://sync/{table_id}": ("sync_state", "table_id"),
-    "state://sync/{table_id}/history": ("sync_state", "table_id"),
+    "state://sync/{table_id}/history{?cursor}": ("sync_state", "table_id"),
     "state://knowledge/{item_id}": ("knowledge_items", "id"),
     "state://users/{user_id}": ("users", "id"),
     "state://tables/{table_id}": ("table_registry", "id"),
@@ -83,7 +85,7 @@ def schema_document(repos: Repos) -> dict[str, Any]:
             + ", ".join(sorted(REDACTED_FLAG_COLUMNS.get("users", {})))
             + " (true/false).",
             "audit_log is append-only; 'newest first' is commit order: seq DESC (sync_history too), "
-            "knowledge_items by change_seq DESC NULLS LAST.",
+            "knowledge_items by change_seq DESC.",
         ],
         "tables": list(tables.values()),
     }
@@ -106,29 +108,38 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
     budget = runtime.settings.max_result_chars or DEFAULT_MAX_RESULT_CHARS
     served: set[str] = set()
 
-    def resource(uri: str, title: str, description: str) -> Callable[[Callable[..., Any]], Any]:
+    def resource(
+        uri: str, title: str, description: str, *, paged: bool = False
+    ) -> Callable[[Callable[..., Any]], Any]:
+        """Register ``fn`` at ``uri``; ``paged``: also at ``uri{?cursor}`` (a template), which
+        reads the page after a ``next_cursor`` (a paged template URI only has that form)."""
+
         def decorator(fn: Callable[..., Any]) -> Any:
             if not runtime.settings.serves(RESOURCE_TOOLSETS[uri]):
                 return fn  # --toolsets: only the resources of the toolsets served
-            served.add(uri)
-
-            def guarded(**kwargs: Any) -> str:
-                try:
-                    value = fn(runtime.state.repos, **kwargs)
-                except Exception as exc:
-                    raise resource_error(uri, exc) from None
-                return resource_text(value, budget, uri)
-
-            sig = _without_repos(fn)
-            guarded.__signature__ = sig  # type: ignore[attr-defined]
-            guarded.__annotations__ = {name: str for name in sig.parameters} | {"return": str}
-            guarded.__name__ = guarded.__qualname__ = fn.__name__
-            guarded.__doc__ = description
             # JSON, inside the untrusted-data boundary when it carries text written by others.
             mime = JSON if uri in TRUSTED_RESULTS else "text/plain"
-            return mcp.resource(uri, name=fn.__name__, title=title, description=description, mime_type=mime)(
-                guarded
-            )
+            sig = _without_repos(fn)
+            uris = [uri] if not paged else [f"{uri}{{?cursor}}"] if "{" in uri else [uri, f"{uri}{{?cursor}}"]
+            for registered in uris:
+                served.add(registered)
+                params = [p for p in sig.parameters.values() if p.name != "cursor" or "?cursor" in registered]
+
+                def guarded(**kwargs: Any) -> str:
+                    try:
+                        value = fn(runtime.state.repos, **kwargs)
+                    except Exception as exc:
+                        raise resource_error(uri, exc) from None
+                    return resource_text(value, budget, uri)
+
+                guarded.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+                guarded.__annotations__ = {p.name: p.annotation for p in params} | {"return": str}
+                guarded.__name__ = guarded.__qualname__ = fn.__name__
+                guarded.__doc__ = description
+                mcp.resource(
+                    registered, name=fn.__name__, title=title, description=description, mime_type=mime
+                )(guarded)
+            return fn
 
         return decorator
 
@@ -138,35 +149,42 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
     def schema(repos: Repos) -> Any:
         return schema_document(repos)
 
-    @resource("state://sync", "Sync overview", "Every table's latest sync status, with counts by status.")
-    def sync_overview(repos: Repos) -> Any:
-        states = repos.sync_state.get_all_states(limit=OVERVIEW_LIMIT + 1)
-        counts: dict[str, int] = {}
-        for status in ("ok", "error", "running", "skipped"):
-            counts[status] = repos.sync_state.count_states(status=status)
-        return {
-            "total": repos.sync_state.count_states(),
-            "by_status": counts,
-            "tables": [
-                {k: s[k] for k in ("table_id", "status", "last_sync", "rows", "error")}
-                for s in states[:OVERVIEW_LIMIT]
-            ],
-            "truncated": len(states) > OVERVIEW_LIMIT,
-        }
+    @resource(
+        "state://sync",
+        "Sync overview",
+        f"Every table's latest sync status with counts by status, {PAGE} tables a page (next_cursor: "
+        "read state://sync?cursor=…).",
+        paged=True,
+    )
+    def sync_overview(repos: Repos, cursor: str | None = None) -> Any:
+        rows = repos.sync_state.list_states(after=after_of("sync_states", cursor), limit=PAGE + 1)
+        counts = {status: repos.sync_state.count_states(status=status) for status in SYNC_STATUSES}
+        return page(
+            rows,
+            PAGE,
+            kind="sync_states",
+            key=lambda row: (row["table_id"],),
+            total=repos.sync_state.count_states(),
+            shape=lambda s: {k: s[k] for k in ("table_id", "status", "last_sync", "rows", "error")},
+            by_status=counts,
+        )
 
     @resource("state://sync/{table_id}", "Table sync state", "One table's latest sync.")
     def sync_table(repos: Repos, table_id: str) -> Any:
         return found(repos.sync_state.get_table_state(table_id), "sync state for table", table_id)
 
     @resource(
-        "state://sync/{table_id}/history", "Table sync history", f"One table's last {RECENT} sync runs."
+        "state://sync/{table_id}/history",
+        "Table sync history",
+        f"One table's sync runs, newest first, {RECENT} a page (next_cursor: add ?cursor=…).",
+        paged=True,
     )
-    def sync_history(repos: Repos, table_id: str) -> Any:
-        return {
-            "table_id": table_id,
-            "total": repos.sync_state.count_history(table_id),
-            "runs": repos.sync_state.get_sync_history(table_id, limit=RECENT),
-        }
+    def sync_history(repos: Repos, table_id: str, cursor: str | None = None) -> Any:
+        rows = repos.sync_state.history(table_id, after=after_of("sync_history", cursor), limit=RECENT + 1)
+        total = repos.sync_state.count_history(table_id)
+        return page(
+            rows, RECENT, kind="sync_history", key=lambda row: (row["seq"],), total=total, table_id=table_id
+        )
 
     @resource("state://knowledge/{item_id}", "Knowledge item", "A knowledge item with its vote counts.")
     def knowledge_item(repos: Repos, item_id: str) -> Any:
@@ -198,13 +216,23 @@ def register(mcp: MCPServer[Any], runtime: Runtime) -> None:
             "sync_state": repos.sync_state.get_table_state(table_id),
         }
 
-    @resource("state://audit/recent", "Recent audit log", f"The newest {RECENT} audit log entries.")
-    def audit_recent(repos: Repos) -> Any:
-        entries = repos.audit.query(limit=RECENT)
-        return {
-            "entries": [{**e, "params": redact(e["params"])} for e in entries],
-            "total": repos.audit.count(),
-        }
+    @resource(
+        "state://audit/recent",
+        "Recent audit log",
+        f"The audit log, newest first, {RECENT} entries a page (next_cursor: read "
+        "state://audit/recent?cursor=…).",
+        paged=True,
+    )
+    def audit_recent(repos: Repos, cursor: str | None = None) -> Any:
+        rows = repos.audit.query(limit=RECENT + 1, after=after_of("audit", cursor))
+        return page(
+            rows,
+            RECENT,
+            kind="audit",
+            key=lambda row: (row["seq"],),
+            total=repos.audit.count(),
+            shape=lambda e: {**e, "params": redact(e["params"])},
+        )
 
     @mcp.completion()
     async def complete(

@@ -42,6 +42,7 @@ TARGET = 3.0
 CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("list_knowledge_items", "list_knowledge_items", {}),
     ("search_knowledge", "search_knowledge", {"query": "revenue mrr"}),
+    ("search_knowledge(one word)", "search_knowledge", {"query": "revenue"}),
     ("get_knowledge_item", "get_knowledge_item", {"item_id": "k-7"}),
     ("get_sync_history", "get_sync_history", {}),
     ("get_sync_history(table)", "get_sync_history", {"table_id": "table_03"}),
