@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sql_support import seeded_db_path
 
+from mcp_state.errors import InvalidSQLError
 from mcp_state.gateway import Gateway
 from mcp_state.sql import SqlEngine, hardened_database
 from mcp_state.sql.snapshot import Snapshot
@@ -104,3 +105,12 @@ def test_the_engine_answers_from_fresh_copies_after_each_kind_of_write(db):
         assert engine.query("SELECT name FROM users WHERE id = 'u1'")["rows"] == [["Bea"]]
     finally:
         engine.close()
+
+
+def test_the_precheck_keeps_accepted_statements_only(db):
+    snapshot = Snapshot(db)
+    for _ in range(2):
+        snapshot.precheck("SELECT count(*) FROM users")
+        with pytest.raises(InvalidSQLError, match="not available"):
+            snapshot.precheck("SELECT * FROM main.users")
+    assert list(snapshot._accepted) == ["SELECT count(*) FROM users"]

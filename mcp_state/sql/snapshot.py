@@ -22,6 +22,7 @@ server holds the file (``db.py``) is a change here.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +31,7 @@ import duckdb
 from mcp_state.db import Database
 from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.guard import Catalog, check_statement, check_tree, statement_kind
+from mcp_state.sql.runner import VERDICTS_KEPT
 
 CHUNK_ROWS = 20_000
 # The worker's in-memory database, which a three-part name may name.
@@ -51,13 +53,14 @@ class Snapshot:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        # The views' state as last read, and the database's generation right after: while the
-        # generation stays the same, no operation (hence no write) and no reopening happened.
-        self._views: frozenset[str] | None = None
+        self._views: frozenset[str] | None = None  # their names, lower-case, for the precheck
         self._view_columns: dict[str, list[str]] = {}
         self._views_epoch: int | None = None  # the epoch _view_columns was read in
         self._parser = duckdb.connect(":memory:", config={"enable_external_access": False})
         self._parser_lock = threading.Lock()
+        # Statements the precheck accepted, with the views they were accepted against (as in the
+        # worker, a verdict depends on the text and the names it may read only).
+        self._accepted: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     def precheck(self, sql: str) -> None:
         """The gate, here too, before a statement goes to a worker: a refusal costs no worker
@@ -66,12 +69,15 @@ class Snapshot:
         without IN is left to the worker, which rewrites it."""
         views = self._views
         if views is None:
-            with self.db.session() as cursor:
+            with self.db.session(tracked=True) as cursor:  # reads only
                 views = frozenset(
                     str(row[0]).lower() for row in cursor.execute(_VIEWS_SQL, [REDACTED_SCHEMA]).fetchall()
                 )
             self._views = views
         with self._parser_lock:
+            if self._accepted.get(sql) == views:
+                self._accepted.move_to_end(sql)
+                return
             cursor = self._parser.cursor()
         try:
             statements = cursor.extract_statements(sql) if sql.lstrip()[:5].upper() == "PIVOT" else []
@@ -82,6 +88,10 @@ class Snapshot:
             check_tree(row[0] if row else "", Catalog(database=_WORKER_DATABASE, views=views))
         finally:
             cursor.close()
+        with self._parser_lock:
+            self._accepted[sql] = views
+            while len(self._accepted) > VERDICTS_KEPT:
+                self._accepted.popitem(last=False)
 
     def changes(self, held: dict[str, TableState]) -> Iterator[dict[str, Any]]:
         """The load requests that bring a worker holding ``held`` up to date; the last item is
