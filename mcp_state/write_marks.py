@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
+from functools import lru_cache
 
 # The target of INSERT [OR ...] INTO, UPDATE, DELETE FROM, MERGE INTO, TRUNCATE [TABLE].
 _TARGET = re.compile(
@@ -40,6 +41,7 @@ _PART = re.compile(r'"((?:[^"]|"")+)"|(\w+)')
 _WRITE_WORDS = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE|TRUNCATE)\b", re.IGNORECASE)
 
 
+@lru_cache(maxsize=2048)  # the repositories' statements are a fixed set of texts
 def tables_written(sql: str) -> frozenset[str] | None:
     """The lower-case names of the tables ``sql`` may write (empty: it writes none), or None
     when it may write something unnamed. ``UPDATE main.users SET ...`` -> ``{"users"}``."""
