@@ -29,6 +29,7 @@ from mcp_state import recovery, sharing
 from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, InvalidArgumentError, SchemaError
 from mcp_state.schema import LATEST_VERSION, apply_migrations, check_schema_version
 from mcp_state.schema import get_schema_version as get_schema_version  # the seed API's home for it
+from mcp_state.write_marks import WriteMarks
 
 SCHEMA_VERSION = LATEST_VERSION
 
@@ -275,6 +276,7 @@ class Database:
         self._generation = 0
         self._writers = 0
         self._uncached = read_cache <= 0
+        self.marks = WriteMarks()  # what changed, for the SQL tool's copies (see ``write_marks``)
         self._real_path = self.path if self.path == ":memory:" else _real(self.path)
         self.dirty = False  # written since the last checkpoint (see recovery.start_idle_checkpoints)
 
@@ -288,6 +290,7 @@ class Database:
         with self._state:
             self._uncached = True
             self._cache.clear()
+            self.marks.lose_track()
             return self._open()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
@@ -306,6 +309,7 @@ class Database:
                 self._conn = conn
                 self._opened_ns = time.time_ns()
                 self._changed()  # another process may have written while the file was closed
+                self.marks.new_epoch()
                 if self.path != ":memory:" and not (self._watcher and self._watcher.is_alive()):
                     self._watcher = threading.Thread(
                         target=self._watch, name="mcp-state-sharing", daemon=True
@@ -385,8 +389,11 @@ class Database:
             yield root
 
     @contextmanager
-    def _hold(self, *, writes: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, int | None]]:
-        """The root, kept open, and the generation a read's answer may be cached under (or None)."""
+    def _hold(
+        self, *, writes: bool, tracked: bool = False
+    ) -> Iterator[tuple[duckdb.DuckDBPyConnection, int | None]]:
+        """The root, kept open, and the generation a read's answer may be cached under (or None).
+        ``tracked``: the caller names the tables it writes (``marks.wrote``)."""
         depth = getattr(self._holding, "depth", 0)
         with self._state:
             while self._yielding and not depth:  # another process asked for the file: it goes first
@@ -409,6 +416,8 @@ class Database:
                 if writes:
                     self._writers -= 1
                     self._changed()
+                    if not tracked:
+                        self.marks.new_epoch()
                     self.dirty = True
                     recovery.after_write(self.path)  # before the caller is told the write is done
                 self._last_used = time.monotonic()
@@ -417,9 +426,10 @@ class Database:
                 self._state.notify_all()
 
     @contextmanager
-    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A fresh cursor for one operation; the file stays open until it is done."""
-        with self._hold(writes=True) as (root, _):
+    def session(self, *, tracked: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor for one operation; the file stays open until it is done. ``tracked``:
+        the caller names every table it writes with ``marks.wrote`` (as the gateway does)."""
+        with self._hold(writes=True, tracked=tracked) as (root, _):
             cursor = root.cursor()
             try:
                 yield cursor
@@ -430,6 +440,11 @@ class Database:
         """A cursor on the open database (keeps no idle accounting and turns the read cache
         off; prefer ``session()``)."""
         return self.open().cursor()
+
+    def write_marks(self) -> tuple[int, dict[str, int]] | None:
+        """``marks.read()``, or None while the file is closed (another process may write it
+        meanwhile) or also opened raw (``connect()``)."""
+        return None if self._conn is None or self._real_path in _RAW_PATHS else self.marks.read()
 
     # -- the read cache ------------------------------------------------------------------
     @property

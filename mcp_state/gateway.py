@@ -16,7 +16,7 @@ import copy
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ import duckdb
 from mcp_state.db import MISS, WRITE_LOCK, Database
 from mcp_state.errors import ConflictError, DatabaseUnavailableError, InvalidArgumentError
 from mcp_state.schema import JSON_COLUMNS
+from mcp_state.write_marks import tables_written
 
 Source = duckdb.DuckDBPyConnection | Database
 
@@ -162,11 +163,18 @@ def _constraint_message(message: str) -> str:
 class _Transaction:
     """A gateway transaction on this thread: its cursor, and whether BEGIN has been sent."""
 
-    __slots__ = ("begun", "cursor")
+    __slots__ = ("begun", "cursor", "written")
 
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cursor
         self.begun = False
+        self.written: set[str] | None = set()  # the tables its statements wrote (None: unknown)
+
+    def wrote(self, tables: frozenset[str] | None) -> None:
+        if tables is None or self.written is None:
+            self.written = None
+        else:
+            self.written |= tables
 
 
 class Gateway:
@@ -190,7 +198,7 @@ class Gateway:
             yield tx.cursor
             return
         if isinstance(self.source, Database):
-            with self.source.session() as cursor:
+            with self.source.session(tracked=True) as cursor:  # _run names the tables written
                 yield cursor
         else:
             cursor = self.source.cursor()
@@ -215,22 +223,25 @@ class Gateway:
             tx = _Transaction(cursor)
             _local.txs[self._key()] = tx
             try:
-                yield self
-            except BaseException:
+                try:
+                    yield self
+                except BaseException:
+                    _local.txs.pop(self._key(), None)
+                    if tx.begun:
+                        with suppress(duckdb.Error):
+                            cursor.execute("ROLLBACK")
+                    raise
                 _local.txs.pop(self._key(), None)
-                if tx.begun:
+                if not tx.begun:
+                    return
+                try:
+                    cursor.execute("COMMIT")
+                except duckdb.Error as exc:
                     with suppress(duckdb.Error):
                         cursor.execute("ROLLBACK")
-                raise
-            _local.txs.pop(self._key(), None)
-            if not tx.begun:
-                return
-            try:
-                cursor.execute("COMMIT")
-            except duckdb.Error as exc:
-                with suppress(duckdb.Error):
-                    cursor.execute("ROLLBACK")
-                raise _translate(exc) from exc
+                    raise _translate(exc) from exc
+            finally:
+                self._wrote(tx.written)  # once it ended: a reader never sees the mark first
 
     @property
     def in_transaction(self) -> bool:
@@ -241,6 +252,7 @@ class Gateway:
         self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]
     ) -> duckdb.DuckDBPyConnection:
         tx = self._active_tx()
+        written = tables_written(sql) if isinstance(self.source, Database) else frozenset()
         begin = tx is not None and not tx.begun
         if begin:
             # DuckDB binds parameters to the last statement: "BEGIN; <sql>" keeps them for <sql>.
@@ -259,6 +271,17 @@ class Gateway:
             if translated is exc:
                 raise
             raise translated from exc
+        finally:
+            if written is None or written:  # marked once the statement ran (it commits alone) ...
+                if tx is not None:
+                    tx.wrote(written)  # ... or once its transaction ended
+                else:
+                    self._wrote(written)
+
+    def _wrote(self, tables: Iterable[str] | None) -> None:
+        """Tell the ``Database`` which tables changed (its ``marks``; the SQL tool's copies follow them)."""
+        if isinstance(self.source, Database) and (tables is None or tables):
+            self.source.marks.wrote(tables)
 
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._cursor() as cursor:

@@ -57,6 +57,17 @@ def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
             "python_enable_replacements": False,
         },
     )
+    # The default database, "memory", again but compressed (as a file's tables are once
+    # checkpointed): filters and GROUP BYs over the copies then run as fast as over the file.
+    for statement in (
+        "ATTACH ':memory:' AS swap",
+        "USE swap",
+        "DETACH memory",
+        "ATTACH ':memory:' AS memory (COMPRESS)",
+        "USE memory",
+        "DETACH swap",
+    ):
+        conn.execute(statement)
     conn.execute(f"CREATE SCHEMA {quote_identifier(REDACTED_SCHEMA)}")
     conn.execute(f"SET search_path = '{REDACTED_SCHEMA}'")
     conn.execute("SET enable_external_access = false")
@@ -74,6 +85,7 @@ class Runner:
         self._catalog: Catalog | None = None
         self._verdicts: OrderedDict[str, str] = OrderedDict()
         self._watchdog = Watchdog(conn.interrupt)
+        self._compressed = True  # every copy is checkpointed (compressed) since the last load
 
     # -- the snapshot ----------------------------------------------------------------
     def load(self, table: str, columns: list[list[str]], rows: str, replace: bool) -> None:
@@ -95,6 +107,7 @@ class Runner:
         )
         self._catalog = None
         self._verdicts.clear()
+        self._compressed = False
 
     def drop(self, table: str) -> None:
         self.conn.execute(f"DROP TABLE IF EXISTS {_table(table)}")
@@ -178,6 +191,9 @@ class Runner:
     def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
         cursor = self.conn  # one call at a time: the connection whose search path is set
         try:
+            if not self._compressed:  # once after the loads of a sync, before the first statement
+                cursor.execute("CHECKPOINT")
+                self._compressed = True
             cursor.execute("BEGIN TRANSACTION READ ONLY")
             self._watchdog.arm(self.timeout)
             yield cursor

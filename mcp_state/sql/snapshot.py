@@ -2,21 +2,27 @@
 
 The worker process never opens the database file; it gets copies of the redacted views'
 rows from here, as JSON in chunks of ``CHUNK_ROWS`` rows (the server never holds a whole
-table as text). ``changes`` compares each view's fingerprint (row count and the sum of its
-rows' hashes; for the append-only tables with a ``seq`` column, the count and the lowest and
-highest ``seq``) with what a worker holds and sends only what differs: nothing for
-an unchanged view, only the new rows of a view that was appended to (``seq`` grew and the
-rows before are unchanged, as with the audit log), the whole view otherwise.
+table as text). ``changes`` sends a worker only what differs from what it holds:
+
+- a view whose table was not written since the worker's copy was read is not read at all:
+  ``Database.write_marks`` gives each table a counter that the gateway moves with every
+  write (after it committed), within an epoch that changes whenever something may have been
+  written unseen (each opening of the file; a write outside the gateway). A call after
+  unrelated operations, or none, costs no query on the database;
+- a view whose table was written, or any view in a new epoch, is fingerprinted (row count
+  and the sum of its rows' hashes; for the append-only tables with a ``seq`` column, the
+  count and the lowest and highest ``seq``): an equal fingerprint sends nothing, only new
+  rows are sent for a table that was appended to (``seq`` grew and the rows before are
+  unchanged, as with the audit log), the whole view otherwise.
 
 This is the only module of ``mcp_state.sql`` that touches ``Database``: a change in how the
-server holds the file (``db.py``) is a change here. It reads ``Database._generation`` (which
-every operation and every reopening bumps) to skip the fingerprints when nothing at all ran
-on the database since the last call.
+server holds the file (``db.py``) is a change here.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +31,7 @@ import duckdb
 from mcp_state.db import Database
 from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.guard import Catalog, check_statement, check_tree, statement_kind
+from mcp_state.sql.runner import VERDICTS_KEPT
 
 CHUNK_ROWS = 20_000
 # The worker's in-memory database, which a three-part name may name.
@@ -46,12 +53,14 @@ class Snapshot:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        # The views' state as last read, and the database's generation right after: while the
-        # generation stays the same, no operation (hence no write) and no reopening happened.
-        self._last: tuple[int, dict[str, TableState]] | None = None
-        self._views: frozenset[str] | None = None
+        self._views: frozenset[str] | None = None  # their names, lower-case, for the precheck
+        self._view_columns: dict[str, list[str]] = {}
+        self._views_epoch: int | None = None  # the epoch _view_columns was read in
         self._parser = duckdb.connect(":memory:", config={"enable_external_access": False})
         self._parser_lock = threading.Lock()
+        # Statements the precheck accepted, with the views they were accepted against (as in the
+        # worker, a verdict depends on the text and the names it may read only).
+        self._accepted: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     def precheck(self, sql: str) -> None:
         """The gate, here too, before a statement goes to a worker: a refusal costs no worker
@@ -60,12 +69,15 @@ class Snapshot:
         without IN is left to the worker, which rewrites it."""
         views = self._views
         if views is None:
-            with self.db.session() as cursor:
+            with self.db.session(tracked=True) as cursor:  # reads only
                 views = frozenset(
                     str(row[0]).lower() for row in cursor.execute(_VIEWS_SQL, [REDACTED_SCHEMA]).fetchall()
                 )
             self._views = views
         with self._parser_lock:
+            if self._accepted.get(sql) == views:
+                self._accepted.move_to_end(sql)
+                return
             cursor = self._parser.cursor()
         try:
             statements = cursor.extract_statements(sql) if sql.lstrip()[:5].upper() == "PIVOT" else []
@@ -76,29 +88,39 @@ class Snapshot:
             check_tree(row[0] if row else "", Catalog(database=_WORKER_DATABASE, views=views))
         finally:
             cursor.close()
+        with self._parser_lock:
+            self._accepted[sql] = views
+            while len(self._accepted) > VERDICTS_KEPT:
+                self._accepted.popitem(last=False)
 
     def changes(self, held: dict[str, TableState]) -> Iterator[dict[str, Any]]:
         """The load requests that bring a worker holding ``held`` up to date; the last item is
-        ``{"op": "state", "state": ...}``, what it holds afterwards (not sent to the worker)."""
-        last = self._last
-        if last is not None and last[0] == self.db._generation and last[1] == held:
-            yield {"op": "state", "state": held}  # nothing ran on the database since: no scan
-            return
-        before = self.db._generation
-        with self.db.session() as cursor:
-            views = {
-                str(name): list(cols)
-                for name, cols in cursor.execute(_VIEWS_SQL, [REDACTED_SCHEMA]).fetchall()
-            }
+        ``{"op": "state", "state": ...}``, what it holds afterwards (not sent to the worker).
+
+        A view whose table's write mark (``Database.write_marks``) is the one the worker's copy
+        was read under is not read at all; when no view's is, the database is not touched."""
+        marks = self.db.write_marks()
+        if marks is not None and held and self._views_epoch == marks[0]:
+            stale = [name for name in self._view_columns if _mark(marks, name) != _held_mark(held, name)]
+            if not stale and held.keys() == self._view_columns.keys():
+                yield {"op": "state", "state": held}  # no table written since: no scan
+                return
+        with self.db.session(tracked=True) as cursor:  # reads only
+            marks = self.db.write_marks()  # again, now that the file is open: before any data is read
+            views = self._read_views(cursor, marks)
             state: dict[str, TableState] = {}
             for name, columns in views.items():
+                old = held.get(name)
+                mark = _mark(marks, name)
+                if old is not None and mark is not None and old.get("mark") == mark:
+                    state[name] = old  # not written since the worker's copy was read
+                    continue
                 seq = "seq" in columns
                 row = cursor.execute(
                     f"SELECT {_fingerprint(seq)}, {'max(seq)' if seq else 'NULL'} FROM {_view(name)} AS t"
                 ).fetchone()
                 assert row is not None
-                state[name] = {"fp": row[0], "seq": row[1]}
-                old = held.get(name)
+                state[name] = {"fp": row[0], "seq": row[1], "mark": mark}
                 if old is not None and old["fp"] == row[0]:
                     continue
                 since = old["seq"] if old is not None and seq and old.get("seq") is not None else None
@@ -112,11 +134,32 @@ class Snapshot:
             for name in held:
                 if name not in views:
                     yield {"op": "drop", "table": name}
-        self._views = frozenset(name.lower() for name in views)
-        after = self.db._generation
-        # Kept only if nothing else held the database meanwhile (a session counts two changes).
-        self._last = (after, state) if after == before + 2 else None
         yield {"op": "state", "state": state}
+
+    def _read_views(self, cursor: Any, marks: tuple[int, dict[str, int]] | None) -> dict[str, list[str]]:
+        """The redacted views and their columns; read again only in a new epoch (views change
+        only by DDL, which starts one)."""
+        if marks is None or self._views_epoch != marks[0]:
+            self._view_columns = {
+                str(name): list(cols)
+                for name, cols in cursor.execute(_VIEWS_SQL, [REDACTED_SCHEMA]).fetchall()
+            }
+            self._views = frozenset(name.lower() for name in self._view_columns)
+            self._views_epoch = None if marks is None else marks[0]
+        return self._view_columns
+
+
+def _mark(marks: tuple[int, dict[str, int]] | None, view: str) -> list[int] | None:
+    """The write mark of the table behind ``view`` (each redacted view reads the table of its
+    name in ``main``): [epoch, counter], or None when writes are not followed."""
+    if marks is None:
+        return None
+    return [marks[0], marks[1].get(view.lower(), 0)]
+
+
+def _held_mark(held: dict[str, TableState], view: str) -> Any:
+    state = held.get(view)
+    return None if state is None else state.get("mark")
 
 
 def _chunks(cursor: Any, name: str, since: Any) -> Iterator[dict[str, Any]]:
