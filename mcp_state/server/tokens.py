@@ -8,7 +8,10 @@ revoked, by any process. It looks at the file (one ``stat``) at most every
 wrong token costs a ``stat`` and a dictionary lookup, never the database's lock.
 
 A token's last use is still written to the database, at most once a minute per token, on a
-background thread, and only for accepted tokens.
+background thread, and only for accepted tokens: once no token has been checked for
+``QUIET_SECONDS`` (at the latest ``MAX_DEFER_SECONDS`` after the use), so that the write does
+not run beside the call it was noted for. Written at once, it made the first call after an
+agent's pause (the first use of the minute) about 10 ms slower over HTTP.
 """
 
 from __future__ import annotations
@@ -28,12 +31,16 @@ logger = logging.getLogger("mcp_state.server")
 RECHECK_SECONDS = 0.5
 MISS_RECHECK_SECONDS = 0.05
 MAX_TOKEN_CHARS = 200
+QUIET_SECONDS = 1.0  # a token's use is written once no token was checked for this long
+MAX_DEFER_SECONDS = 30.0  # ... or this long after the use, whatever the traffic
 
 
 class TokenCache:
     """Active tokens by hash, following the published file of the database at ``db_path``."""
 
-    def __init__(self, db_path: str, touch: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, db_path: str, touch: Callable[[str], None] | None = None, quiet: float = QUIET_SECONDS
+    ) -> None:
         path = token_file(db_path)
         if path is None:
             raise ValueError("bearer tokens need a database file (not :memory:)")
@@ -44,6 +51,10 @@ class TokenCache:
         self._seen: tuple[int, int, int] | None = None
         self._checked = 0.0
         self._used: dict[str, float] = {}
+        self._quiet = quiet
+        self._pending: set[str] = set()  # uses noted, not yet written
+        self._last_check = 0.0  # monotonic time of the last accepted token
+        self._writer: threading.Thread | None = None
 
     def lookup(self, token: str) -> dict[str, str] | None:
         """``{id, actor, scope}`` of an active token, or None."""
@@ -86,10 +97,29 @@ class TokenCache:
             return
         now = time.monotonic()
         with self._lock:
+            self._last_check = now
             if now - self._used.get(token_id, -1e9) < LAST_USED_RESOLUTION.total_seconds():
                 return
             self._used[token_id] = now
-        threading.Thread(target=self._touch_quietly, args=(token_id,), daemon=True).start()
+            self._pending.add(token_id)
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_uses, args=(now,), name="mcp-state-token-use", daemon=True
+                )
+                self._writer.start()
+
+    def _write_uses(self, since: float) -> None:
+        """Once the requests pause (or ``MAX_DEFER_SECONDS`` after ``since``), write the uses noted."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                wait = min(self._last_check + self._quiet, since + MAX_DEFER_SECONDS) - now
+                if wait <= 0:
+                    pending, self._pending, self._writer = sorted(self._pending), set(), None
+                    break
+            time.sleep(wait)
+        for token_id in pending:
+            self._touch_quietly(token_id)
 
     def _touch_quietly(self, token_id: str) -> None:
         assert self._touch is not None
