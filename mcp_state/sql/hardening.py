@@ -49,6 +49,19 @@ REQUIRED_SETTINGS: dict[str, bool] = {
 }
 
 
+# Settings every SQL instance gets, the server's hardened one and the worker's in-memory one:
+# no extension is installed or loaded, no secret persists, and a table name never reads a
+# Python variable (a DataFrame in some caller's frame).
+NO_EXTENSIONS_OR_SECRETS: dict[str, Any] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "allow_persistent_secrets": False,
+    "python_enable_replacements": False,
+}
+
+
 def hardened_config(
     path: str | os.PathLike[str] = "",
     *,
@@ -64,13 +77,7 @@ def hardened_config(
         # Files: the database file, its WAL and its spill directory only. Blocks read_csv,
         # read_text, glob, COPY, EXPORT DATABASE, ATTACH of a file, INSTALL, LOAD of a file.
         "enable_external_access": False,
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "allow_community_extensions": False,
-        "allow_unsigned_extensions": False,
-        "allow_persistent_secrets": False,
-        # A table name never reads a Python variable (a DataFrame in some caller's frame).
-        "python_enable_replacements": False,
+        **NO_EXTENSIONS_OR_SECRETS,
         "memory_limit": memory_limit,
         # A query that spills (a big sort) may not fill the disk the state is written to.
         "max_temp_directory_size": DEFAULT_SPILL_LIMIT,

@@ -35,6 +35,7 @@ from mcp_state.sql.guard import (
     check_tree,
     statement_kind,
 )
+from mcp_state.sql.hardening import NO_EXTENSIONS_OR_SECRETS
 from mcp_state.sql.pivot import rewrite_pivot
 
 # Accepted statements whose verdict is kept (per loaded snapshot), most recently used first.
@@ -49,12 +50,7 @@ def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
             "memory_limit": memory_limit,
             "threads": threads,
             "temp_directory": "",  # nothing spills to disk
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "allow_community_extensions": False,
-            "allow_unsigned_extensions": False,
-            "allow_persistent_secrets": False,
-            "python_enable_replacements": False,
+            **NO_EXTENSIONS_OR_SECRETS,
         },
     )
     # The default database, "memory", again but compressed (as a file's tables are once
