@@ -3,6 +3,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pg_support import PostgresTally, mark_postgres_items
+from pg_support import backend as backend  # fixtures: each backend in turn, a fresh database
+from pg_support import db_location as db_location
+from pg_support import pg_url as pg_url
 
 from mcp_state.db import get_system_db
 
@@ -36,3 +40,11 @@ def db_conn(tmp_path):
     conn = get_system_db()
     yield conn
     conn.close()
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(PostgresTally(), "mcp-state-postgres-tally")
+
+
+def pytest_collection_modifyitems(config, items):
+    mark_postgres_items(items)
