@@ -8,7 +8,7 @@ from pg_support import backend as backend  # fixtures: each backend in turn, a f
 from pg_support import db_location as db_location
 from pg_support import pg_url as pg_url
 
-from mcp_state.db import get_system_db
+from mcp_state.db import Database, get_system_db
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "mcp_state" / "sample_data"
 
@@ -34,8 +34,14 @@ def npx() -> str:
 
 
 @pytest.fixture
-def db_conn(tmp_path):
-    """A fresh DuckDB file with the schema (the seed plan's fixture)."""
+def db_conn(tmp_path, backend, request):
+    """A fresh database with the schema (the seed plan's fixture), on each backend in turn: a
+    DuckDB file's connection, or a PostgreSQL ``Database`` (repositories take either)."""
+    if backend == "postgres":
+        db = Database(request.getfixturevalue("pg_url"))
+        yield db
+        db.close()
+        return
     os.environ["DATA_DIR"] = str(tmp_path / "data")
     conn = get_system_db()
     yield conn
