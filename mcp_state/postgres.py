@@ -246,8 +246,7 @@ class PostgresDatabase(Database):
             self._closed = True
             pool, self._pool = self._pool, None
             root, self._root = self._root, None
-        if self._listener is not None and self._listener is not threading.current_thread():
-            self._listener.join(timeout=5)
+        # The listener notices within half a second and closes its connection (not waited for).
         if root is not None:
             root.close()
         if pool is not None:
