@@ -11,16 +11,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from pg_support import with_database
 
+from mcp_state import schema, schema_pg
 from mcp_state.db import Database
 from mcp_state.errors import DatabaseUnavailableError, SchemaError, TransientConflictError
 from mcp_state.gateway import Gateway
-from mcp_state.postgres import PostgresDatabase, shown_url
+from mcp_state.migrations import apply_migrations, get_schema_version
+from mcp_state.postgres import PostgresDatabase, connect, shown_url
 from mcp_state.repositories import (
     KnowledgeRepository,
     PendingCodeRepository,
@@ -28,7 +32,7 @@ from mcp_state.repositories import (
     SyncStateRepository,
     UserRepository,
 )
-from mcp_state.schema import LATEST_VERSION
+from mcp_state.schema import LATEST_VERSION, Migration
 
 THREADS = 8
 
@@ -184,6 +188,30 @@ def test_a_database_newer_than_the_code_is_refused(pg_url):
         Database(pg_url).open()
 
 
+def test_a_failing_migration_is_rolled_back_whole(pg_url, monkeypatch):
+    good = Migration(LATEST_VERSION + 1, "a good one", "")
+    broken = Migration(LATEST_VERSION + 2, "a broken one", "")
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, good, broken))
+    monkeypatch.setitem(schema_pg.MIGRATIONS, good.version, "CREATE TABLE extra_good (x INTEGER);")
+    # DDL and a data change first, then a failure: PostgreSQL rolls back all of it, DDL included.
+    monkeypatch.setitem(
+        schema_pg.MIGRATIONS,
+        broken.version,
+        "CREATE TABLE extra_broken (x INTEGER); ALTER TABLE users ADD COLUMN nickname VARCHAR; "
+        "INSERT INTO no_such_table VALUES (1);",
+    )
+    conn = connect(pg_url)
+    try:
+        with pytest.raises(SchemaError, match=f"stays at version {good.version}"):
+            apply_migrations(conn, target=broken.version)
+        assert get_schema_version(conn) == good.version
+        names = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert "extra_good" in names and "extra_broken" not in names
+        assert "nickname" not in UserRepository(conn).create("u1", "a@b.c", "A")
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("problem", ["refused", "password"])
 def test_an_unreachable_server_is_one_line_without_the_password(pg_state_url, problem):
     if problem == "refused":
@@ -198,6 +226,29 @@ def test_an_unreachable_server_is_one_line_without_the_password(pg_state_url, pr
     assert "\n" not in message and "s3cr3t" not in message
     assert message.startswith("cannot connect to the PostgreSQL database postgresql://")
     assert ("refused" if problem == "refused" else "password authentication failed") in message
+
+
+def test_timestamps_are_utc_whatever_the_session_zone(pg_state_url):
+    # A server or role whose zone is Tokyo: mcp-state's sessions still run in UTC, and the
+    # column defaults store UTC even for rows another program inserts from a Tokyo session.
+    url = pg_state_url + ("&" if "?" in pg_state_url else "?") + "options=-c%20TimeZone%3DAsia/Tokyo"
+    db = Database(url)
+    try:
+        gateway = Gateway(db)
+        assert gateway.fetch_value("SELECT current_setting('TimeZone')") == "UTC"
+        with psycopg.connect(url, autocommit=True) as other:
+            assert other.execute("SELECT current_setting('TimeZone')").fetchone() == ("Asia/Tokyo",)
+            other.execute("INSERT INTO audit_log (id, action) VALUES ('tokyo', 'x')")
+        gateway.execute("INSERT INTO audit_log (id, action) VALUES ('ours', 'x')")
+        now = datetime.now(UTC)
+        for stamp in gateway.fetch_all("SELECT timestamp FROM audit_log"):
+            assert abs(stamp["timestamp"] - now) < timedelta(minutes=5)
+        given = datetime(2024, 6, 1, 21, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+        SyncStateRepository(db).record("t", synced_at=given)
+        assert SyncStateRepository(db).get_last_sync("t") == datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+        assert gateway.fetch_value("SELECT now()").utcoffset() == timedelta(0)
+    finally:
+        db.close()
 
 
 def test_writes_of_another_database_move_the_marks(dbs):
