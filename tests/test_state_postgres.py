@@ -8,10 +8,15 @@ objects, each with its own pool, as separate processes would have.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -274,3 +279,22 @@ def test_placeholders_leave_literals_and_percent_signs_alone(dbs):
     KnowledgeRepository(db).create("k1", "Growth of 50% in a year?", "body", "metrics")
     KnowledgeRepository(db).create("k2", "Growth of 50 in a year", "body", "metrics")
     assert [i["id"] for i in KnowledgeRepository(db).search("50%")] == ["k1"]
+
+
+def test_the_pages_example_prints_what_it_says(pg_state_url, tmp_path):
+    """docs/postgres.md, "Choosing it in Python": runs as shown, printing what its comments say."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "postgres.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.DOTALL).group(1)  # type: ignore[union-attr]
+    expected = [line.split("#", 1)[1].strip() for line in code.splitlines() if line.startswith("print(")]
+    env = dict(os.environ, MCP_STATE_DATABASE_URL=pg_state_url, TZ="Asia/Tokyo")
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == expected
