@@ -23,10 +23,11 @@ from mcp_state.schema import COLUMN_DESCRIPTIONS, KNOWLEDGE_WORDS_OF, Migration
 _IO_FAILURE = re.compile(
     r"No space left on device|Could not write file|Read-only file system|Permission denied"
 )
-# The channel PostgreSQL transactions announce the tables they wrote on (``Dialect.announce``).
+# The channel PostgreSQL transactions announce the tables they wrote on (``Dialect.commit``): the
+# payload is "<origin>|<table>,<table>..." (the writer's ``Database.origin``), "*" for any table.
 CHANNEL = "mcp_state_changes"
 ALL_TABLES = "*"
-MIGRATION_LOCK = 0x6D63705F7374  # the advisory lock of schema migrations on PostgreSQL ("mcp_st")  # the payload when a transaction may have written tables it cannot name
+MIGRATION_LOCK = 0x6D63705F7374  # the advisory lock of schema migrations on PostgreSQL ("mcp_st")
 
 
 def is_postgres_url(location: object) -> bool:
@@ -61,7 +62,7 @@ class Dialect:
     # An ``INSERT ... ON CONFLICT DO UPDATE`` (else: an UPDATE, then an INSERT if it matched nothing).
     native_upsert = False
     # A lone write statement runs without BEGIN/COMMIT (it commits alone, durably); else it gets a
-    # transaction of its own, where its writes are announced (``announce``).
+    # transaction of its own, where its writes are announced (``commit``).
     lone_writes = True
     # Transient errors (``TransientConflictError``) can happen: a unit of work is retried on them.
     transient_errors = False
@@ -98,8 +99,10 @@ class Dialect:
             return int(row[0]) if row else 0
         return 0
 
-    def announce(self, cursor: Any, tables: frozenset[str] | set[str] | None) -> None:
-        """Tell other processes, in the committing transaction, which tables it wrote."""
+    def commit(self, tables: frozenset[str] | set[str] | None, origin: str = "") -> str:
+        """The statement that commits a transaction that wrote ``tables`` (None: unknown ones),
+        telling other processes which (``origin``: the writer, so that it can skip its own)."""
+        return "COMMIT"
 
     def migration_text(self, migration: Migration) -> str:
         return migration.sql
@@ -211,9 +214,12 @@ class PostgresDialect(Dialect):
     def rows_changed(self, result: Any) -> int:
         return max(0, int(result.rowcount))
 
-    def announce(self, cursor: Any, tables: frozenset[str] | set[str] | None) -> None:
-        payload = ALL_TABLES if tables is None else ",".join(sorted(tables))
-        cursor.execute("SELECT pg_notify(?, ?)", [CHANNEL, payload])
+    def commit(self, tables: frozenset[str] | set[str] | None, origin: str = "") -> str:
+        if tables is not None and not tables:
+            return "COMMIT"
+        payload = origin + "|" + (ALL_TABLES if tables is None else ",".join(sorted(tables)))
+        literal = "'" + payload.replace("'", "''") + "'"
+        return f"SELECT pg_notify('{CHANNEL}', {literal}); COMMIT"  # one round trip for both
 
     def migration_text(self, migration: Migration) -> str:
         if migration.postgres is None:

@@ -256,20 +256,25 @@ def test_timestamps_are_utc_whatever_the_session_zone(pg_state_url):
         db.close()
 
 
-def test_writes_of_another_database_move_the_marks(dbs):
+def test_writes_of_another_database_move_the_marks_and_reach_its_watchers(dbs):
     watcher, writer = dbs
+    heard: list[frozenset[str] | None] = []
+    watcher.watch(heard.append)
     watcher.open()
     assert watcher._listening.wait(5)
+    heard.clear()
     before = watcher.write_marks()
     assert before is not None
+    UserRepository(watcher).create("u0", "z@example.com", "Z")  # its own write: marked, not heard
     UserRepository(writer).create("u1", "a@example.com", "A")
-    for _ in range(50):
-        now = watcher.write_marks()
-        if now is not None and now[1].get("users", 0) > before[1].get("users", 0):
+    KnowledgeRepository(writer).create("k1", "T", "C", "c")
+    for _ in range(100):
+        if len(heard) >= 2:
             break
         threading.Event().wait(0.05)
-    else:
-        pytest.fail(f"the other Database's write never reached the marks: {before} -> {now}")
+    assert heard == [frozenset({"users"}), frozenset({"knowledge_items", "knowledge_words"})]
+    now = watcher.write_marks()
+    assert now is not None and now[1]["users"] == before[1].get("users", 0) + 2
 
 
 def test_placeholders_leave_literals_and_percent_signs_alone(dbs):
