@@ -44,10 +44,9 @@ def constraint_message(message: str) -> str:
     return "the change breaks a rule of the schema and was not applied"
 
 
-def unsaved(reason: str) -> DatabaseUnavailableError:
+def unsaved(reason: str, fix: str = "Free space or fix the file's permissions") -> DatabaseUnavailableError:
     return DatabaseUnavailableError(
-        f"the change was not saved: {reason}; nothing was changed and earlier data is intact. "
-        "Free space or fix the file's permissions, then retry."
+        f"the change was not saved: {reason}; nothing was changed and earlier data is intact. {fix}, then retry."
     )
 
 
@@ -201,7 +200,7 @@ class PostgresDialect(Dialect):
         if state.startswith("23"):
             return ConflictError(constraint_message(str(exc)))
         if state in ("53100", "53200"):
-            return unsaved("the database server is out of disk space or memory")
+            return unsaved("the database server is out of disk space or memory", "Free space on the server")
         if state == "25006":
             return DatabaseUnavailableError("the database is open read-only: the change was not saved")
         if isinstance(exc, psycopg_pool.PoolTimeout) or state.startswith(("08", "57P")):

@@ -303,3 +303,16 @@ def test_the_pages_example_prints_what_it_says(pg_state_url, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == expected
+
+
+def test_a_read_only_database_reads_and_refuses_writes(pg_state_url):
+    with Database(pg_state_url) as db:
+        UserRepository(db).create("u1", "a@example.com", "A")
+    reader = Database(pg_state_url, read_only=True)
+    try:
+        assert UserRepository(reader).get_by_id("u1")["email"] == "a@example.com"
+        with pytest.raises(DatabaseUnavailableError, match="read-only"):
+            UserRepository(reader).create("u2", "b@example.com", "B")
+        assert UserRepository(reader).count() == 1
+    finally:
+        reader.close()
