@@ -106,9 +106,20 @@ class Dialect:
     def migration_text(self, migration: Migration) -> str:
         return migration.sql
 
-    def lock_schema(self, conn: Any) -> None:
-        """Inside a migration's transaction: wait until no other process is migrating (DuckDB:
-        no other process can have the file open)."""
+    def schema_version(self, conn: Any) -> int:
+        """The newest migration applied on ``conn``'s database, 0 without a schema."""
+        import duckdb
+
+        try:
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        except duckdb.CatalogException:
+            return 0
+        return int(row[0]) if row and row[0] else 0
+
+    def lock_schema(self, conn: Any) -> bool:
+        """Inside a migration's transaction: wait until no other process is migrating; True when
+        another may have migrated meanwhile (DuckDB: no other process can have the file open)."""
+        return False
 
     # -- SQL text --------------------------------------------------------------------------
     def columns_except(self, table: str, excluded: Sequence[str]) -> str:
@@ -228,8 +239,18 @@ class PostgresDialect(Dialect):
             )
         return migration.postgres
 
-    def lock_schema(self, conn: Any) -> None:
+    def lock_schema(self, conn: Any) -> bool:
         conn.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
+        return True
+
+    def schema_version(self, conn: Any) -> int:
+        # A failed statement would abort the migration's transaction: look the table up first, in
+        # the catalog as of now (to_regclass's cache may predate another opener's commit).
+        found = conn.execute(
+            "SELECT count(*) FROM pg_catalog.pg_tables "
+            "WHERE tablename = 'schema_version' AND schemaname = current_schema()"
+        ).fetchone()
+        return super().schema_version(conn) if found and found[0] else 0
 
     def columns_except(self, table: str, excluded: Sequence[str]) -> str:
         if not excluded:
