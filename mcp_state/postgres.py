@@ -267,12 +267,14 @@ class PostgresDatabase(Database):
 
     def _listen(self) -> None:
         """Feed ``marks`` (and the watchers) with the tables other writers' transactions announced."""
+        pause = 0.5
         while not self._closed:
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._heard(None)  # whatever happened before listening went unseen
                     self._listening.set()
+                    pause = 0.5
                     while not self._closed:
                         for note in conn.notifies(timeout=0.5):
                             origin, _, names = note.payload.rpartition("|")
@@ -282,10 +284,12 @@ class PostgresDatabase(Database):
                                 )
                                 self._heard(tables)
             except psycopg.Error:
-                self._listening.clear()
-                self._heard(None)
+                if self._listening.is_set():
+                    self._listening.clear()
+                    self._heard(None)
+                pause = min(pause * 2, 30.0)  # the server may be restarting: try again, less and less often
                 if not self._closed:
-                    threading.Event().wait(1.0)
+                    threading.Event().wait(pause)
 
     def _heard(self, tables: frozenset[str] | None) -> None:
         self.marks.wrote(tables)

@@ -26,7 +26,12 @@ from pg_support import with_database
 
 from mcp_state import schema, schema_pg
 from mcp_state.db import Database
-from mcp_state.errors import DatabaseUnavailableError, SchemaError, TransientConflictError
+from mcp_state.errors import (
+    DatabaseUnavailableError,
+    InvalidArgumentError,
+    SchemaError,
+    TransientConflictError,
+)
 from mcp_state.gateway import Gateway
 from mcp_state.migrations import apply_migrations, get_schema_version
 from mcp_state.postgres import PostgresDatabase, connect, shown_url
@@ -316,3 +321,10 @@ def test_a_read_only_database_reads_and_refuses_writes(pg_state_url):
         assert UserRepository(reader).count() == 1
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("value", ["0", "ten", "-1"])
+def test_a_pool_size_that_is_not_a_count_is_refused(monkeypatch, value):
+    monkeypatch.setenv("MCP_STATE_PG_POOL_MAX", value)
+    with pytest.raises(InvalidArgumentError, match="MCP_STATE_PG_POOL_MAX must be a whole number"):
+        Database("postgresql://someone@127.0.0.1:1/state")  # refused before any connection
