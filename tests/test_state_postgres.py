@@ -264,8 +264,7 @@ def test_timestamps_are_utc_whatever_the_session_zone(pg_state_url):
 def test_writes_of_another_database_move_the_marks_and_reach_its_watchers(dbs):
     watcher, writer = dbs
     heard: list[frozenset[str] | None] = []
-    watcher.watch(heard.append)
-    watcher.open()
+    watcher.watch(heard.append)  # starts listening
     assert watcher._listening.wait(5)
     heard.clear()
     before = watcher.write_marks()
