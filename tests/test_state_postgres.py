@@ -327,3 +327,11 @@ def test_a_pool_size_that_is_not_a_count_is_refused(monkeypatch, value):
     monkeypatch.setenv("MCP_STATE_PG_POOL_MAX", value)
     with pytest.raises(InvalidArgumentError, match="MCP_STATE_PG_POOL_MAX must be a whole number"):
         Database("postgresql://someone@127.0.0.1:1/state")  # refused before any connection
+
+
+def test_every_migration_has_its_postgresql_text():
+    missing = [m.version for m in schema.MIGRATIONS if not m.postgres]
+    assert not missing, (
+        f"migrations {missing} have no PostgreSQL text: add them to mcp_state/schema_pg.MIGRATIONS "
+        "(port(duckdb_text) converts plain DDL; write what DuckDB says differently by hand)"
+    )
