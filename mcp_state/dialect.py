@@ -303,7 +303,7 @@ def dialect_of(source: object) -> Dialect:
 
 @lru_cache(maxsize=4096)  # the repositories' statements are a fixed set of texts
 def _percent_style(sql: str) -> str:
-    """``?`` -> ``%s`` and ``%`` -> ``%%``, outside string literals, quoted names and comments."""
+    """``?`` -> ``%s`` (outside string literals, quoted names and comments) and ``%`` -> ``%%``."""
     out: list[str] = []
     i, n = 0, len(sql)
     while i < n:
@@ -320,9 +320,10 @@ def _percent_style(sql: str) -> str:
             out.append(sql[i : end + 1].replace("%", "%%"))
             i = end + 1
             continue
-        if sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
+        if sql.startswith(("--", "/*"), i):
+            line = sql.startswith("--", i)
+            end = sql.find("\n" if line else "*/", i + 2)
+            end = n if end < 0 else end + (0 if line else 2)
             out.append(sql[i:end].replace("%", "%%"))
             i = end
             continue
