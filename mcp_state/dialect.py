@@ -288,7 +288,7 @@ class PostgresDialect(Dialect):
         return f"ARRAY(SELECT m[1] FROM regexp_matches(lower({expr}), '{schema_pg.WORD}', 'g') AS m)"
 
     def knowledge_words_of(self, where: str) -> str:
-        return schema_pg.KNOWLEDGE_WORDS_OF.format(where=where)
+        return schema_pg.WORDS_OF.format(where=where)
 
 
 DUCKDB = Dialect()
