@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ import duckdb
 
 from mcp_state import recovery
 from mcp_state.db import WRITE_LOCK, Database
-from mcp_state.errors import InvalidArgumentError
+from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError
 
 ARCHIVE_ENV = "MCP_STATE_AUDIT_ARCHIVE"
 ARCHIVE_PATTERN = "audit-*.parquet"
@@ -147,8 +148,9 @@ class ArchiveReader:
         found = []
         try:
             for path in self.folder.glob(ARCHIVE_PATTERN):
-                info = path.stat()
-                found.append((path.name, info.st_size, info.st_mtime_ns))
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode):  # files only: a link could lead anywhere
+                    found.append((path.name, info.st_size, info.st_mtime_ns))
         except OSError:
             return []
         return sorted(found)
@@ -180,6 +182,12 @@ class ArchiveReader:
             conn.execute("SET enable_external_access = false")
             conn.execute("SET lock_configuration = true")
             yield conn, source
+        except duckdb.Error as exc:
+            message = " ".join(str(exc).split())[:300]
+            raise DatabaseUnavailableError(
+                f"the audit archive in {self.folder} could not be read ({message}); move the damaged "
+                f"audit-*.parquet file out of that folder, or point {ARCHIVE_ENV} to another folder"
+            ) from None
         finally:
             conn.close()
 

@@ -124,3 +124,26 @@ def test_a_missing_or_empty_archive_folder_is_an_empty_table(tmp_path, monkeypat
     assert not counts.is_error and counts.structured_content["rows"] == [[0, 10, 10]]
     names = [t["name"] for t in listed.structured_content["tables"]]
     assert {"audit_archive", "audit_all", "audit_log"} <= set(names)
+
+
+def test_a_damaged_archive_file_is_named_and_a_link_is_not_followed(tmp_path, monkeypatch):
+    monkeypatch.delenv(ARCHIVE_ENV, raising=False)
+    path, folder = archived_db(tmp_path)
+    outside = tmp_path / "outside.parquet"
+    conn = duckdb.connect()
+    conn.execute(f"COPY (SELECT 'x1' AS id, 7::BIGINT AS seq) TO '{outside}' (FORMAT parquet)")
+    conn.close()
+    (folder / "audit-000000000007-000000000007.parquet").symlink_to(outside)
+
+    async def body(client):
+        linked = await client.call_tool("sql_query", {"sql": "SELECT count(*) FROM audit_archive"})
+        (folder / "audit-000000000009-000000000009.parquet").write_bytes(b"not parquet")
+        damaged = await client.call_tool("sql_query", {"sql": "SELECT count(*) FROM audit_archive"})
+        other = await client.call_tool("sql_query", {"sql": "SELECT count(*) FROM users"})
+        return linked, damaged, other
+
+    linked, damaged, other = with_client(make_server(path), body)
+    assert linked.structured_content["rows"] == [[3]]  # the link is not read
+    assert damaged.is_error and f"the audit archive in {folder} could not be read" in result_text(damaged)
+    assert "audit-*.parquet file out of that folder" in result_text(damaged)
+    assert other.structured_content["rows"] == [[4]]  # a statement not naming the archive is not hurt
