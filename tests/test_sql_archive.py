@@ -4,15 +4,19 @@ archived rows together; a missing or empty archive folder is an empty table, not
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
-from sql_support import CANARIES, make_server, result_text, seeded_db_path, with_client
+from recovery_support import cli
+from sql_support import CANARIES, make_server, replay, result_text, seeded_db_path, with_client
 
 from mcp_state.archive import ARCHIVE_ENV, archive_audit, archive_folder
 from mcp_state.db import Database
+from mcp_state.sql import hardened_database
+from mcp_state.sql.snapshot import Snapshot
 
 COUNTS = (
     "SELECT (SELECT count(*) FROM audit_archive), (SELECT count(*) FROM audit_log), "
@@ -147,3 +151,38 @@ def test_a_damaged_archive_file_is_named_and_a_link_is_not_followed(tmp_path, mo
     assert damaged.is_error and f"the audit archive in {folder} could not be read" in result_text(damaged)
     assert "audit-*.parquet file out of that folder" in result_text(damaged)
     assert other.structured_content["rows"] == [[4]]  # a statement not naming the archive is not hurt
+
+
+@pytest.mark.slow
+def test_another_process_archives_between_two_chunks_of_a_copy(tmp_path, monkeypatch):
+    """The copy lets go of the file between chunks when another process asks (here
+    `mcp-state audit archive`, which deletes rows the copy had read); the copy starts again
+    and ends equal to the table."""
+    monkeypatch.delenv(ARCHIVE_ENV, raising=False)
+    monkeypatch.setattr("mcp_state.sql.snapshot.CHUNK_ROWS", 3)
+    path = seeded_db_path(tmp_path / "data")
+    with hardened_database(path, idle_release=None) as db:
+        copy = Snapshot(db).changes({}, frozenset({"audit_log"}))
+        requests = [next(copy)]
+        while requests[-1]["op"] != "load" or requests[-1]["parts"][0] == b"[]":
+            requests.append(next(copy))
+        assert db.is_open  # the file is open, no operation in flight: the other process asks for it
+        started = time.monotonic()
+        done = cli(
+            "audit",
+            "archive",
+            "--before",
+            "2026-03-21",
+            "--db",
+            str(path),
+            env={"MCP_STATE_LOCK_TIMEOUT": "5"},
+        )
+        waited = time.monotonic() - started
+        assert done.returncode == 0 and "Archived 3 audit rows" in done.stdout, done.stderr
+        requests += list(copy)
+        loads = [r["replace"] for r in requests if r["op"] == "load" and r["table"] == "audit_log"]
+        assert loads == [True, True, True, False, False]  # declared, first chunk, then all again
+        copied = replay(requests[:-1])["audit_log"]
+        with db.session() as cursor:
+            assert copied == cursor.execute("SELECT * FROM redacted.audit_log ORDER BY ALL").fetchall()
+    assert len(copied) == 7 and waited < 5

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from sql_support import seeded_db_path
+from sql_support import replay, seeded_db_path
 
 from mcp_state.errors import InvalidSQLError
 from mcp_state.gateway import Gateway
@@ -136,21 +136,6 @@ def test_only_the_views_a_statement_reads_are_copied(db):
     assert {table for table, _, rows in loads if rows} >= {"knowledge_items", "sync_history", "api_tokens"}
 
 
-def replay(db, requests) -> dict[str, list[Any]]:
-    """Feed the loads to a real worker runner; its copies' rows, by table."""
-    from mcp_state.sql.runner import Runner, connect
-
-    runner = Runner(connect("256MB", 1), 5.0)
-    for request in requests:
-        if request["op"] == "load":
-            parts = [part.decode() for part in request["parts"]]
-            runner.load(request["table"], request["columns"], parts, request["replace"])
-    return {
-        t: runner.conn.execute(f'SELECT * FROM redacted."{t}" ORDER BY ALL').fetchall()
-        for t in runner.columns
-    }
-
-
 def test_a_chunked_copy_lets_go_of_the_file_between_chunks_and_stays_consistent(db, monkeypatch):
     monkeypatch.setattr("mcp_state.sql.snapshot.CHUNK_ROWS", 3)
     gateway = Gateway(db)
@@ -167,7 +152,7 @@ def test_a_chunked_copy_lets_go_of_the_file_between_chunks_and_stays_consistent(
         )
     requests += list(copy)
     assert requests[-1]["state"]["audit_log"]["seq"] == 10  # the copy ends where the table did when it began
-    rows = replay(db, requests[:-1])["audit_log"]
+    rows = replay(requests[:-1])["audit_log"]
     assert [row[0] for row in sorted(rows, key=lambda r: r[-1])] == [f"a{i:02d}" for i in range(1, 11)]
     assert sum(1 for r in requests if r.get("table") == "audit_log" and r["op"] == "load") == 1 + 4
     # Rows the copy had read were deleted (as audit archive does) between two chunks: it starts again.
@@ -184,4 +169,4 @@ def test_a_chunked_copy_lets_go_of_the_file_between_chunks_and_stays_consistent(
     ]
     assert loads[1:] == [(True, 3), (True, 3), (False, 3), (False, 3)]  # the first try, then all again
     expected = db.cursor().execute("SELECT * FROM redacted.audit_log ORDER BY ALL").fetchall()
-    assert replay(db, requests[:-1])["audit_log"] == expected
+    assert replay(requests[:-1])["audit_log"] == expected
