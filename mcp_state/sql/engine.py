@@ -81,7 +81,7 @@ class SqlEngine:
         started = time.perf_counter()
         limit = self._check_limit(limit)
         check_size(sql, self.max_sql_chars)
-        self._precheck(sql)
+        reads = self._precheck(sql)
         result = self._run(
             {
                 "op": "query",
@@ -89,7 +89,8 @@ class SqlEngine:
                 "limit": limit,
                 "max_output_chars": self.max_output_chars,
                 "max_limit": self.max_limit,
-            }
+            },
+            reads,
         )
         result["elapsed_ms"] = _elapsed_ms(started)
         return cast(SqlQueryResult, result)
@@ -98,27 +99,27 @@ class SqlEngine:
         """DuckDB's plan of one read-only statement; the statement itself is not run."""
         started = time.perf_counter()
         check_size(sql, self.max_sql_chars)
-        self._precheck(sql)
-        result = self._run({"op": "explain", "sql": sql})
+        result = self._run({"op": "explain", "sql": sql}, self._precheck(sql))
         result["elapsed_ms"] = _elapsed_ms(started)
         return cast(SqlExplainResult, result)
 
     def schema(self, table: str | None = None) -> SqlSchemaResult:
         """The redacted views the SQL tool reads: columns, types and descriptions."""
-        return cast(SqlSchemaResult, self._run({"op": "schema", "table": table}))
+        return cast(SqlSchemaResult, self._run({"op": "schema", "table": table}, frozenset()))
 
     def close(self) -> None:
         """Stop the worker processes (a later call starts new ones)."""
         self.pool.close()
 
-    def _precheck(self, sql: str) -> None:
+    def _precheck(self, sql: str) -> frozenset[str] | None:
+        """The views ``sql`` reads (None: every view), or a refusal."""
         try:
-            self.snapshot.precheck(sql)
+            return self.snapshot.precheck(sql)
         except duckdb.Error as exc:
             raise InvalidSQLError(f"the statement could not be checked: {message_of(exc)}") from None
 
-    def _run(self, request: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.pool.run(self.snapshot, request, self.timeout)
+    def _run(self, request: dict[str, Any], reads: frozenset[str] | None) -> dict[str, Any]:
+        result: dict[str, Any] = self.pool.run(self.snapshot, request, self.timeout, reads)
         return result
 
     def _check_limit(self, limit: int) -> int:

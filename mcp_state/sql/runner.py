@@ -41,6 +41,17 @@ from mcp_state.sql.pivot import rewrite_pivot
 # Accepted statements whose verdict is kept (per loaded snapshot), most recently used first.
 VERDICTS_KEPT = 512
 
+# Tables of the SQL tool that are not views of the database (``snapshot`` fills them): name ->
+# (the view whose columns and column descriptions it has, its description).
+ARCHIVE = "audit_archive"
+SQL_ONLY_TABLES: dict[str, tuple[str, str]] = {
+    ARCHIVE: (
+        "audit_log",
+        "Audit rows moved out of audit_log by `mcp-state audit archive` (its Parquet files), same columns.",
+    ),
+    "audit_all": ("audit_log", "Every audit row, live (audit_log) or archived (audit_archive)."),
+}
+
 
 def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
     """The worker's in-memory instance, locked before any data or statement reaches it."""
@@ -78,15 +89,17 @@ class Runner:
         self.conn = conn
         self.timeout = timeout
         self.columns: dict[str, list[tuple[str, str]]] = {}
+        self._views: set[str] = set()  # the copies that are views over others (``union``)
         self._catalog: Catalog | None = None
         self._verdicts: OrderedDict[str, str] = OrderedDict()
         self._watchdog = Watchdog(conn.interrupt)
         self._compressed = True  # every copy is checkpointed (compressed) since the last load
 
     # -- the snapshot ----------------------------------------------------------------
-    def load(self, table: str, columns: list[list[str]], rows: str, replace: bool) -> None:
-        """Add ``rows`` (a JSON array of row objects) to the copy of ``table``; ``replace``
-        starts the copy afresh with these ``columns`` (``[[name, type], ...]``)."""
+    def load(self, table: str, columns: list[list[str]], parts: list[str], replace: bool) -> None:
+        """Add rows to the copy of ``table``: ``parts`` has one JSON array per column, of the
+        column's values as text (``["1", null]``), all of one length. ``replace`` starts the copy
+        afresh with these ``columns`` (``[[name, type], ...]``)."""
         if replace or table not in self.columns:
             self.drop(table)
             typed = [(str(c), str(t)) for c, t in columns]
@@ -94,22 +107,35 @@ class Runner:
             self.conn.execute(f"CREATE TABLE {_table(table)} ({struct})")
             self.columns[table] = typed
         typed = self.columns[table]
-        struct = ", ".join(f"{quote_identifier(c)} {t}" for c, t in typed)
-        picks = ", ".join(f"r.{quote_identifier(c)}" for c, _ in typed)
-        self.conn.execute(
-            f"INSERT INTO {_table(table)} SELECT {picks} "
-            f"FROM (SELECT unnest(CAST($1::JSON AS STRUCT({struct})[])) AS r)",
-            [rows],
-        )
+        if len(parts) != len(typed):
+            raise ValueError(f"{len(parts)} columns sent for {table}, which has {len(typed)}")
+        if any(part != "[]" for part in parts):
+            picks = ", ".join(
+                f"CAST(unnest(CAST(${i}::JSON AS VARCHAR[])) AS {t})" for i, (_, t) in enumerate(typed, 1)
+            )
+            self.conn.execute(f"INSERT INTO {_table(table)} SELECT {picks}", parts)
+        self._changed()
+
+    def union(self, table: str, of: list[str]) -> None:
+        """``table`` as a view over the copies ``of`` (their rows one after the other, by column name)."""
+        self.drop(table)
+        body = " UNION ALL BY NAME ".join(f"SELECT * FROM {_table(name)}" for name in of)
+        self.conn.execute(f"CREATE VIEW {_table(table)} AS {body}")
+        self.columns[table] = list(self.columns[of[0]])
+        self._views.add(table)
+        self._changed()
+
+    def _changed(self) -> None:
         self._catalog = None
         self._verdicts.clear()
         self._compressed = False
 
     def drop(self, table: str) -> None:
-        self.conn.execute(f"DROP TABLE IF EXISTS {_table(table)}")
+        kind = "VIEW" if table in self._views else "TABLE"
+        self.conn.execute(f"DROP {kind} IF EXISTS {_table(table)}")
         self.columns.pop(table, None)
-        self._catalog = None
-        self._verdicts.clear()
+        self._views.discard(table)
+        self._changed()
 
     # -- the three operations ---------------------------------------------------------
     def query(self, sql: str, limit: int, max_output_chars: int, max_limit: int) -> dict[str, Any]:
@@ -171,7 +197,7 @@ class Runner:
         return {
             "schema": REDACTED_SCHEMA,
             "tables": [
-                {"name": name, "description": TABLE_DESCRIPTIONS.get(name, ""), "columns": cols}
+                {"name": name, "description": _table_description(name), "columns": cols}
                 for name, cols in sorted(tables.items())
             ],
             "note": (
@@ -312,7 +338,12 @@ def _table(name: str) -> str:
     return f"{quote_identifier(REDACTED_SCHEMA)}.{quote_identifier(name)}"
 
 
+def _table_description(table: str) -> str:
+    return TABLE_DESCRIPTIONS.get(table) or SQL_ONLY_TABLES.get(table, ("", ""))[1]
+
+
 def _describe(table: str, column: str) -> str:
+    table = SQL_ONLY_TABLES.get(table, (table, ""))[0]
     return COLUMN_DESCRIPTIONS.get(table, {}).get(column) or REDACTED_FLAG_COLUMNS.get(table, {}).get(
         column, ""
     )
