@@ -50,7 +50,7 @@ from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.guard import Catalog, check_statement, check_tree, statement_kind
 from mcp_state.sql.runner import ARCHIVE, VERDICTS_KEPT, quote_identifier
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 25_000
 # Restarts of a chunked copy (its rows changed under it) before the last try holds the file.
 REDOS = 2
 # The worker's in-memory database, which a three-part name may name.
