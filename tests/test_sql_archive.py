@@ -46,11 +46,13 @@ def test_archived_rows_are_queried_with_sql_query_and_refreshed_when_files_chang
             "sql_query", {"sql": "SELECT id, params->>'$.item' FROM audit_archive ORDER BY seq"}
         )
         combined = await client.call_tool("sql_query", {"sql": "SELECT list(id ORDER BY seq) FROM audit_all"})
-        # A new archive file (another archive run) counts at the next call.
+        # A new archive file (another archive run) counts at the next call. Its second row is
+        # still live too (an archive run stopped before deleting it): audit_all counts it once.
         conn = duckdb.connect()
         conn.execute(
             "COPY (SELECT 'a99' AS id, TIMESTAMP '2026-01-01' AS timestamp, 'u9' AS user_id, 'vote' AS action, "
-            "'k9' AS resource, '{}'::JSON AS params, 'ok' AS result, 1 AS duration_ms, 100::BIGINT AS seq) "
+            "'k9' AS resource, '{}'::JSON AS params, 'ok' AS result, 1 AS duration_ms, 100::BIGINT AS seq "
+            "UNION ALL SELECT 'a05', TIMESTAMP '2026-03-21 11:30:00', 'u3', 'vote', 'k1', '{}', 'ok', 4, 5) "
             f"TO '{extra}' (FORMAT parquet)"
         )
         conn.close()
@@ -61,7 +63,7 @@ def test_archived_rows_are_queried_with_sql_query_and_refreshed_when_files_chang
     assert first.structured_content["rows"] == [[3, 7, 10]]
     assert archived.structured_content["rows"] == [["a01", "k1"], ["a02", "k2"], ["a03", "k1"]]
     assert combined.structured_content["rows"] == [[[f"a{i:02d}" for i in range(1, 11)]]]  # live and archived
-    assert refreshed.structured_content["rows"] == [[4, 7, 11]]
+    assert refreshed.structured_content["rows"] == [[5, 7, 11]]
 
 
 def test_the_archive_shows_only_the_audit_views_columns_and_no_secret(tmp_path, monkeypatch):

@@ -116,10 +116,19 @@ class Runner:
             self.conn.execute(f"INSERT INTO {_table(table)} SELECT {picks}", parts)
         self._changed()
 
-    def union(self, table: str, of: list[str]) -> None:
-        """``table`` as a view over the copies ``of`` (their rows one after the other, by column name)."""
+    def union(self, table: str, of: list[str], key: str) -> None:
+        """``table`` as a view over the copies ``of`` (their rows one after the other, by column
+        name), each row once: a later copy adds only the rows whose ``key`` the first lacks."""
         self.drop(table)
-        body = " UNION ALL BY NAME ".join(f"SELECT * FROM {_table(name)}" for name in of)
+        first, *rest = of
+        body = " UNION ALL BY NAME ".join(
+            [f"SELECT * FROM {_table(first)}"]
+            + [
+                f"SELECT * FROM (SELECT r.* FROM {_table(name)} AS r ANTI JOIN {_table(first)} "
+                f"USING ({quote_identifier(key)}))"
+                for name in rest
+            ]
+        )
         self.conn.execute(f"CREATE VIEW {_table(table)} AS {body}")
         self.columns[table] = list(self.columns[of[0]])
         self._views.add(table)

@@ -50,13 +50,16 @@ from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.guard import Catalog, check_statement, check_tree, statement_kind
 from mcp_state.sql.runner import ARCHIVE, VERDICTS_KEPT, quote_identifier
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 25_000
 # Restarts of a chunked copy (its rows changed under it) before the last try holds the file.
 REDOS = 2
 # The worker's in-memory database, which a three-part name may name.
 _WORKER_DATABASE = "memory"
-# Views of the worker over other copies: name -> the copies, in order.
+# Views of the worker over other copies: name -> the copies, in order. A row of the archive
+# that is also live (``audit archive`` stopped between writing its file and deleting the rows)
+# counts once, by ``seq``.
 UNIONS = {"audit_all": ("audit_log", ARCHIVE)}
+UNION_KEY = "seq"
 
 _VIEWS_SQL = (
     "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = ? "
@@ -150,7 +153,7 @@ class Snapshot:
             if old is not None and old["columns"] == columns:
                 state[name] = old
             elif name in UNIONS:
-                yield {"op": "union", "table": name, "of": list(UNIONS[name])}
+                yield {"op": "union", "table": name, "of": list(UNIONS[name]), "key": UNION_KEY}
                 state[name] = {"columns": columns, "fp": "view", "seq": None, "mark": None}
             else:
                 yield _load(name, columns, [], replace=True)

@@ -9,7 +9,7 @@ grow it past that: an allocation beyond fails inside DuckDB (an out-of-memory er
 the process, and the server starts a new one. It exits when its stdin closes.
 
 Requests: ``{"op": "load", "table", "columns", "replace", "parts"}`` (one part per column: a
-JSON array of its values as text), ``{"op": "union", "table", "of"}``, ``{"op": "drop", "table"}``,
+JSON array of its values as text), ``{"op": "union", "table", "of", "key"}``, ``{"op": "drop", "table"}``,
 ``{"op": "query", "sql", "limit", "max_output_chars", "max_limit"}``, ``{"op": "explain", "sql"}``,
 ``{"op": "schema", "table"}``.
 Replies: ``{"ok": result}`` or ``{"error": kind, "message": text}``.
@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
             if op == "load":
                 runner.load(request["table"], request["columns"], request["parts"], request["replace"])
             elif op == "union":
-                runner.union(request["table"], request["of"])
+                runner.union(request["table"], request["of"], request["key"])
             elif op == "drop":
                 runner.drop(request["table"])
             elif op == "query":
