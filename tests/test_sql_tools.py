@@ -20,7 +20,7 @@ SURFACE = {
         "title": "List the tables SQL can read",
         "inputs": {"table": (None, None, None, None)},
         "required": [],
-        "outputs": ["schema", "tables", "note"],
+        "outputs": ["dialect", "schema", "tables", "note"],
     },
     "sql_explain": {
         "title": "Explain a read-only SQL query",

@@ -38,6 +38,9 @@ from mcp_state.sql.guard import (
 from mcp_state.sql.hardening import NO_EXTENSIONS_OR_SECRETS
 from mcp_state.sql.pivot import rewrite_pivot
 
+# The SQL dialect statements are written in (sql_schema says it; PostgreSQL's engine has its own).
+DIALECT = "DuckDB SQL"
+
 # Accepted statements whose verdict is kept (per loaded snapshot), most recently used first.
 VERDICTS_KEPT = 512
 
@@ -120,7 +123,7 @@ class Runner:
         types = [str(col[1]) for col in description]
         convert = [converter(t) for t in types]
         rows = [[c(v) for c, v in zip(convert, row, strict=True)] for row in raw[:limit]]
-        rows, capped = _cap(rows, max_output_chars)
+        rows, capped = cap_rows(rows, max_output_chars)
         result: dict[str, Any] = {
             "columns": [
                 {"name": name, "type": type_}
@@ -131,16 +134,9 @@ class Runner:
             "truncated": more or capped,
             "limit": limit,
         }
-        if capped:
-            result["message"] = (
-                f"output capped at {max_output_chars:,} characters after {len(rows)} rows; narrow the query: "
-                "select fewer or shorter columns (left(col, 100)), aggregate, filter with WHERE, or lower the limit"
-            )
-        elif more:
-            result["message"] = (
-                f"more rows exist beyond the limit of {limit}; aggregate, filter with WHERE, ORDER BY what matters, "
-                f"or raise the limit (at most {max_limit:,})"
-            )
+        message = row_messages(more, capped, limit, len(rows), max_output_chars, max_limit)
+        if message:
+            result["message"] = message
         return result
 
     def explain(self, sql: str) -> dict[str, Any]:
@@ -155,7 +151,7 @@ class Runner:
 
     def schema(self, table: str | None) -> dict[str, Any]:
         tables = {
-            name: [{"name": c, "type": t, "description": _describe(name, c)} for c, t in cols]
+            name: [{"name": c, "type": t, "description": describe_column(name, c)} for c, t in cols]
             for name, cols in self.columns.items()
         }
         if table is not None:
@@ -169,13 +165,14 @@ class Runner:
                 )
             tables = matches
         return {
+            "dialect": DIALECT,
             "schema": REDACTED_SCHEMA,
             "tables": [
                 {"name": name, "description": TABLE_DESCRIPTIONS.get(name, ""), "columns": cols}
                 for name, cols in sorted(tables.items())
             ],
             "note": (
-                f"Each table is a view in schema {REDACTED_SCHEMA} without its secret columns (flags such as "
+                f"Write {DIALECT}. Each table is a view in schema {REDACTED_SCHEMA} without its secret columns (flags such as "
                 f"has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. Also readable: "
                 f"CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table functions "
                 f"{', '.join(sorted(TABLE_FUNCTIONS))}."
@@ -291,7 +288,24 @@ class Watchdog:
                 self._wake.wait(left)
 
 
-def _cap(rows: list[list[Any]], max_chars: int) -> tuple[list[list[Any]], bool]:
+def row_messages(
+    more: bool, capped: bool, limit: int, returned: int, max_output_chars: int, max_limit: int
+) -> str | None:
+    """What to tell the caller when rows were left out (by the character cap or the limit)."""
+    if capped:
+        return (
+            f"output capped at {max_output_chars:,} characters after {returned} rows; narrow the query: "
+            "select fewer or shorter columns (left(col, 100)), aggregate, filter with WHERE, or lower the limit"
+        )
+    if more:
+        return (
+            f"more rows exist beyond the limit of {limit}; aggregate, filter with WHERE, ORDER BY what matters, "
+            f"or raise the limit (at most {max_limit:,})"
+        )
+    return None
+
+
+def cap_rows(rows: list[list[Any]], max_chars: int) -> tuple[list[list[Any]], bool]:
     """The leading rows whose JSON fits in ``max_chars``, and whether any were left out."""
     if len(json.dumps(rows, ensure_ascii=False)) <= max_chars:
         return rows, False
@@ -312,7 +326,7 @@ def _table(name: str) -> str:
     return f"{quote_identifier(REDACTED_SCHEMA)}.{quote_identifier(name)}"
 
 
-def _describe(table: str, column: str) -> str:
+def describe_column(table: str, column: str) -> str:
     return COLUMN_DESCRIPTIONS.get(table, {}).get(column) or REDACTED_FLAG_COLUMNS.get(table, {}).get(
         column, ""
     )

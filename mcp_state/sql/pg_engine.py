@@ -1,0 +1,305 @@
+"""The read-only SQL engine on PostgreSQL: ``PgSqlEngine``, with ``SqlEngine``'s interface.
+
+Each call takes one of the engine's own connections (a small ``psycopg_pool`` pool, never the
+one the other tools use) and, the engine's defences first:
+
+1. ``BEGIN READ ONLY``; ``SET LOCAL`` ``statement_timeout``, ``lock_timeout``,
+   ``idle_in_transaction_session_timeout``, ``work_mem``, ``temp_file_limit`` and a fixed
+   ``search_path`` (``redacted, pg_catalog, pg_temp``); then ``SET LOCAL ROLE`` to the reader
+   (``pg_role``), which may only read the redacted views and cannot set ``temp_file_limit``
+   or call ``set_config`` to undo any of it;
+2. the gate (``pg_guard``: ``pglast``'s parse tree, so refusals say why);
+3. the statement as a server-side cursor (``DECLARE ... CURSOR FOR``), which PostgreSQL accepts
+   for one query only: no second statement, no ``SELECT ... INTO``, no data-modifying ``WITH``;
+   ``limit + 1`` rows are fetched (``truncated`` exact, the rest never produced);
+4. ``ROLLBACK``, always. A call still running at the time limit plus ``KILL_GRACE`` is
+   cancelled from the client too.
+
+Rows come back JSON-safe (``convert.json_safe``) and capped like DuckDB's (``runner.cap_rows``).
+
+    engine = PgSqlEngine("postgresql://app@db/state")
+    engine.query("SELECT action, count(*) FROM audit_log GROUP BY action", limit=10)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from mcp_state.errors import (
+    DatabaseUnavailableError,
+    InvalidArgumentError,
+    InvalidSQLError,
+    NotFoundError,
+    QueryTimeoutError,
+    StateError,
+)
+from mcp_state.schema import REDACTED_SCHEMA, TABLE_DESCRIPTIONS
+from mcp_state.sql.convert import json_safe
+from mcp_state.sql.guard import MAX_SQL_CHARS, METADATA_VIEWS
+from mcp_state.sql.pg_functions import PG_TABLE_FUNCTIONS
+from mcp_state.sql.pg_guard import check_pg_statement
+from mcp_state.sql.pg_role import ensure_reader
+from mcp_state.sql.runner import cap_rows, describe_column, row_messages
+from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaColumn, SqlSchemaResult
+
+DIALECT = "PostgreSQL 15"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+MAX_OUTPUT_CHARS = 50_000
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_WORK_MEM = "64MB"
+DEFAULT_TEMP_FILE_LIMIT = "1GB"
+KILL_GRACE = 0.5
+POOL_SIZE = 2
+
+_VIEWS_SQL = (
+    "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE n.nspname = %s AND c.relkind = 'v' ORDER BY c.relname, a.attnum"
+)
+
+
+class PgSqlEngine:
+    """Read-only SQL over the redacted views of one PostgreSQL database; thread-safe."""
+
+    dialect = DIALECT
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_limit: int = MAX_LIMIT,
+        max_output_chars: int = MAX_OUTPUT_CHARS,
+        max_sql_chars: int = MAX_SQL_CHARS,
+        work_mem: str = DEFAULT_WORK_MEM,
+        temp_file_limit: str = DEFAULT_TEMP_FILE_LIMIT,
+        pool_size: int = POOL_SIZE,
+        guard: bool = True,
+    ) -> None:
+        if timeout <= 0:
+            raise InvalidArgumentError(f"the SQL time limit must be positive; got {timeout}")
+        self.timeout = float(timeout)
+        self.max_limit = max_limit
+        self.max_output_chars = max_output_chars
+        self.max_sql_chars = max_sql_chars
+        self.work_mem = work_mem
+        self.temp_file_limit = temp_file_limit
+        self._guard = guard  # False only in tests that show what the engine refuses by itself
+        self._pool = ConnectionPool(
+            url,
+            min_size=0,
+            max_size=max(1, pool_size),
+            open=False,
+            kwargs={"autocommit": True, "application_name": "mcp-state-sql"},
+            configure=_configure,
+            name="mcp-state-sql",
+        )
+        self._lock = threading.Lock()
+        self._opened = False
+        self._reader: str | None = None
+        self._columns: dict[str, list[tuple[str, str]]] | None = None
+
+    # -- the three operations ----------------------------------------------------------
+    def query(self, text: str, limit: int = DEFAULT_LIMIT) -> SqlQueryResult:
+        """Run one read-only statement; at most ``limit`` rows, ``truncated`` when more exist."""
+        started = time.perf_counter()
+        limit = self._check_limit(limit)
+        checked = self._check(text)
+        with self._session() as conn, conn.cursor(name="mcp_state_sql") as cursor:
+            cursor.execute(checked)
+            raw = cursor.fetchmany(limit + 1)
+            description = list(cursor.description or [])
+        more = len(raw) > limit
+        rows = [[json_safe(v) for v in row] for row in raw[:limit]]
+        rows, capped = cap_rows(rows, self.max_output_chars)
+        result: dict[str, Any] = {
+            "columns": [{"name": c.name, "type": c.type_display} for c in description],
+            "rows": rows,
+            "row_count": len(rows),
+            "truncated": more or capped,
+            "limit": limit,
+        }
+        message = row_messages(more, capped, limit, len(rows), self.max_output_chars, self.max_limit)
+        if message:
+            result["message"] = message
+        result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return result  # type: ignore[return-value]
+
+    def explain(self, text: str) -> SqlExplainResult:
+        """PostgreSQL's plan of one read-only statement (never ``EXPLAIN ANALYZE``)."""
+        started = time.perf_counter()
+        checked = self._check(text)
+        with self._session() as conn:
+            # prepare=True: the extended protocol, which takes one statement only.
+            plan = conn.execute(f"EXPLAIN {checked.strip()}\n", prepare=True).fetchall()
+        return {
+            "plan": "\n".join(str(row[0]) for row in plan),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+
+    def schema(self, table: str | None = None) -> SqlSchemaResult:
+        """The redacted views the SQL tool reads: columns, types and descriptions."""
+        columns = self._views(refresh=True)
+        tables: dict[str, list[SqlSchemaColumn]] = {
+            name: [{"name": c, "type": t, "description": describe_column(name, c)} for c, t in cols]
+            for name, cols in columns.items()
+        }
+        if table is not None:
+            wanted = table.strip().removeprefix(f"{REDACTED_SCHEMA}.")
+            if wanted not in tables:
+                raise NotFoundError(
+                    f"no table '{table}' is visible to the SQL tool; it can read: {', '.join(sorted(tables))}"
+                )
+            tables = {wanted: tables[wanted]}
+        return {
+            "dialect": DIALECT,
+            "schema": REDACTED_SCHEMA,
+            "tables": [
+                {"name": name, "description": TABLE_DESCRIPTIONS.get(name, ""), "columns": cols}
+                for name, cols in sorted(tables.items())
+            ],
+            "note": (
+                f"Write {DIALECT} SQL. Each table is a view in schema {REDACTED_SCHEMA} without its secret columns "
+                f"(flags such as has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. "
+                f"Also readable: CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table "
+                f"functions {', '.join(sorted(PG_TABLE_FUNCTIONS))}."
+            ),
+        }
+
+    def close(self) -> None:
+        """Close the engine's connections (a later call opens new ones)."""
+        with self._lock:
+            if self._opened:
+                self._pool.close()
+                self._opened = False
+
+    # -- the parts ---------------------------------------------------------------------
+    def _check(self, text: str) -> str:
+        if not self._guard:
+            return text
+        views = frozenset(self._views())
+        try:
+            return check_pg_statement(text, views, self.max_sql_chars)
+        except InvalidSQLError:
+            fresh = frozenset(self._views(refresh=True))
+            if fresh == views:
+                raise
+            return check_pg_statement(text, fresh, self.max_sql_chars)
+
+    def _views(self, refresh: bool = False) -> dict[str, list[tuple[str, str]]]:
+        """The redacted views and their columns, as the reader sees them."""
+        if self._columns is not None and not refresh:
+            return self._columns
+        columns: dict[str, list[tuple[str, str]]] = {}
+        with self._session() as conn:
+            for view, column, type_ in conn.execute(_VIEWS_SQL, [REDACTED_SCHEMA]).fetchall():
+                columns.setdefault(str(view), []).append((str(column), str(type_)))
+        self._columns = columns
+        return columns
+
+    @contextmanager
+    def _session(self) -> Iterator[psycopg.Connection[Any]]:
+        """One read-only transaction as the reader, limits set, cancelled at the deadline, rolled back."""
+        reader = self._ensure_open()
+        try:
+            with self._pool.connection(timeout=self.timeout) as conn:
+                timer = threading.Timer(self.timeout + KILL_GRACE, conn.cancel_safe)
+                timer.daemon = True
+                try:
+                    conn.execute("BEGIN TRANSACTION READ ONLY")
+                    for setting, value in self._limits():
+                        conn.execute(
+                            sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(setting), sql.Literal(value))
+                        )
+                    conn.execute(
+                        sql.SQL("SET LOCAL search_path = {}, pg_catalog, pg_temp").format(
+                            sql.Identifier(REDACTED_SCHEMA)
+                        )
+                    )
+                    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(reader)))
+                    timer.start()
+                    yield conn
+                finally:
+                    timer.cancel()
+                    with suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            raise self._translate(exc) from None
+
+    def _limits(self) -> list[tuple[str, str]]:
+        ms = f"{int(self.timeout * 1000)}ms"
+        return [
+            ("statement_timeout", ms),
+            ("lock_timeout", ms),
+            ("idle_in_transaction_session_timeout", f"{int((self.timeout + 5) * 1000)}ms"),
+            ("work_mem", self.work_mem),
+            ("temp_file_limit", self.temp_file_limit),
+        ]
+
+    def _ensure_open(self) -> str:
+        with self._lock:
+            if not self._opened:
+                try:
+                    self._pool.open(wait=False)
+                except psycopg.Error as exc:
+                    raise self._translate(exc) from None
+                self._opened = True
+            if self._reader is None:
+                try:
+                    with self._pool.connection(timeout=self.timeout) as conn:
+                        self._reader = ensure_reader(conn)
+                except psycopg.Error as exc:
+                    raise self._translate(exc) from None
+            return self._reader
+
+    def _translate(self, exc: psycopg.Error) -> StateError:
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return QueryTimeoutError(
+                f"the query ran longer than the {self.timeout:g} s time limit and was stopped; narrow it: "
+                "filter with WHERE, aggregate, or read fewer rows"
+            )
+        if isinstance(exc, psycopg.errors.ConfigurationLimitExceeded):  # temp_file_limit
+            return InvalidSQLError(
+                "the query needs more temporary disk space than the SQL tool allows; aggregate, filter with "
+                "WHERE or select fewer columns"
+            )
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return InvalidSQLError(
+                f"the query was refused by PostgreSQL: {_first_line(exc)}. The SQL tool reads the redacted views "
+                "only (see sql_schema)"
+            )
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and exc.sqlstate is None:
+            return DatabaseUnavailableError(f"the SQL tool could not reach PostgreSQL: {_first_line(exc)}")
+        if isinstance(exc, psycopg.errors.OutOfMemory | psycopg.errors.ProgramLimitExceeded):
+            return InvalidSQLError(
+                "the query needs more memory than the SQL tool allows; aggregate, filter with WHERE or "
+                "select fewer columns"
+            )
+        return InvalidSQLError(f"the query failed: {_first_line(exc)}")
+
+    def _check_limit(self, limit: int) -> int:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.max_limit:
+            raise InvalidArgumentError(
+                f"limit must be a whole number from 1 to {self.max_limit:,}; got {limit!r}"
+            )
+        return limit
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET TimeZone = 'UTC'")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 600 else text[:599] + "…"
