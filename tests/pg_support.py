@@ -60,8 +60,12 @@ def pg_url() -> Iterator[str]:
     try:
         yield with_database(admin, name)
     finally:
+        from mcp_state.sql.pg_role import reader_name
+
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # Roles belong to the server, not the database: the SQL tool's reader role goes too.
+            conn.execute(f'DROP ROLE IF EXISTS "{reader_name(name)}"')
 
 
 BACKENDS = ("duckdb", "postgres")

@@ -232,7 +232,9 @@ class PgSqlEngine:
                 finally:
                     timer.cancel()
                     with suppress(psycopg.Error):
-                        conn.execute("ROLLBACK")
+                        # One round trip (no parameters: the simple protocol): end the transaction,
+                        # and drop any session-level advisory lock a statement took.
+                        conn.execute("ROLLBACK; SELECT pg_advisory_unlock_all()")
         except psycopg.Error as exc:
             raise self._translate(exc) from None
 
