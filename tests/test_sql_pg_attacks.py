@@ -217,7 +217,10 @@ def test_a_role_that_cannot_be_made_says_what_an_admin_must_run(arena):
         with psycopg.connect(url, autocommit=True) as conn:  # a fresh database: no reader role yet
             conn.execute("CREATE DATABASE mcp_state_weak_db OWNER mcp_state_weak_login")
             host = conn.info.host, conn.info.port
-        engine = PgSqlEngine(f"postgresql://mcp_state_weak_login:weak@{host[0]}:{host[1]}/mcp_state_weak_db")
+        weak = f"postgresql://mcp_state_weak_login:weak@{host[0]}:{host[1]}/mcp_state_weak_db"
+        with psycopg.connect(weak, autocommit=True) as conn:  # the database's owner, without CREATEROLE
+            conn.execute("CREATE SCHEMA redacted; CREATE VIEW redacted.t AS SELECT 1 AS x")
+        engine = PgSqlEngine(weak)
         with pytest.raises(StateError) as caught:
             engine.query("SELECT 1")
         message = str(caught.value)

@@ -10,7 +10,14 @@ import pytest
 from sql_pg_support import CANARIES, make_pg_server, seeded_pg_database
 from sql_support import result_text, with_client
 
-from mcp_state.errors import InvalidArgumentError, InvalidSQLError, NotFoundError, QueryTimeoutError
+from mcp_state.errors import (
+    DatabaseUnavailableError,
+    InvalidArgumentError,
+    InvalidSQLError,
+    NotFoundError,
+    QueryTimeoutError,
+)
+from mcp_state.sql.engine import open_engine
 from mcp_state.sql.pg_engine import PgSqlEngine
 
 pytestmark = pytest.mark.postgres
@@ -212,3 +219,19 @@ def test_a_sort_over_the_temp_file_limit_fails_cleanly(pg):
         assert engine.query("SELECT 1")["rows"] == [[1]]
     finally:
         engine.close()
+
+
+def test_a_database_without_the_schema_says_what_to_do(pg_url):
+    engine = PgSqlEngine(pg_url)
+    try:
+        with pytest.raises(DatabaseUnavailableError, match="has no mcp-state schema") as caught:
+            engine.query("SELECT 1")
+        assert "mcp:mcp" not in str(caught.value) and "\n" not in str(caught.value)
+    finally:
+        engine.close()
+
+
+def test_open_engine_takes_a_postgresql_url(pg):
+    with open_engine(pg[0]) as engine:
+        assert engine.schema("users")["dialect"] == "PostgreSQL 15"
+        assert engine.query("SELECT count(*) FROM users")["rows"] == [[4]]

@@ -61,11 +61,16 @@ def sql_engine_for(db: Database, **engine_options: Any) -> ReadOnlySql:
     """The read-only SQL engine of ``db``: DuckDB's worker sandbox over copies of the redacted
     views, or on PostgreSQL a reader role in read-only transactions (``pg_engine``)."""
     url = getattr(db, "url", None)
-    if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
+    if isinstance(url, str) and _is_postgres(url):
         from mcp_state.sql.pg_engine import PgSqlEngine
 
         return PgSqlEngine(url, **engine_options)
     return SqlEngine(db, **engine_options)
+
+
+def _is_postgres(location: str) -> bool:
+    """A ``postgresql://`` location (the location decides the engine; see mcp_state.dialect)."""
+    return location.startswith(("postgresql://", "postgres://"))
 
 
 class SqlEngine:
@@ -162,15 +167,21 @@ def open_engine(path: str | os.PathLike[str] | None = None, **engine_options: An
     For one-shot callers such as the CLI: a missing file is an error, never created.
     """
     target = str(path) if path else str(system_db_path())
-    if target.startswith(("postgresql://", "postgres://")):
-        db = Database(target)
-    elif target != ":memory:" and not Path(target).is_file():
+    if _is_postgres(target):
+        from mcp_state.sql.pg_engine import PgSqlEngine
+
+        pg_engine = PgSqlEngine(target, **engine_options)
+        try:
+            yield pg_engine
+        finally:
+            pg_engine.close()
+        return
+    if target != ":memory:" and not Path(target).is_file():
         raise DatabaseUnavailableError(
             f"no database at {target}; point to an existing state database with --db PATH or DATA_DIR"
         )
-    else:
-        db = hardened_database(target, idle_release=None)
-    engine = sql_engine_for(db, **engine_options)
+    db = hardened_database(target, idle_release=None)
+    engine = SqlEngine(db, **engine_options)
     try:
         yield engine
     finally:

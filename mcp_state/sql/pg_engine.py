@@ -216,17 +216,7 @@ class PgSqlEngine:
                 timer = threading.Timer(self.timeout + KILL_GRACE, conn.cancel_safe)
                 timer.daemon = True
                 try:
-                    conn.execute("BEGIN TRANSACTION READ ONLY")
-                    for setting, value in self._limits():
-                        conn.execute(
-                            sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(setting), sql.Literal(value))
-                        )
-                    conn.execute(
-                        sql.SQL("SET LOCAL search_path = {}, pg_catalog, pg_temp").format(
-                            sql.Identifier(REDACTED_SCHEMA)
-                        )
-                    )
-                    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(reader)))
+                    conn.execute(self._begin(reader))  # one round trip (the simple protocol)
                     timer.start()
                     yield conn
                 finally:
@@ -238,6 +228,19 @@ class PgSqlEngine:
         except psycopg.Error as exc:
             raise self._translate(exc) from None
 
+    def _begin(self, reader: str) -> sql.Composed:
+        """``BEGIN READ ONLY``, the limits, the search path, then the reader role (last: it may set nothing)."""
+        parts: list[sql.Composable] = [sql.SQL("BEGIN TRANSACTION READ ONLY")]
+        parts += [
+            sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value))
+            for name, value in self._limits()
+        ]
+        parts.append(
+            sql.SQL("SET LOCAL search_path = {}, pg_catalog, pg_temp").format(sql.Identifier(REDACTED_SCHEMA))
+        )
+        parts.append(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(reader)))
+        return sql.SQL("; ").join(parts)
+
     def _limits(self) -> list[tuple[str, str]]:
         ms = f"{int(self.timeout * 1000)}ms"
         return [
@@ -246,6 +249,8 @@ class PgSqlEngine:
             ("idle_in_transaction_session_timeout", f"{int((self.timeout + 5) * 1000)}ms"),
             ("work_mem", self.work_mem),
             ("temp_file_limit", self.temp_file_limit),
+            # One backend per statement: no parallel workers multiplying its CPU and memory.
+            ("max_parallel_workers_per_gather", "0"),
         ]
 
     def _ensure_open(self) -> str:

@@ -68,7 +68,14 @@ def ensure_reader(conn: psycopg.Connection[Any]) -> str:
     """Create or refresh the reader role of ``conn``'s database, verify it, return its name.
 
     ``conn`` is the server's login connection, idle (no transaction open); it is left idle."""
-    database, login = conn.execute("SELECT current_database(), current_user").fetchone() or ("", "")
+    database, login, schema = conn.execute(
+        "SELECT current_database(), current_user, to_regnamespace(%s) IS NOT NULL", [REDACTED_SCHEMA]
+    ).fetchone() or ("", "", False)
+    if not schema:
+        raise DatabaseUnavailableError(
+            f"database {database} has no mcp-state schema (schema {REDACTED_SCHEMA} is missing); open it once "
+            "with `mcp-state serve --create --db URL` or `mcp-state migrate`, then query it"
+        )
     reader = reader_name(str(database))
     try:
         with conn.transaction():
