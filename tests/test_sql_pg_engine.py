@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 from sql_pg_support import CANARIES, make_pg_server, seeded_pg_database
 from sql_support import result_text, with_client
@@ -18,7 +19,7 @@ from mcp_state.errors import (
     QueryTimeoutError,
 )
 from mcp_state.sql.engine import open_engine
-from mcp_state.sql.pg_engine import PgSqlEngine
+from mcp_state.sql.pg_engine import Deadlines, PgSqlEngine
 
 pytestmark = pytest.mark.postgres
 
@@ -235,3 +236,17 @@ def test_open_engine_takes_a_postgresql_url(pg):
     with open_engine(pg[0]) as engine:
         assert engine.schema("users")["dialect"] == "PostgreSQL 15"
         assert engine.query("SELECT count(*) FROM users")["rows"] == [[4]]
+
+
+def test_the_client_cancels_a_statement_at_its_deadline(pg):
+    """Behind statement_timeout: whatever keeps a statement running, the client cancels it."""
+    deadlines = Deadlines()
+    with psycopg.connect(pg[0], autocommit=True) as conn:
+        started = time.monotonic()
+        deadlines.arm(conn, 0.3)
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute("SELECT pg_sleep(10)")
+        assert time.monotonic() - started < 2.0
+        deadlines.arm(conn, 5.0)
+        deadlines.disarm(conn)
+        assert conn.execute("SELECT 1").fetchone() == (1,)

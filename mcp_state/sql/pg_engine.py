@@ -105,6 +105,7 @@ class PgSqlEngine:
             name="mcp-state-sql",
         )
         self._lock = threading.Lock()
+        self._deadlines = Deadlines()
         self._opened = False
         self._reader: str | None = None
         self._columns: dict[str, list[tuple[str, str]]] | None = None
@@ -115,10 +116,15 @@ class PgSqlEngine:
         started = time.perf_counter()
         limit = self._check_limit(limit)
         checked = self._check(text)
-        with self._session() as conn, conn.cursor(name="mcp_state_sql") as cursor:
-            cursor.execute(checked)
-            raw = cursor.fetchmany(limit + 1)
-            description = list(cursor.description or [])
+        with self._session() as conn:
+            cursor = conn.cursor(name="mcp_state_sql")
+            try:
+                cursor.execute(checked)
+                raw = cursor.fetchmany(limit + 1)
+                description = list(cursor.description or [])
+            finally:
+                _finish(conn)  # the ROLLBACK closes the cursor: close() then costs no round trip
+                cursor.close()
         more = len(raw) > limit
         rows = [[json_safe(v) for v in row] for row in raw[:limit]]
         rows, capped = cap_rows(rows, self.max_output_chars)
@@ -213,18 +219,13 @@ class PgSqlEngine:
         reader = self._ensure_open()
         try:
             with self._pool.connection(timeout=self.timeout) as conn:
-                timer = threading.Timer(self.timeout + KILL_GRACE, conn.cancel_safe)
-                timer.daemon = True
                 try:
                     conn.execute(self._begin(reader))  # one round trip (the simple protocol)
-                    timer.start()
+                    self._deadlines.arm(conn, self.timeout + KILL_GRACE)
                     yield conn
                 finally:
-                    timer.cancel()
-                    with suppress(psycopg.Error):
-                        # One round trip (no parameters: the simple protocol): end the transaction,
-                        # and drop any session-level advisory lock a statement took.
-                        conn.execute("ROLLBACK; SELECT pg_advisory_unlock_all()")
+                    self._deadlines.disarm(conn)
+                    _finish(conn)
         except psycopg.Error as exc:
             raise self._translate(exc) from None
 
@@ -300,6 +301,50 @@ class PgSqlEngine:
                 f"limit must be a whole number from 1 to {self.max_limit:,}; got {limit!r}"
             )
         return limit
+
+
+class Deadlines:
+    """One thread that cancels a connection's running statement when its armed deadline passes
+    (started with the first call; cheaper than a timer thread per call)."""
+
+    def __init__(self) -> None:
+        self._due: dict[psycopg.Connection[Any], float] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, conn: psycopg.Connection[Any], seconds: float) -> None:
+        with self._wake:
+            self._due[conn] = time.monotonic() + seconds
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mcp-state-sql-deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def disarm(self, conn: psycopg.Connection[Any]) -> None:
+        with self._wake:
+            self._due.pop(conn, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                late = [conn for conn, at in self._due.items() if at <= now]
+                for conn in late:
+                    del self._due[conn]
+                if not late:
+                    self._wake.wait(min(self._due.values()) - now if self._due else None)
+                    continue
+            for conn in late:  # outside the lock: a cancel is a round trip to the server
+                with suppress(psycopg.Error):
+                    conn.cancel_safe(timeout=1.0)
+
+
+def _finish(conn: psycopg.Connection[Any]) -> None:
+    """End a call's transaction (if still open) and drop any session-level advisory lock a
+    statement took, in one round trip (no parameters: the simple protocol)."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        with suppress(psycopg.Error):
+            conn.execute("ROLLBACK; SELECT pg_advisory_unlock_all()")
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
