@@ -1,6 +1,6 @@
 """Read-only SQL on PostgreSQL: analysis queries answer right, limits hold, the schema names the dialect.
 
-The rows expected are worked out by hand from the seed in sql_pg_support.py."""
+The rows expected are worked out by hand from the seed in sql_support.py."""
 
 from __future__ import annotations
 
@@ -18,10 +18,14 @@ from mcp_state.errors import (
     NotFoundError,
     QueryTimeoutError,
 )
+from mcp_state.schema import TABLE_DESCRIPTIONS
+from mcp_state.server import ServerSettings, build_server
 from mcp_state.sql.engine import open_engine
 from mcp_state.sql.pg_engine import Deadlines, PgSqlEngine
 
 pytestmark = pytest.mark.postgres
+
+VIEWS = sorted(TABLE_DESCRIPTIONS)  # every table has a redacted view of the same name
 
 LEGIT: list[tuple[str, list[list[object]]]] = [
     ("SELECT count(*) AS n FROM users", [[4]]),
@@ -36,35 +40,35 @@ LEGIT: list[tuple[str, list[list[object]]]] = [
     ),
     (
         "SELECT action, count(*) FROM audit_log GROUP BY action ORDER BY action",
-        [["approve_knowledge", 3], ["vote", 2]],
+        [["approve_knowledge", 4], ["record_sync", 2], ["vote", 4]],
     ),
     (
         "SELECT user_id, count(*) FILTER (WHERE result = 'ok') AS ok FROM audit_log GROUP BY 1 ORDER BY 1",
-        [["u1", 2], ["u2", 1], ["u3", 1]],
+        [["u1", 5], ["u2", 2], ["u3", 1], ["u4", 1]],
     ),
     (
         "SELECT params->>'item' AS item, count(*) FROM audit_log GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
-        [["k1", 3]],
+        [["k1", 4]],
     ),
-    ("SELECT sum((params->>'vote')::int) FROM audit_log WHERE action = 'vote'", [[2]]),
+    ("SELECT sum((params->>'vote')::int) FROM audit_log WHERE action = 'vote'", [[0]]),
     (
         "SELECT date_trunc('day', timestamp)::date AS day, count(*) FROM audit_log GROUP BY 1 ORDER BY 1",
-        [["2026-03-20", 3], ["2026-03-21", 2]],
+        [["2026-03-20", 3], ["2026-03-21", 3], ["2026-03-22", 4]],
     ),
-    ("SELECT min(timestamp), max(seq) - min(seq) FROM audit_log", [["2026-03-20T09:00:00Z", 4]]),
+    ("SELECT min(timestamp), max(seq) - min(seq) FROM audit_log", [["2026-03-20T09:00:00Z", 9]]),
     (
         "SELECT avg(duration_ms)::numeric(5, 2), percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FROM audit_log",
-        [["7.60", 7.0]],
+        [["11.10", 8.0]],
     ),
     (
         "SELECT id, row_number() OVER (PARTITION BY user_id ORDER BY timestamp DESC) AS r FROM audit_log "
         "WHERE user_id = 'u1' ORDER BY r",
-        [["a02", 1], ["a01", 2]],
+        [["a09", 1], ["a07", 2], ["a06", 3], ["a02", 4], ["a01", 5]],
     ),
     (
         "WITH per_user AS (SELECT user_id, count(*) AS n FROM audit_log GROUP BY user_id) "
         "SELECT u.name, coalesce(p.n, 0) FROM users u LEFT JOIN per_user p ON p.user_id = u.id ORDER BY u.id",
-        [["Ana", 2], ["Bo", 2], ["Cy", 1], ["Di", 0]],
+        [["Ana", 5], ["Bo", 3], ["Cy", 1], ["Di", 1]],
     ),
     (
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) SELECT sum(i) FROM n",
@@ -72,7 +76,7 @@ LEGIT: list[tuple[str, list[list[object]]]] = [
     ),
     (
         "SELECT k, count(*) FROM audit_log, jsonb_object_keys(params) AS k GROUP BY k ORDER BY k",
-        [["item", 5], ["vote", 2]],
+        [["item", 8], ["rows", 2], ["table", 2], ["vote", 4]],
     ),
     ("SELECT string_agg(name, ', ' ORDER BY name) FROM users WHERE role = 'analyst'", [["Bo, Di"]]),
     ("SELECT count(*) FROM pending_codes", [[2]]),
@@ -87,7 +91,7 @@ LEGIT: list[tuple[str, list[list[object]]]] = [
     ),
     (
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'redacted' ORDER BY 1",
-        [["api_tokens"], ["audit_log"], ["pending_codes"], ["users"]],
+        [[view] for view in VIEWS],
     ),
 ]
 
@@ -126,12 +130,7 @@ def test_schema_names_the_dialect_and_lists_the_views(pg):
     every, users = with_client(make_pg_server(pg[0]), body)
     assert every.structured_content["dialect"] == "PostgreSQL 15"
     assert "Write PostgreSQL 15 SQL" in result_text(every)
-    assert [t["name"] for t in every.structured_content["tables"]] == [
-        "api_tokens",
-        "audit_log",
-        "pending_codes",
-        "users",
-    ]
+    assert [t["name"] for t in every.structured_content["tables"]] == VIEWS
     columns = {c["name"]: c for c in users.structured_content["tables"][0]["columns"]}
     assert "password_hash" not in columns and columns["has_password"]["type"] == "boolean"
     assert columns["has_password"]["description"].startswith("Whether a password is set")
@@ -146,10 +145,10 @@ def test_explain_shows_the_plan_without_running(pg):
         pg[1].explain("SELECT 1; DELETE FROM users")
 
 
-@pytest.mark.parametrize(("limit", "truncated"), [(1, True), (4, True), (5, False), (100, False)])
+@pytest.mark.parametrize(("limit", "truncated"), [(1, True), (9, True), (10, False), (100, False)])
 def test_truncated_is_exact(pg, limit, truncated):
     result = pg[1].query("SELECT id FROM audit_log ORDER BY id", limit=limit)
-    assert result["truncated"] is truncated and result["row_count"] == min(limit, 5)
+    assert result["truncated"] is truncated and result["row_count"] == min(limit, 10)
 
 
 def test_a_hundred_million_rows_return_a_hundred_quickly(pg):
@@ -250,3 +249,22 @@ def test_the_client_cancels_a_statement_at_its_deadline(pg):
         deadlines.arm(conn, 5.0)
         deadlines.disarm(conn)
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_real_server_on_postgresql_runs_the_sql_tools_there(pg):
+    server = build_server(ServerSettings(db_path=pg[0]))
+
+    async def body(client):
+        return [
+            await client.call_tool("sql_schema", {"table": "users"}),
+            await client.call_tool("sql_query", {"sql": "SELECT count(*) FROM audit_log"}),
+            await client.call_tool("sql_query", {"sql": "SELECT password_hash FROM public.users"}),
+            await client.call_tool("sql_explain", {"sql": "SELECT * FROM users"}),
+        ]
+
+    schema, count, secret, plan = with_client(server, body)
+    assert schema.structured_content["dialect"] == "PostgreSQL 15"
+    assert count.structured_content["rows"] == [[10]]
+    assert secret.is_error and "write users (or redacted.users)" in result_text(secret)
+    assert "Seq Scan on users" in plan.structured_content["plan"]
+    assert not any(c in result_text(r) for r in (schema, count, secret, plan) for c in CANARIES)
