@@ -4,25 +4,21 @@ content dump."""
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import psycopg
 from mcp.server.mcpserver import MCPServer
-from pg_support import admin_url, with_database
+from pg_support import throwaway_database
 from sql_support import CANARIES, seed
 
 from mcp_state.db import Database
 from mcp_state.server.tools_sql import register_sql_tools
 from mcp_state.sql.pg_engine import PgSqlEngine
-from mcp_state.sql.pg_role import reader_name
 
 __all__ = ["CANARIES", "dump_pg", "make_pg_server", "seeded_pg_database"]
 
-_counter = itertools.count()
 
 # A function someone with write access created, reading a secret column: the reader role calls
 # it with its own rights (SECURITY INVOKER), so PostgreSQL refuses it the table.
@@ -32,22 +28,12 @@ _PEEK = "CREATE FUNCTION public.peek() RETURNS text LANGUAGE sql AS $$SELECT str
 @contextmanager
 def seeded_pg_database(label: str) -> Iterator[str]:
     """A fresh database with the state schema and the canary seed; its URL; dropped after."""
-    admin = admin_url()
-    name = f"mcp_sql_{label}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(admin, name)
-    try:
+    with throwaway_database(f"mcp_sql_{label}") as url:
         with Database(url) as db:  # the migrations, then the canary rows
             seed(db)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(_PEEK)
         yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'DROP ROLE IF EXISTS "{reader_name(name)}"')
 
 
 def dump_pg(url: str) -> str:

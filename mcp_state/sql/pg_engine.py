@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -37,18 +37,17 @@ from mcp_state.errors import (
     DatabaseUnavailableError,
     InvalidArgumentError,
     InvalidSQLError,
-    NotFoundError,
     QueryTimeoutError,
     StateError,
 )
-from mcp_state.schema import REDACTED_SCHEMA, TABLE_DESCRIPTIONS
+from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.convert import json_safe
-from mcp_state.sql.guard import MAX_SQL_CHARS, METADATA_VIEWS
+from mcp_state.sql.guard import MAX_SQL_CHARS
 from mcp_state.sql.pg_functions import PG_TABLE_FUNCTIONS
 from mcp_state.sql.pg_guard import check_pg_statement
 from mcp_state.sql.pg_role import ensure_reader
-from mcp_state.sql.runner import cap_rows, describe_column, row_messages
-from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaColumn, SqlSchemaResult
+from mcp_state.sql.results import cap_rows, row_messages, schema_result
+from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaResult
 
 DIALECT = "PostgreSQL 15"
 DEFAULT_LIMIT = 100
@@ -155,32 +154,9 @@ class PgSqlEngine:
 
     def schema(self, table: str | None = None) -> SqlSchemaResult:
         """The redacted views the SQL tool reads: columns, types and descriptions."""
-        columns = self._views(refresh=True)
-        tables: dict[str, list[SqlSchemaColumn]] = {
-            name: [{"name": c, "type": t, "description": describe_column(name, c)} for c, t in cols]
-            for name, cols in columns.items()
-        }
-        if table is not None:
-            wanted = table.strip().removeprefix(f"{REDACTED_SCHEMA}.")
-            if wanted not in tables:
-                raise NotFoundError(
-                    f"no table '{table}' is visible to the SQL tool; it can read: {', '.join(sorted(tables))}"
-                )
-            tables = {wanted: tables[wanted]}
-        return {
-            "dialect": DIALECT,
-            "schema": REDACTED_SCHEMA,
-            "tables": [
-                {"name": name, "description": TABLE_DESCRIPTIONS.get(name, ""), "columns": cols}
-                for name, cols in sorted(tables.items())
-            ],
-            "note": (
-                f"Write {DIALECT} SQL. Each table is a view in schema {REDACTED_SCHEMA} without its secret columns "
-                f"(flags such as has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. "
-                f"Also readable: CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table "
-                f"functions {', '.join(sorted(PG_TABLE_FUNCTIONS))}."
-            ),
-        }
+        return cast(
+            SqlSchemaResult, schema_result(DIALECT, self._views(refresh=True), table, PG_TABLE_FUNCTIONS)
+        )
 
     def close(self) -> None:
         """Close the engine's connections (a later call opens new ones)."""

@@ -27,7 +27,7 @@ from pglast.parser import ParseError
 
 from mcp_state.errors import InvalidSQLError
 from mcp_state.schema import REDACTED_SCHEMA
-from mcp_state.sql.guard import METADATA_VIEWS, check_size
+from mcp_state.sql.guard import METADATA_VIEWS, check_count, check_size
 from mcp_state.sql.pg_functions import PG_ALLOWED_FUNCTIONS, PG_DENIED_FUNCTIONS, PG_TABLE_FUNCTIONS
 
 PG_ALLOWED = "SELECT, WITH (also RECURSIVE), VALUES, UNION/INTERSECT/EXCEPT, joins, window functions"
@@ -119,13 +119,7 @@ def check_pg_statement(sql: str, views: frozenset[str], max_chars: int | None = 
         raise InvalidSQLError(f"the SQL does not parse as PostgreSQL: {exc}") from None
     except RecursionError:
         raise InvalidSQLError("the statement is nested too deeply to check; simplify it") from None
-    if len(statements) != 1:
-        if not statements:
-            raise InvalidSQLError(f"no SQL statement was given; send one read-only statement ({PG_ALLOWED})")
-        raise InvalidSQLError(
-            f"only one read-only statement is allowed per call; found {len(statements)}. "
-            "Send each statement in its own call."
-        )
+    check_count(len(statements), PG_ALLOWED)
     statement = statements[0].stmt
     if not isinstance(statement, ast.SelectStmt):
         kind = type(statement).__name__

@@ -13,7 +13,6 @@ translation into ``StateError``s; the worker sends the error's kind and message 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -23,12 +22,11 @@ from typing import Any
 
 import duckdb
 
-from mcp_state.errors import InvalidSQLError, NotFoundError, QueryTimeoutError, StateError
+from mcp_state.errors import InvalidSQLError, QueryTimeoutError, StateError
 from mcp_state.gateway import column_names
-from mcp_state.schema import COLUMN_DESCRIPTIONS, REDACTED_FLAG_COLUMNS, REDACTED_SCHEMA, TABLE_DESCRIPTIONS
+from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.convert import converter
 from mcp_state.sql.guard import (
-    METADATA_VIEWS,
     TABLE_FUNCTIONS,
     Catalog,
     check_statement,
@@ -37,9 +35,10 @@ from mcp_state.sql.guard import (
 )
 from mcp_state.sql.hardening import NO_EXTENSIONS_OR_SECRETS
 from mcp_state.sql.pivot import rewrite_pivot
+from mcp_state.sql.results import cap_rows, row_messages, schema_result
 
 # The SQL dialect statements are written in (sql_schema says it; PostgreSQL's engine has its own).
-DIALECT = "DuckDB SQL"
+DIALECT = "DuckDB"
 
 # Accepted statements whose verdict is kept (per loaded snapshot), most recently used first.
 VERDICTS_KEPT = 512
@@ -150,34 +149,7 @@ class Runner:
         return {"plan": "\n".join(str(row[-1]).rstrip() for row in plan_rows)}
 
     def schema(self, table: str | None) -> dict[str, Any]:
-        tables = {
-            name: [{"name": c, "type": t, "description": describe_column(name, c)} for c, t in cols]
-            for name, cols in self.columns.items()
-        }
-        if table is not None:
-            wanted = table.strip().lower()
-            if wanted.startswith(f"{REDACTED_SCHEMA}."):
-                wanted = wanted[len(REDACTED_SCHEMA) + 1 :]
-            matches = {name: cols for name, cols in tables.items() if name.lower() == wanted}
-            if not matches:
-                raise NotFoundError(
-                    f"no table '{table}' is visible to the SQL tool; it can read: {', '.join(sorted(tables))}"
-                )
-            tables = matches
-        return {
-            "dialect": DIALECT,
-            "schema": REDACTED_SCHEMA,
-            "tables": [
-                {"name": name, "description": TABLE_DESCRIPTIONS.get(name, ""), "columns": cols}
-                for name, cols in sorted(tables.items())
-            ],
-            "note": (
-                f"Write {DIALECT}. Each table is a view in schema {REDACTED_SCHEMA} without its secret columns (flags such as "
-                f"has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. Also readable: "
-                f"CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table functions "
-                f"{', '.join(sorted(TABLE_FUNCTIONS))}."
-            ),
-        }
+        return schema_result(DIALECT, self.columns, table, TABLE_FUNCTIONS)
 
     # -- one call: cursor, read-only transaction, time limit, translation --------------
     @contextmanager
@@ -288,35 +260,6 @@ class Watchdog:
                 self._wake.wait(left)
 
 
-def row_messages(
-    more: bool, capped: bool, limit: int, returned: int, max_output_chars: int, max_limit: int
-) -> str | None:
-    """What to tell the caller when rows were left out (by the character cap or the limit)."""
-    if capped:
-        return (
-            f"output capped at {max_output_chars:,} characters after {returned} rows; narrow the query: "
-            "select fewer or shorter columns (left(col, 100)), aggregate, filter with WHERE, or lower the limit"
-        )
-    if more:
-        return (
-            f"more rows exist beyond the limit of {limit}; aggregate, filter with WHERE, ORDER BY what matters, "
-            f"or raise the limit (at most {max_limit:,})"
-        )
-    return None
-
-
-def cap_rows(rows: list[list[Any]], max_chars: int) -> tuple[list[list[Any]], bool]:
-    """The leading rows whose JSON fits in ``max_chars``, and whether any were left out."""
-    if len(json.dumps(rows, ensure_ascii=False)) <= max_chars:
-        return rows, False
-    size = 0
-    for index, row in enumerate(rows):
-        size += len(json.dumps(row, ensure_ascii=False)) + 1
-        if size > max_chars:
-            return rows[:index], True
-    return rows, False
-
-
 def quote_identifier(name: str) -> str:
     """``name`` as a DuckDB identifier: ``audit_log`` -> ``"audit_log"``."""
     return '"' + name.replace('"', '""') + '"'
@@ -324,12 +267,6 @@ def quote_identifier(name: str) -> str:
 
 def _table(name: str) -> str:
     return f"{quote_identifier(REDACTED_SCHEMA)}.{quote_identifier(name)}"
-
-
-def describe_column(table: str, column: str) -> str:
-    return COLUMN_DESCRIPTIONS.get(table, {}).get(column) or REDACTED_FLAG_COLUMNS.get(table, {}).get(
-        column, ""
-    )
 
 
 def message_of(exc: BaseException) -> str:
