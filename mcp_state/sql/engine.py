@@ -25,6 +25,7 @@ from typing import Any, Protocol, cast
 import duckdb
 
 from mcp_state.db import Database, system_db_path
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError, InvalidSQLError
 from mcp_state.sql.guard import MAX_SQL_CHARS, check_size
 from mcp_state.sql.hardening import hardened_database
@@ -60,17 +61,12 @@ class ReadOnlySql(Protocol):
 def sql_engine_for(db: Database, **engine_options: Any) -> ReadOnlySql:
     """The read-only SQL engine of ``db``: DuckDB's worker sandbox over copies of the redacted
     views, or on PostgreSQL a reader role in read-only transactions (``pg_engine``)."""
-    url = getattr(db, "url", None)
-    if isinstance(url, str) and _is_postgres(url):
+    url = getattr(db, "url", None)  # the location decides the engine
+    if isinstance(url, str) and is_postgres_url(url):
         from mcp_state.sql.pg_engine import PgSqlEngine
 
         return PgSqlEngine(url, **engine_options)
     return SqlEngine(db, **engine_options)
-
-
-def _is_postgres(location: str) -> bool:
-    """A ``postgresql://`` location (the location decides the engine; see mcp_state.dialect)."""
-    return location.startswith(("postgresql://", "postgres://"))
 
 
 class SqlEngine:
@@ -167,7 +163,7 @@ def open_engine(path: str | os.PathLike[str] | None = None, **engine_options: An
     For one-shot callers such as the CLI: a missing file is an error, never created.
     """
     target = str(path) if path else str(system_db_path())
-    if _is_postgres(target):
+    if is_postgres_url(target):
         from mcp_state.sql.pg_engine import PgSqlEngine
 
         pg_engine = PgSqlEngine(target, **engine_options)
