@@ -268,3 +268,10 @@ def test_the_real_server_on_postgresql_runs_the_sql_tools_there(pg):
     assert secret.is_error and "write users (or redacted.users)" in result_text(secret)
     assert "Seq Scan on users" in plan.structured_content["plan"]
     assert not any(c in result_text(r) for r in (schema, count, secret, plan) for c in CANARIES)
+
+
+def test_values_postgresql_refuses_come_back_as_its_reason(pg):
+    with pytest.raises(InvalidSQLError, match="null character not permitted"):
+        pg[1].query("SELECT chr(0)")
+    with pytest.raises(InvalidSQLError, match="division by zero"):
+        pg[1].query("SELECT 1 / 0")

@@ -86,6 +86,8 @@ REFUSED = [
     ("SELECT has_table_privilege('users', 'SELECT')", "privileges"),
     ("SELEC 1", "does not parse as PostgreSQL"),
     ("", "no SQL statement"),
+    ("SELECT 1\x00; DELETE FROM users", "NUL character"),
+    ("SELECT '\ud800'", "not valid Unicode"),
     ("SELECT 1 -- " + "x" * 20_001, "over the 20,000-character limit"),
 ]
 

@@ -44,7 +44,7 @@ from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.convert import json_safe
 from mcp_state.sql.guard import MAX_SQL_CHARS
 from mcp_state.sql.pg_functions import PG_TABLE_FUNCTIONS
-from mcp_state.sql.pg_guard import check_pg_statement
+from mcp_state.sql.pg_guard import check_pg_statement, check_text
 from mcp_state.sql.pg_role import ensure_reader
 from mcp_state.sql.results import cap_rows, row_messages, schema_result
 from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaResult
@@ -168,6 +168,7 @@ class PgSqlEngine:
     # -- the parts ---------------------------------------------------------------------
     def _check(self, text: str) -> str:
         if not self._guard:
+            check_text(text)
             return text
         views = frozenset(self._views())
         try:
@@ -264,7 +265,7 @@ class PgSqlEngine:
             )
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and exc.sqlstate is None:
             return DatabaseUnavailableError(f"the SQL tool could not reach PostgreSQL: {_first_line(exc)}")
-        if isinstance(exc, psycopg.errors.OutOfMemory | psycopg.errors.ProgramLimitExceeded):
+        if isinstance(exc, psycopg.errors.OutOfMemory):
             return InvalidSQLError(
                 "the query needs more memory than the SQL tool allows; aggregate, filter with WHERE or "
                 "select fewer columns"

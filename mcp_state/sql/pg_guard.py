@@ -113,6 +113,7 @@ def check_pg_statement(sql: str, views: frozenset[str], max_chars: int | None = 
         check_size(sql)
     else:
         check_size(sql, max_chars)
+    check_text(sql)
     try:
         statements = parse_sql(sql)
     except ParseError as exc:
@@ -137,6 +138,19 @@ def check_pg_statement(sql: str, views: frozenset[str], max_chars: int | None = 
     except RecursionError:
         raise InvalidSQLError("the statement is nested too deeply to check; simplify it") from None
     return sql
+
+
+def check_text(sql: str) -> None:
+    """Text PostgreSQL's parser and libpq read as Python sees it: UTF-8, no NUL (C strings end
+    there, so ``SELECT 1\0; DELETE ...`` would be checked and run cut short)."""
+    if "\x00" in sql:
+        raise InvalidSQLError("the SQL text contains a NUL character; remove it")
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSQLError(
+            "the SQL text is not valid Unicode (a lone surrogate); fix its encoding"
+        ) from None
 
 
 def _walk(root: ast.Node, views: frozenset[str]) -> None:
