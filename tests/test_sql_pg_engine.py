@@ -275,3 +275,25 @@ def test_values_postgresql_refuses_come_back_as_its_reason(pg):
         pg[1].query("SELECT chr(0)")
     with pytest.raises(InvalidSQLError, match="division by zero"):
         pg[1].query("SELECT 1 / 0")
+
+
+def test_a_view_a_later_migration_adds_is_readable_at_once(pg):
+    with psycopg.connect(pg[0], autocommit=True) as conn:  # as the login role, as a migration would
+        conn.execute("CREATE VIEW redacted.later AS SELECT 1 AS x")
+    try:
+        assert pg[1].query("SELECT x FROM later")["rows"] == [[1]]
+    finally:
+        with psycopg.connect(pg[0], autocommit=True) as conn:
+            conn.execute("DROP VIEW redacted.later")
+
+
+def test_calls_beyond_the_pool_wait_then_say_the_tool_is_busy(pg):
+    engine = PgSqlEngine(pg[0], timeout=0.5, pool_size=1, guard=False)
+    try:
+        engine.query("SELECT 1")
+        busy = pytest.raises(DatabaseUnavailableError, match="the SQL tool is busy: 1 queries are running")
+        with engine._pool.connection(), busy:  # the one connection is taken
+            engine.query("SELECT 1")
+        assert engine.query("SELECT 2")["rows"] == [[2]]
+    finally:
+        engine.close()

@@ -31,7 +31,7 @@ from typing import Any, cast
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mcp_state.errors import (
     DatabaseUnavailableError,
@@ -204,6 +204,8 @@ class PgSqlEngine:
                     self._deadlines.disarm(conn)
                     _finish(conn)
         except psycopg.Error as exc:
+            if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+                self._reader = None  # set the role up again on the next call (a view may be new)
             raise self._translate(exc) from None
 
     def _begin(self, reader: str) -> sql.Composed:
@@ -248,6 +250,10 @@ class PgSqlEngine:
             return self._reader
 
     def _translate(self, exc: psycopg.Error) -> StateError:
+        if isinstance(exc, PoolTimeout):
+            return DatabaseUnavailableError(
+                f"the SQL tool is busy: {self._pool.max_size} queries are running; retry in a few seconds"
+            )
         if isinstance(exc, psycopg.errors.QueryCanceled):
             return QueryTimeoutError(
                 f"the query ran longer than the {self.timeout:g} s time limit and was stopped; narrow it: "

@@ -58,6 +58,7 @@ def admin_statements(reader: str, login: str) -> list[str]:
         f"GRANT {r} TO {who}",
         f"GRANT USAGE ON SCHEMA {REDACTED_SCHEMA} TO {r}",
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {REDACTED_SCHEMA} TO {r}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {who} IN SCHEMA {REDACTED_SCHEMA} GRANT SELECT ON TABLES TO {r}",
         f"REVOKE EXECUTE ON FUNCTION {SET_CONFIG} FROM PUBLIC",
         f"GRANT EXECUTE ON FUNCTION {SET_CONFIG} TO {who}",
         f"GRANT SET ON PARAMETER temp_file_limit TO {who}",
@@ -101,6 +102,10 @@ def _setup(conn: psycopg.Connection[Any], reader: str, login: str) -> None:
     schema = sql.Identifier(REDACTED_SCHEMA)
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, r))
     conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, r))
+    # A view a later migration adds (created by this login role) is the reader's at once.
+    conn.execute(
+        sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(schema, r)
+    )
     if _fetch_bool(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", []):
         # PostgreSQL 15 creates schema public without CREATE for PUBLIC; an older database
         # upgraded in place may still grant it.
