@@ -4,6 +4,7 @@ The rows expected are worked out by hand from the seed in sql_support.py."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import psycopg
@@ -249,6 +250,9 @@ def test_the_client_cancels_a_statement_at_its_deadline(pg):
         deadlines.arm(conn, 5.0)
         deadlines.disarm(conn)
         assert conn.execute("SELECT 1").fetchone() == (1,)
+    before = threading.active_count()
+    deadlines.stop()
+    assert threading.active_count() == before - 1
 
 
 def test_the_real_server_on_postgresql_runs_the_sql_tools_there(pg):

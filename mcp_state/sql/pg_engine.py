@@ -161,6 +161,7 @@ class PgSqlEngine:
     def close(self) -> None:
         """Close the engine's connections (a later call opens new ones)."""
         with self._lock:
+            self._deadlines.stop()
             if self._opened:
                 self._pool.close()
                 self._opened = False
@@ -307,9 +308,21 @@ class Deadlines:
         with self._wake:
             self._due.pop(conn, None)
 
+    def stop(self) -> None:
+        """End the thread (a later ``arm`` starts a new one)."""
+        with self._wake:
+            self._due.clear()
+            self._thread, thread = None, self._thread
+            self._wake.notify_all()
+        if thread is not None:
+            thread.join(timeout=2.0)
+
     def _run(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._wake:
+                if self._thread is not me:
+                    return
                 now = time.monotonic()
                 late = [conn for conn, at in self._due.items() if at <= now]
                 for conn in late:
