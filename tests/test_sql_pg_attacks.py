@@ -166,7 +166,8 @@ def test_harmless_to_the_engine_but_refused_by_the_gate(arena):
 
 
 def test_the_corpus_through_mcp_changes_nothing(arena):
-    url, _, _, login = arena
+    url, guarded, _, login = arena
+    guarded.query("SELECT 1")  # the reader role exists before the dump
     before = dump_pg(url)
 
     async def run_all(client):
@@ -233,3 +234,27 @@ def test_a_role_that_cannot_be_made_says_what_an_admin_must_run(arena):
         with psycopg.connect(admin_url(), autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS mcp_state_weak_db WITH (FORCE)")
             conn.execute("DROP ROLE IF EXISTS mcp_state_weak_login")
+
+
+def test_the_duckdb_attack_corpus_is_refused_on_postgresql_too(arena):
+    """tests/test_sql_attacks.py's statements (DuckDB's files, settings, nested SQL, secrets):
+    each refused by the gate; with the gate off, none reveals a secret or changes anything."""
+    from test_sql_attacks import ATTACKS as DUCKDB_ATTACKS
+
+    url, guarded, bare, _ = arena
+    guarded.query("SELECT 1")  # the reader role exists before the dump
+    before = dump_pg(url)
+    ran = []
+    for sql, _ in DUCKDB_ATTACKS:
+        text = sql.replace("{outside}", "/tmp").replace("{db}", "/tmp/state.duckdb")
+        with pytest.raises(InvalidSQLError) as refused:
+            guarded.query(text)
+        assert not any(c in str(refused.value) for c in CANARIES), text
+        try:
+            shown = repr(bare.query(text))
+            ran.append(text)
+        except StateError as exc:
+            shown = str(exc)
+        assert not any(c in shown for c in CANARIES), text
+    assert dump_pg(url) == before
+    assert ran == ["SELECT setseed(0.5)"]  # the only one PostgreSQL runs: it seeds this session's random()
