@@ -209,6 +209,7 @@ def test_the_reader_role_is_confined(arena):
         ).fetchone()[0]
 
 
+@pytest.mark.slow  # a role and a database of its own
 def test_a_role_that_cannot_be_made_says_what_an_admin_must_run(arena):
     url, _, _, _ = arena
     with psycopg.connect(url, autocommit=True) as conn:
