@@ -16,6 +16,7 @@ from sql_support import CANARIES, seed
 from mcp_state.db import Database
 from mcp_state.server.tools_sql import register_sql_tools
 from mcp_state.sql.pg_engine import PgSqlEngine
+from mcp_state.sql.pg_role import reader_name
 
 __all__ = ["CANARIES", "dump_pg", "make_pg_server", "seeded_pg_database"]
 
@@ -47,9 +48,16 @@ def dump_pg(url: str) -> str:
             "SELECT n.nspname, p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
             "SELECT schemaname, sequencename, last_value FROM pg_sequences ORDER BY 1, 2",
-            "SELECT rolname, rolsuper, rolcanlogin FROM pg_roles WHERE rolname LIKE 'mcp_state_sql_%' ORDER BY 1",
         ):
             parts.append(repr(conn.execute(query).fetchall()))
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        parts.append(  # this database's reader role (other tests' come and go meanwhile)
+            repr(
+                conn.execute(
+                    "SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = %s", [reader_name(database)]
+                ).fetchall()
+            )
+        )
         tables = conn.execute(
             "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', "
             "'information_schema') ORDER BY 1, 2"

@@ -10,6 +10,8 @@ No canary secret appears in any answer; the database content is unchanged afterw
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 from pg_support import admin_url
@@ -212,14 +214,15 @@ def test_the_reader_role_is_confined(arena):
 @pytest.mark.slow  # a role and a database of its own
 def test_a_role_that_cannot_be_made_says_what_an_admin_must_run(arena):
     url, _, _, _ = arena
+    login, database = f"mcp_state_weak_{os.getpid()}", f"mcp_state_weakdb_{os.getpid()}"
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP ROLE IF EXISTS mcp_state_weak_login")
-        conn.execute("CREATE ROLE mcp_state_weak_login LOGIN PASSWORD 'weak'")
+        conn.execute(f"DROP ROLE IF EXISTS {login}")
+        conn.execute(f"CREATE ROLE {login} LOGIN PASSWORD 'pw-9f81'")
     try:
         with psycopg.connect(url, autocommit=True) as conn:  # a fresh database: no reader role yet
-            conn.execute("CREATE DATABASE mcp_state_weak_db OWNER mcp_state_weak_login")
+            conn.execute(f"CREATE DATABASE {database} OWNER {login}")
             host = conn.info.host, conn.info.port
-        weak = f"postgresql://mcp_state_weak_login:weak@{host[0]}:{host[1]}/mcp_state_weak_db"
+        weak = f"postgresql://{login}:pw-9f81@{host[0]}:{host[1]}/{database}"
         with psycopg.connect(weak, autocommit=True) as conn:  # the database's owner, without CREATEROLE
             conn.execute("CREATE SCHEMA redacted; CREATE VIEW redacted.t AS SELECT 1 AS x")
         engine = PgSqlEngine(weak)
@@ -227,14 +230,14 @@ def test_a_role_that_cannot_be_made_says_what_an_admin_must_run(arena):
             engine.query("SELECT 1")
         message = str(caught.value)
         assert "\n" not in message and "An admin must run once" in message
-        assert 'CREATE ROLE "mcp_state_sql_mcp_state_weak_db" NOLOGIN' in message
+        assert f'CREATE ROLE "mcp_state_sql_{database}" NOLOGIN' in message
         assert "REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC" in message
-        assert "weak" not in message.replace("mcp_state_weak", "")  # no password
+        assert "pw-9f81" not in message
         engine.close()
     finally:
         with psycopg.connect(admin_url(), autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS mcp_state_weak_db WITH (FORCE)")
-            conn.execute("DROP ROLE IF EXISTS mcp_state_weak_login")
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {login}")
 
 
 def test_the_duckdb_attack_corpus_is_refused_on_postgresql_too(arena):

@@ -4,6 +4,7 @@ The rows expected are worked out by hand from the seed in sql_support.py."""
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 
@@ -301,3 +302,29 @@ def test_calls_beyond_the_pool_wait_then_say_the_tool_is_busy(pg):
         assert engine.query("SELECT 2")["rows"] == [[2]]
     finally:
         engine.close()
+
+
+def test_a_huge_result_never_leaves_the_database_server(pg):
+    """30 values of 20 MB: PostgreSQL sends NULLs past the result budget, so the server process
+    neither waits for 600 MB nor holds them."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    result = pg[1].query("SELECT repeat('x', 20000000) AS big FROM generate_series(1, 30)")
+    assert time.monotonic() - started < 5.0
+    assert (result["row_count"], result["truncated"]) == (0, True)
+    assert "output capped at 50,000 characters after 0 rows" in result["message"]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 200 * 1024  # KiB
+
+
+@pytest.mark.parametrize(
+    ("sql", "columns", "rows"),
+    [
+        ("SELECT 1 AS a, 2 AS a", ["a", "a"], [[1, 2]]),
+        ("SELECT FROM users WHERE id = 'u1'", [], [[]]),
+        ("SELECT id FROM users ORDER BY id DESC LIMIT 2;  ", ["id"], [["u4"], ["u3"]]),
+        ("SELECT 'é' || name AS n FROM users WHERE id = 'u1' -- a trailing comment", ["n"], [["éAna"]]),
+    ],
+)
+def test_statements_keep_their_names_order_and_shape(pg, sql, columns, rows):
+    result = pg[1].query(sql)
+    assert [c["name"] for c in result["columns"]] == columns and result["rows"] == rows

@@ -90,6 +90,8 @@ class PgSqlEngine:
         self.timeout = float(timeout)
         self.max_limit = max_limit
         self.max_output_chars = max_output_chars
+        # What PostgreSQL may send of one result (its rows' binary size), before the character cap.
+        self.result_bytes = 4 * max_output_chars
         self.max_sql_chars = max_sql_chars
         self.work_mem = work_mem
         self.temp_file_limit = temp_file_limit
@@ -116,17 +118,25 @@ class PgSqlEngine:
         limit = self._check_limit(limit)
         checked = self._check(text)
         with self._session() as conn:
-            cursor = conn.cursor(name="mcp_state_sql")
+            probe, cursor = conn.cursor(name="mcp_state_sql_probe"), conn.cursor(name="mcp_state_sql")
             try:
-                cursor.execute(checked)
+                probe.execute(checked)  # DECLARE: planned and described, not run; its columns
+                description = list(probe.description or [])
+                cursor.execute(self._within_budget(checked, len(description)))
                 raw = cursor.fetchmany(limit + 1)
-                description = list(cursor.description or [])
             finally:
-                _finish(conn)  # the ROLLBACK closes the cursor: close() then costs no round trip
+                _finish(conn)  # the ROLLBACK closes the cursors: close() then costs no round trip
+                probe.close()
                 cursor.close()
+        over_budget = False
+        if description:  # each row ends with "fits"; the first that does not came without values
+            kept = next((i for i, row in enumerate(raw) if not row[-1]), len(raw))
+            over_budget = kept < len(raw)
+            raw = [row[:-1] for row in raw[:kept]]
         more = len(raw) > limit
         rows = [[json_safe(v) for v in row] for row in raw[:limit]]
         rows, capped = cap_rows(rows, self.max_output_chars)
+        capped = capped or (over_budget and len(rows) < limit)
         result: dict[str, Any] = {
             "columns": [{"name": c.name, "type": c.type_display} for c in description],
             "rows": rows,
@@ -139,6 +149,25 @@ class PgSqlEngine:
             result["message"] = message
         result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return result  # type: ignore[return-value]
+
+    def _within_budget(self, statement: str, columns: int) -> sql.SQL | sql.Composed:
+        """``statement`` wrapped so that PostgreSQL sends no more than about ``result_bytes``: each
+        row carries ``fits`` (the rows so far, this one included, within the budget), and a row
+        that does not fit comes with NULLs in place of its values. A 1 GB ``repeat()`` never
+        leaves the database server; the character cap then trims what came (``cap_rows``)."""
+        if columns == 0:
+            return sql.SQL(statement)
+        names = [sql.Identifier(f"c{i}") for i in range(columns)]
+        return sql.SQL(
+            "SELECT {picks}, w.fits FROM (SELECT q.*, sum(pg_catalog.pg_column_size(q.*)) OVER "
+            "(ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) <= {budget} AS fits "
+            "FROM (\n{statement}\n) AS q ({names})) AS w"
+        ).format(
+            picks=sql.SQL(", ").join(sql.SQL("CASE WHEN w.fits THEN w.{} END").format(n) for n in names),
+            budget=sql.Literal(self.result_bytes),
+            statement=sql.SQL(statement),
+            names=sql.SQL(", ").join(names),
+        )
 
     def explain(self, text: str) -> SqlExplainResult:
         """PostgreSQL's plan of one read-only statement (never ``EXPLAIN ANALYZE``)."""

@@ -108,7 +108,8 @@ _STATEMENT_WORDS = {
 
 
 def check_pg_statement(sql: str, views: frozenset[str], max_chars: int | None = None) -> str:
-    """Refuse ``sql`` unless it is one read-only query over ``views``; returns the text to run."""
+    """Refuse ``sql`` unless it is one read-only query over ``views``; returns the statement's
+    text without a trailing semicolon (what the engine runs)."""
     if max_chars is None:
         check_size(sql)
     else:
@@ -137,7 +138,10 @@ def check_pg_statement(sql: str, views: frozenset[str], max_chars: int | None = 
         _walk(statement, views)
     except RecursionError:
         raise InvalidSQLError("the statement is nested too deeply to check; simplify it") from None
-    return sql
+    # The statement alone (no trailing semicolon), as the engine wraps it; offsets are in bytes.
+    start, length = statements[0].stmt_location or 0, statements[0].stmt_len or None
+    encoded = sql.encode("utf-8")
+    return encoded[start : None if length is None else start + length].decode("utf-8")
 
 
 def check_text(sql: str) -> None:
