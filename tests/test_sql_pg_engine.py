@@ -300,6 +300,8 @@ def test_calls_beyond_the_pool_wait_then_say_the_tool_is_busy(pg):
         with engine._pool.connection(), busy:  # the one connection is taken
             engine.query("SELECT 1")
         assert engine.query("SELECT 2")["rows"] == [[2]]
+        engine.close()  # a later call opens a new pool
+        assert engine.query("SELECT 3")["rows"] == [[3]]
     finally:
         engine.close()
 

@@ -96,18 +96,11 @@ class PgSqlEngine:
         self.work_mem = work_mem
         self.temp_file_limit = temp_file_limit
         self._guard = guard  # False only in tests that show what the engine refuses by itself
-        self._pool = ConnectionPool(
-            url,
-            min_size=0,
-            max_size=max(1, pool_size),
-            open=False,
-            kwargs={"autocommit": True, "application_name": "mcp-state-sql"},
-            configure=_configure,
-            name="mcp-state-sql",
-        )
+        self._url = url
+        self.pool_size = max(1, pool_size)
+        self._pool: ConnectionPool | None = None  # opened by the first call
         self._lock = threading.Lock()
         self._deadlines = Deadlines()
-        self._opened = False
         self._reader: str | None = None
         self._columns: dict[str, list[tuple[str, str]]] | None = None
 
@@ -191,9 +184,9 @@ class PgSqlEngine:
         """Close the engine's connections (a later call opens new ones)."""
         with self._lock:
             self._deadlines.stop()
-            if self._opened:
-                self._pool.close()
-                self._opened = False
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     # -- the parts ---------------------------------------------------------------------
     def _check(self, text: str) -> str:
@@ -223,9 +216,9 @@ class PgSqlEngine:
     @contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
         """One read-only transaction as the reader, limits set, cancelled at the deadline, rolled back."""
-        reader = self._ensure_open()
+        pool, reader = self._ensure_open()
         try:
-            with self._pool.connection(timeout=self.timeout) as conn:
+            with pool.connection(timeout=self.timeout) as conn:
                 try:
                     conn.execute(self._begin(reader))  # one round trip (the simple protocol)
                     self._deadlines.arm(conn, self.timeout + KILL_GRACE)
@@ -263,26 +256,32 @@ class PgSqlEngine:
             ("max_parallel_workers_per_gather", "0"),
         ]
 
-    def _ensure_open(self) -> str:
+    def _ensure_open(self) -> tuple[ConnectionPool, str]:
+        """The pool (opened on the first call) and the reader role (set up on the first call)."""
         with self._lock:
-            if not self._opened:
-                try:
+            try:
+                if self._pool is None:
+                    self._pool = ConnectionPool(
+                        self._url,
+                        min_size=0,
+                        max_size=self.pool_size,
+                        open=False,
+                        kwargs={"autocommit": True, "application_name": "mcp-state-sql"},
+                        configure=_configure,
+                        name="mcp-state-sql",
+                    )
                     self._pool.open(wait=False)
-                except psycopg.Error as exc:
-                    raise self._translate(exc) from None
-                self._opened = True
-            if self._reader is None:
-                try:
+                if self._reader is None:
                     with self._pool.connection(timeout=self.timeout) as conn:
                         self._reader = ensure_reader(conn)
-                except psycopg.Error as exc:
-                    raise self._translate(exc) from None
-            return self._reader
+            except psycopg.Error as exc:
+                raise self._translate(exc) from None
+            return self._pool, self._reader
 
     def _translate(self, exc: psycopg.Error) -> StateError:
         if isinstance(exc, PoolTimeout):
             return DatabaseUnavailableError(
-                f"the SQL tool is busy: {self._pool.max_size} queries are running; retry in a few seconds"
+                f"the SQL tool is busy: {self.pool_size} queries are running; retry in a few seconds"
             )
         if isinstance(exc, psycopg.errors.QueryCanceled):
             return QueryTimeoutError(
