@@ -1,11 +1,14 @@
 """One state file, many local clients: which file, and how processes take turns with it.
 
-Which file. The commands serve, query and change the file ``--db`` names, else
-``$DATA_DIR/state/system.duckdb``, else ``state/system.duckdb`` in the user's data folder
-(``default_db_path()``; on Linux ``~/.local/share/mcp-state/state/system.duckdb``), never a
-path that depends on the working directory. A missing file is refused (``require_database``)
-unless the caller creates it on purpose (``mcp-state demo``, ``mcp-state migrate``,
-``mcp-state serve --create``). The seed API's ``get_system_db()`` keeps ``DATA_DIR``/``./data``.
+Which database. The commands serve, query and change the database ``--db`` names (a file
+path, or a ``postgresql://`` URL: ``is_database_url``), else the URL in
+``$MCP_STATE_DATABASE_URL``, else the file ``$DATA_DIR/state/system.duckdb``, else
+``state/system.duckdb`` in the user's data folder (``default_db_path()``; on Linux
+``~/.local/share/mcp-state/state/system.duckdb``), never a path that depends on the working
+directory. A missing file is refused (``require_database``) unless the caller creates it on
+purpose (``mcp-state demo``, ``mcp-state migrate``, ``mcp-state serve --create``); a
+PostgreSQL database is reached when it is opened. The seed API's ``get_system_db()`` keeps
+``DATA_DIR``/``./data``.
 
 Taking turns. DuckDB lets one process open a file read-write, or several open it read-only.
 A ``Database`` keeps the file open while it serves and lets go when another process asks:
@@ -26,6 +29,7 @@ asker waits for it up to the lock timeout, then fails naming its PID.
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -51,13 +55,49 @@ def default_data_dir() -> Path:
 
 
 def default_db_path() -> Path:
-    """The database file the commands use when ``--db`` is not given."""
+    """The database file the commands use when neither ``--db`` nor ``MCP_STATE_DATABASE_URL`` is given."""
     return default_data_dir() / "state" / "system.duckdb"
 
 
+DATABASE_URL_ENV = "MCP_STATE_DATABASE_URL"
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(location: str | os.PathLike[str] | None) -> bool:
+    """Whether ``location`` names a PostgreSQL database (a URL) rather than a DuckDB file."""
+    return isinstance(location, str) and location.startswith(URL_SCHEMES)
+
+
+def database_location(location: str | os.PathLike[str] | None = None) -> str:
+    """The database a command works on: ``location`` (``--db``), else ``$MCP_STATE_DATABASE_URL``,
+    else ``default_db_path()``."""
+    if location:
+        return str(location)
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if url:
+        if not is_database_url(url):
+            raise DatabaseUnavailableError(
+                f"{DATABASE_URL_ENV} must be a URL starting with postgresql:// (a file goes in --db or DATA_DIR)"
+            )
+        return url
+    return str(default_db_path())
+
+
+def shown_location(location: str | os.PathLike[str]) -> str:
+    """``location`` as it may be printed: a URL without its password, a file as an absolute path."""
+    text = str(location)
+    if is_database_url(text):
+        text = re.sub(r"^([a-z]+://[^:/@?#]*):[^@/?#]*@", r"\1@", text)
+        return re.sub(r"([?&])password=[^&#]*&?", r"\1", text).rstrip("?&")
+    return text if text == ":memory:" else str(Path(text).absolute())
+
+
 def require_database(path: str | os.PathLike[str] | None) -> str:
-    """``path`` (default: ``default_db_path()``) as a string, or an error when no such file exists."""
-    target = str(path) if path else str(default_db_path())
+    """The database location (``database_location``) as a string; an error when it is a file that does
+    not exist."""
+    target = database_location(path)
+    if is_database_url(target):
+        return target
     if target != ":memory:" and not Path(target).is_file():
         raise DatabaseUnavailableError(
             f"no database at {Path(target).absolute()}. Pass --db with the path of an existing state "
@@ -104,6 +144,15 @@ def give_way(db_path: str) -> None:
 
 
 DB_HELP = (
-    "database file (default: $DATA_DIR/state/system.duckdb, else state/system.duckdb in your user "
-    "data folder, e.g. ~/.local/share/mcp-state on Linux)"
+    "database file, or a postgresql://USER@HOST/DB URL (default: $MCP_STATE_DATABASE_URL, else "
+    "$DATA_DIR/state/system.duckdb, else state/system.duckdb in your user data folder, e.g. "
+    "~/.local/share/mcp-state on Linux)"
 )
+
+
+def refuse_on_server(location: str, what: str, instead: str) -> None:
+    """Refuse, in one line, a command that works on a database file when ``location`` is PostgreSQL."""
+    if is_database_url(location):
+        raise DatabaseUnavailableError(
+            f"{what} works on a DuckDB file, and {shown_location(location)} is a PostgreSQL database: {instead}"
+        )
