@@ -35,7 +35,7 @@ def contents(location: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_copy_file_to_file_keeps_every_row_and_tokens(tmp_path, capsys):
-    source, secrets = seeded_copy(tmp_path)
+    source, _ = seeded_copy(tmp_path)
     target = tmp_path / "copy.duckdb"
     assert main(["copy", "--from", str(source), "--to", str(target)]) == 0
     out = capsys.readouterr().out
