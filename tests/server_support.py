@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -383,8 +383,25 @@ def seeded_copy(tmp_path: Path, name: str = "state.duckdb") -> tuple[Path, dict[
     return target, secrets
 
 
+def seeded_location(
+    tmp_path: Path, backend: str, request: Any, fill: Callable[[Path], None] | None = None
+) -> str:
+    """The seeded database on ``backend``: a file (``seeded_copy``, then ``fill(path)`` if given),
+    or a fresh PostgreSQL database that file is copied into (``mcp-state copy``'s code)."""
+    path, _ = seeded_copy(tmp_path)
+    if fill is not None:
+        fill(path)
+    if backend != "postgres":
+        return str(path)
+    from mcp_state.transfer import copy_state
+
+    url = str(request.getfixturevalue("pg_url"))
+    copy_state(str(path), url)
+    return url
+
+
 @asynccontextmanager
-async def connect(db_path: Path, mode: str = "auto", **settings: Any) -> AsyncIterator[Client]:
+async def connect(db_path: Path | str, mode: str = "auto", **settings: Any) -> AsyncIterator[Client]:
     server = build_server(
         ServerSettings(db_path=str(db_path), actor=settings.pop("actor", "tester"), **settings)
     )
