@@ -47,7 +47,7 @@ def copy_state(source: str, target: str) -> dict[str, Any]:
     created = not is_database_url(target) and not Path(target).exists()
     try:
         with Database(source, idle_release=None) as src, Database(target, idle_release=None) as dst:
-            tables = _tables(src)
+            tables = state_tables(src)
             _check_same_schema(src, dst, tables, target)
             _require_empty(dst, tables, target)
             counts = _copy(src, dst, tables)
@@ -70,11 +70,11 @@ def require_empty(location: str) -> None:
     if not is_database_url(location) and not Path(location).exists():
         return
     with Database(location, idle_release=None) as db:
-        _require_empty(db, _tables(db), location)
+        _require_empty(db, state_tables(db), location)
 
 
 # -- what is copied ----------------------------------------------------------------------------
-def _tables(db: Database) -> dict[str, list[str]]:
+def state_tables(db: Database) -> dict[str, list[str]]:
     """Every table of the state with its columns in order, from the catalog (both engines have it)."""
     rows = Gateway(db).fetch_all(
         "SELECT table_name, column_name FROM information_schema.columns "
@@ -95,7 +95,7 @@ def _tables(db: Database) -> dict[str, list[str]]:
 
 
 def _check_same_schema(src: Database, dst: Database, tables: dict[str, list[str]], target: str) -> None:
-    theirs = _tables(dst)
+    theirs = state_tables(dst)
     for table, columns in tables.items():
         if sorted(theirs.get(table, [])) != sorted(columns):
             raise SchemaError(

@@ -385,19 +385,37 @@ def seeded_copy(tmp_path: Path, name: str = "state.duckdb") -> tuple[Path, dict[
 
 def seeded_location(
     tmp_path: Path, backend: str, request: Any, fill: Callable[[Path], None] | None = None
-) -> str:
-    """The seeded database on ``backend``: a file (``seeded_copy``, then ``fill(path)`` if given),
-    or a fresh PostgreSQL database that file is copied into (``mcp-state copy``'s code)."""
-    path, _ = seeded_copy(tmp_path)
+) -> tuple[str, dict[str, str]]:
+    """The seeded database on ``backend`` and its secrets (``seed``): a file (``seeded_copy``, then
+    ``fill(path)`` if given), or a fresh PostgreSQL database that file is copied into (``mcp-state
+    copy``'s code)."""
+    path, secrets = seeded_copy(tmp_path)
     if fill is not None:
         fill(path)
     if backend != "postgres":
-        return str(path)
+        return str(path), secrets
     from mcp_state.transfer import copy_state
 
     url = str(request.getfixturevalue("pg_url"))
     copy_state(str(path), url)
-    return url
+    return url, secrets
+
+
+def contents(location: str, skip: tuple[str, ...] = ()) -> dict[str, list[dict[str, Any]]]:
+    """Every table's rows but ``skip``'s, in a fixed order (every column), as the gateway returns them."""
+    from mcp_state.gateway import Gateway
+    from mcp_state.schema import JSON_COLUMNS
+    from mcp_state.transfer import state_tables
+
+    with Database(location, idle_release=None) as db:
+        g = Gateway(db)
+        found = {}
+        for table, columns in state_tables(db).items():
+            if table in skip:
+                continue
+            order = ", ".join(f"{c} NULLS FIRST" for c in columns if c not in JSON_COLUMNS)
+            found[table] = g.fetch_all(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
+        return found
 
 
 @asynccontextmanager

@@ -38,7 +38,7 @@ def _fill(path: Path) -> None:
 @pytest.fixture
 def db_path(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> str:
     """The seeded state with a week of syncs and audit rows, on each backend in turn."""
-    return seeded_location(tmp_path, backend, request, fill=_fill)
+    return seeded_location(tmp_path, backend, request, fill=_fill)[0]
 
 
 async def call(client: Any, tool: str, **arguments: Any) -> dict[str, Any]:

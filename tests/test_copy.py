@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from server_support import seeded_copy
+from server_support import contents, seeded_copy
 
 from mcp_state.cli import main
 from mcp_state.db import Database
@@ -16,22 +15,7 @@ from mcp_state.gateway import Gateway
 from mcp_state.repositories.audit import AuditRepository
 from mcp_state.repositories.tokens import TokenRepository, token_file
 from mcp_state.sharing import shown_location
-from mcp_state.transfer import _tables, copy_state
-
-
-def contents(location: str) -> dict[str, list[dict[str, Any]]]:
-    """Every table's rows, in a fixed order (every column), as the gateway returns them."""
-    with Database(location, idle_release=None) as db:
-        g = Gateway(db)
-        found = {}
-        for table, columns in _tables(db).items():
-            order = ", ".join(
-                f"{c} NULLS FIRST"
-                for c in columns
-                if c not in ("params", "tags", "contributors", "tables", "profile")
-            )
-            found[table] = g.fetch_all(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
-        return found
+from mcp_state.transfer import copy_state
 
 
 def test_copy_file_to_file_keeps_every_row_and_tokens(tmp_path, capsys):

@@ -4,10 +4,19 @@ and ``serve``, ``migrate``, ``export`` and ``token`` on a PostgreSQL database.""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
+from conftest import SAMPLE_DATA
+from server_support import contents
 
 from mcp_state.cli import main
+from mcp_state.db import Database
 from mcp_state.launch import password_note, serve_command
+from mcp_state.legacy import LAYOUT_FILES
+from mcp_state.repositories.tokens import TokenRepository, token_file
 from mcp_state.sharing import database_location, default_db_path, shown_location
 
 URL = "postgresql://mcp:s3cret-pw@db.example.com:5432/state"
@@ -59,3 +68,56 @@ def test_file_only_commands_answer_one_line_on_postgresql(argv, instead, capsys,
     err = capsys.readouterr().err
     assert err.startswith(f"mcp-state {argv[0]}") and instead in err and err.count("\n") == 1
     assert "s3cret-pw" not in err and "postgresql://mcp@db.example.com:5432/state" in err
+
+
+def test_migrate_the_sample_into_postgresql_and_export_it_again(pg_url, tmp_path, capsys):
+    """The legacy migration reaches PostgreSQL through a temporary file (and ``copy``): the same rows
+    as a migration into a file; the export of either writes the same files."""
+    file = str(tmp_path / "state.duckdb")
+    assert main(["migrate", "--data-dir", str(SAMPLE_DATA), "--db", file]) == 0
+    assert main(["migrate", "--data-dir", str(SAMPLE_DATA), "--db", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert f"-> {shown_location(pg_url)}" in out
+    assert contents(pg_url, skip=("schema_version",)) == contents(file, skip=("schema_version",))
+    # Only into an empty database: a second run is refused, and says why.
+    assert main(["migrate", "--data-dir", str(SAMPLE_DATA), "--db", pg_url]) == 1
+    assert "already holds state" in capsys.readouterr().err
+    assert main(["export", "--to", str(tmp_path / "from-pg"), "--db", pg_url]) == 0
+    assert main(["export", "--to", str(tmp_path / "from-file"), "--db", file]) == 0
+    for name in LAYOUT_FILES:
+        theirs = tmp_path / "from-file" / name
+        if theirs.exists():
+            assert (tmp_path / "from-pg" / name).read_bytes() == theirs.read_bytes(), name
+
+
+def test_tokens_on_postgresql_live_in_the_database(pg_url, capsys, monkeypatch):
+    monkeypatch.setenv("MCP_STATE_DATABASE_URL", pg_url)
+    assert main(["token", "create", "--actor", "ana", "--scope", "read"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert main(["token", "list", "--json", "--db", pg_url]) == 0
+    (listed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    with Database(pg_url, idle_release=None) as db:
+        assert TokenRepository(db).verify(token)["id"] == listed["id"]  # type: ignore[index]
+    assert token_file(pg_url) is None  # no file beside a server's database: every process asks it
+
+
+@pytest.mark.slow
+def test_serve_names_the_database_without_its_password(pg_url):
+    done = subprocess.run(
+        [sys.executable, "-m", "mcp_state", "serve", "--db", pg_url, "--actor", "me"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    first = done.stderr.splitlines()[0]
+    assert f"serving {shown_location(pg_url)} (47 tools" in first
+    password = pg_url.split("@")[0].rsplit(":", 1)[-1]
+    assert f":{password}@" not in done.stderr
+
+
+def test_an_unreachable_server_is_one_line(capsys):
+    assert main(["token", "list", "--db", "postgresql://nobody:pw@127.0.0.1:1/none"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "127.0.0.1" in err and "pw" not in err.replace("postgresql", "")

@@ -40,7 +40,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def db_path(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> str:
     """The seeded database on each backend in turn."""
-    return seeded_location(tmp_path, backend, request)
+    return seeded_location(tmp_path, backend, request)[0]
 
 
 async def read_json(client, uri: str) -> object:

@@ -49,7 +49,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def seeded(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> str:
     """The seeded database on each backend in turn (a DuckDB file, a PostgreSQL database)."""
-    return seeded_location(tmp_path, backend, request)
+    return seeded_location(tmp_path, backend, request)[0]
 
 
 async def audit_total(client: Any, action: str) -> int:
