@@ -11,7 +11,7 @@ over the rounds.
 
 1. Latency, the mean of ``--calls`` calls per round, on one process, through the repositories
    (a ``Database`` as applications use it, read cache off on both): a point read
-   (``SyncStateRepository.get``), an upsert (``DatasetPermissionRepository.grant``), an insert
+   (``SyncStateRepository.get_table_state``), an upsert (``DatasetPermissionRepository.grant``), an insert
    (``AuditRepository.log``), ``record_sync`` through MCP (the SDK's in-memory client over
    ``build_server``: the tool, its transaction and its audit row), and a ``GROUP BY`` over
    ``--audit-rows`` audit rows (fewer calls: ``max(3, calls // 50)``).
@@ -50,6 +50,7 @@ from pg_support import with_database  # noqa: E402
 from mcp_state.db import Database  # noqa: E402
 from mcp_state.gateway import Gateway  # noqa: E402
 from mcp_state.repositories import AuditRepository, DatasetPermissionRepository, SyncStateRepository  # noqa: E402
+from mcp_state.sql.hardening import hardened_database  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "backends.json"
 BACKENDS = ("duckdb", "postgresql")
@@ -112,7 +113,8 @@ def latency_calls(location: str, calls: int) -> Iterator[dict[str, Callable[[], 
 
     from mcp_state.server import ServerSettings, build_server
 
-    db = Database(location, idle_release=None)
+    # Configured as the server's, so that on a file both share DuckDB's instance in this process.
+    db = hardened_database(location, idle_release=None)
     sync, perms, audit = SyncStateRepository(db), DatasetPermissionRepository(db), AuditRepository(db)
     g = Gateway(db)
     counter = iter(range(10**9))
@@ -139,7 +141,7 @@ def latency_calls(location: str, calls: int) -> Iterator[dict[str, Callable[[], 
 
     try:
         yield {
-            "point read": lambda: per_call(lambda i: sync.get(f"t{i % 100}")),
+            "point read": lambda: per_call(lambda i: sync.get_table_state(f"t{i % 100}")),
             "upsert": lambda: per_call(
                 lambda i: perms.grant(f"u{i % 20}", f"d{i % 100}", ("read", "write")[i % 2])
             ),
