@@ -81,12 +81,16 @@ def db_location(backend: str, tmp_path, request: pytest.FixtureRequest) -> str:
     return str(tmp_path / "state.duckdb")
 
 
+PG_FIXTURES = frozenset({"pg_url", "pg_state_url"})
+
+
 def mark_postgres_items(items: list[pytest.Item]) -> None:
     """Mark every test that uses a PostgreSQL database, so the run can count them."""
     for item in items:
         names = getattr(item, "fixturenames", ())
         callspec = getattr(item, "callspec", None)
-        on_pg = "pg_url" in names or (callspec is not None and callspec.params.get("backend") == "postgres")
+        params = callspec.params.values() if callspec is not None else ()
+        on_pg = bool(set(names) & PG_FIXTURES) or any(value == "postgres" for value in params)
         if on_pg:
             item.add_marker(MARK)
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from mcp_state.dialect import DUCKDB, Dialect
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import Json, utc_now
 from mcp_state.repositories.base import (
@@ -19,7 +20,6 @@ from mcp_state.repositories.base import (
     like_pattern,
     order_sql,
 )
-from mcp_state.schema import KNOWLEDGE_WORDS_OF
 from mcp_state.types import KNOWLEDGE_STATUSES, KnowledgeItem, KnowledgeVote, VoteCounts
 
 # Most recently changed first, in commit order (``change_seq``, a new number on every change
@@ -53,11 +53,11 @@ _VOTES = """(SELECT item_id, count(*) FILTER (WHERE vote > 0) AS upvotes,
 _ONE_WORD = "SELECT item_id, in_title, in_tags FROM knowledge_words WHERE word = ?"
 
 
-def reindex_sql(ids_sql: str) -> list[str]:
+def reindex_sql(ids_sql: str, dialect: Dialect = DUCKDB) -> list[str]:
     """Statements that rebuild the word index of the items whose ids ``ids_sql`` selects."""
     return [
         f"DELETE FROM knowledge_words WHERE item_id IN ({ids_sql})",
-        KNOWLEDGE_WORDS_OF.format(where=f"WHERE id IN ({ids_sql})"),
+        dialect.knowledge_words_of(f"WHERE id IN ({ids_sql})"),
     ]
 
 
@@ -179,7 +179,7 @@ class KnowledgeRepository(Repository):
 
     def _index(self, item_id: str) -> None:
         """Rebuild the item's rows of the word index (inside the caller's transaction)."""
-        for sql in reindex_sql("?"):
+        for sql in reindex_sql("?", self.db.dialect):
             self.db.execute(sql, [item_id])
 
     def _filters(
@@ -192,9 +192,7 @@ class KnowledgeRepository(Repository):
             if words:  # the word index narrows the items down before the exact check
                 clauses.append("id IN (SELECT item_id FROM knowledge_words WHERE word = ? AND in_tags)")
                 params.append(words[0])
-            clauses.append(
-                "list_contains(from_json(lower(CAST(tags AS VARCHAR)), '[\"VARCHAR\"]'), lower(?))"
-            )
+            clauses.append(self.db.dialect.json_list_has("tags"))
             params.append(tag)
         if statuses:
             for status in statuses:
@@ -327,13 +325,14 @@ class KnowledgeRepository(Repository):
             if n == 1
             else f"""SELECT item_id, count(*) AS matched, count(*) FILTER (WHERE in_title) AS titled,
                            count(*) FILTER (WHERE in_tags) AS tagged
-                    FROM ({" UNION ALL ".join(_ONE_WORD for _ in words)}) GROUP BY item_id"""
+                    FROM ({" UNION ALL ".join(_ONE_WORD for _ in words)}) AS w GROUP BY item_id"""
         )
+        score = self.db.dialect.double(f"h.matched + 0.5 * h.titled / {n} + 0.25 * h.tagged / {n}", 6)
         page = self.db.fetch_all(
             f"""WITH hits AS ({hits}),
                 ranked AS (
                     SELECT h.item_id AS id,
-                           round(h.matched + 0.5 * h.titled / {n} + 0.25 * h.tagged / {n}, 6)::DOUBLE AS score
+                           {score} AS score
                     FROM hits h {items})
                 SELECT id, score FROM ranked {"WHERE " + condition if condition else ""}
                 ORDER BY {order_sql(order)} LIMIT ?""",
@@ -347,7 +346,7 @@ class KnowledgeRepository(Repository):
         """The words of ``query`` as the index splits them (lower case letters and digits), at most 20."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgumentError("query must be a non-empty string")
-        found = self.db.fetch_value(r"SELECT regexp_extract_all(lower(?), '[\pL\pN]+')", [query]) or []
+        found = self.db.fetch_value(f"SELECT {self.db.dialect.words('?')}", [query]) or []
         return list(dict.fromkeys(w for w in found if len(w) <= 64))[:20]
 
     def vote(self, item_id: str, user_id: str, vote: int) -> VoteCounts:
