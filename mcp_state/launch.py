@@ -15,7 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from mcp_state.sharing import is_database_url, shown_location
+from mcp_state.dialect import is_postgres_url
+from mcp_state.sharing import shown_location
 
 # The MCP Inspector the snippets name: a fixed version (npx would otherwise pick whatever it
 # has cached, or ask on a terminal), run with -y so that it never waits for an answer.
@@ -58,7 +59,7 @@ PASSWORD_NOTE = "  (the password is not shown: the server reads it from PGPASSWO
 def password_note(db_path: Path | str) -> list[str]:
     """``[PASSWORD_NOTE]`` when ``db_path`` is a URL with a password (left out of the snippets), else []."""
     text = str(db_path)
-    return [PASSWORD_NOTE] if is_database_url(text) and shown_location(text) != text else []
+    return [PASSWORD_NOTE] if is_postgres_url(text) and shown_location(text) != text else []
 
 
 def client_snippets(command: list[str]) -> list[str]:

@@ -1,7 +1,7 @@
 """One state file, many local clients: which file, and how processes take turns with it.
 
 Which database. The commands serve, query and change the database ``--db`` names (a file
-path, or a ``postgresql://`` URL: ``is_database_url``), else the URL in
+path, or a ``postgresql://`` URL: ``dialect.is_postgres_url``), else the URL in
 ``$MCP_STATE_DATABASE_URL``, else the file ``$DATA_DIR/state/system.duckdb``, else
 ``state/system.duckdb`` in the user's data folder (``default_db_path()``; on Linux
 ``~/.local/share/mcp-state/state/system.duckdb``), never a path that depends on the working
@@ -29,11 +29,11 @@ asker waits for it up to the lock timeout, then fails naming its PID.
 from __future__ import annotations
 
 import os
-import re
 import time
 from contextlib import suppress
 from pathlib import Path
 
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseUnavailableError
 
 APP_NAME = "mcp-state"
@@ -60,12 +60,6 @@ def default_db_path() -> Path:
 
 
 DATABASE_URL_ENV = "MCP_STATE_DATABASE_URL"
-URL_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_database_url(location: str | os.PathLike[str] | None) -> bool:
-    """Whether ``location`` names a PostgreSQL database (a URL) rather than a DuckDB file."""
-    return isinstance(location, str) and location.startswith(URL_SCHEMES)
 
 
 def database_location(location: str | os.PathLike[str] | None = None) -> str:
@@ -75,7 +69,7 @@ def database_location(location: str | os.PathLike[str] | None = None) -> str:
         return str(location)
     url = os.environ.get(DATABASE_URL_ENV, "").strip()
     if url:
-        if not is_database_url(url):
+        if not is_postgres_url(url):
             raise DatabaseUnavailableError(
                 f"{DATABASE_URL_ENV} must be a URL starting with postgresql:// (a file goes in --db or DATA_DIR)"
             )
@@ -86,9 +80,10 @@ def database_location(location: str | os.PathLike[str] | None = None) -> str:
 def shown_location(location: str | os.PathLike[str]) -> str:
     """``location`` as it may be printed: a URL without its password, a file as an absolute path."""
     text = str(location)
-    if is_database_url(text):
-        text = re.sub(r"^([a-z]+://[^:/@?#]*):[^@/?#]*@", r"\1@", text)
-        return re.sub(r"([?&])password=[^&#]*&?", r"\1", text).rstrip("?&")
+    if is_postgres_url(text):
+        from mcp_state.postgres import shown_url  # the [postgres] extra, there whenever a URL is used
+
+        return shown_url(text)
     return text if text == ":memory:" else str(Path(text).absolute())
 
 
@@ -96,7 +91,7 @@ def require_database(path: str | os.PathLike[str] | None) -> str:
     """The database location (``database_location``) as a string; an error when it is a file that does
     not exist."""
     target = database_location(path)
-    if is_database_url(target):
+    if is_postgres_url(target):
         return target
     if target != ":memory:" and not Path(target).is_file():
         raise DatabaseUnavailableError(
@@ -152,7 +147,7 @@ DB_HELP = (
 
 def refuse_on_server(location: str, what: str, instead: str) -> None:
     """Refuse, in one line, a command that works on a database file when ``location`` is PostgreSQL."""
-    if is_database_url(location):
+    if is_postgres_url(location):
         raise DatabaseUnavailableError(
             f"{what} works on a DuckDB file, and {shown_location(location)} is a PostgreSQL database: {instead}"
         )

@@ -28,11 +28,12 @@ from typing import Any
 
 from mcp_state.consistency import SEQUENCED
 from mcp_state.db import Database
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import ConflictError, InvalidArgumentError, SchemaError
 from mcp_state.gateway import Gateway, Json, rows_to_dicts
 from mcp_state.repositories.tokens import TokenRepository
 from mcp_state.schema import JSON_COLUMNS
-from mcp_state.sharing import is_database_url, require_database, shown_location
+from mcp_state.sharing import require_database, shown_location
 
 CHUNK_ROWS = 5_000  # rows read from the source at a time
 PARAMS_PER_INSERT = 5_000  # values sent in one INSERT (PostgreSQL takes at most 65,535)
@@ -44,7 +45,7 @@ def copy_state(source: str, target: str) -> dict[str, Any]:
     source = require_database(source)
     if _same(source, target):
         raise InvalidArgumentError("--from and --to name the same database; copy into another one")
-    created = not is_database_url(target) and not Path(target).exists()
+    created = not is_postgres_url(target) and not Path(target).exists()
     try:
         with Database(source, idle_release=None) as src, Database(target, idle_release=None) as dst:
             tables = state_tables(src)
@@ -67,7 +68,7 @@ def copy_state(source: str, target: str) -> dict[str, Any]:
 
 def require_empty(location: str) -> None:
     """Refuse (``ConflictError``) a database that already holds state; a missing file is empty."""
-    if not is_database_url(location) and not Path(location).exists():
+    if not is_postgres_url(location) and not Path(location).exists():
         return
     with Database(location, idle_release=None) as db:
         _require_empty(db, state_tables(db), location)
@@ -190,7 +191,7 @@ def _verify(dst: Database, counts: dict[str, int], target: str) -> None:
 
 # -- locations ----------------------------------------------------------------------------------------
 def _same(source: str, target: str) -> bool:
-    if is_database_url(source) or is_database_url(target):
+    if is_postgres_url(source) or is_postgres_url(target):
         return shown_location(source) == shown_location(target)
     return os.path.realpath(source) == os.path.realpath(target)
 

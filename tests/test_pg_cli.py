@@ -38,7 +38,7 @@ def test_db_wins_then_the_url_variable_then_the_default_file(monkeypatch):
     [
         (URL, "postgresql://mcp@db.example.com:5432/state"),
         ("postgres://u:p%40ss@h/db?sslmode=require", "postgres://u@h/db?sslmode=require"),
-        ("postgresql://h/db?password=x&sslmode=require", "postgresql://h/db?sslmode=require"),
+        ("postgresql://h/db?password=x&sslmode=require", "postgresql://h/db?password=***&sslmode=require"),
         ("postgresql://u@h/db", "postgresql://u@h/db"),
     ],
 )

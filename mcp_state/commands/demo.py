@@ -37,13 +37,14 @@ def run(args: argparse.Namespace) -> int:
 
     from mcp_state.commands.migrate import say_waiting
     from mcp_state.db import system_db_path
+    from mcp_state.dialect import is_postgres_url
     from mcp_state.launch import client_snippets, password_note, serve_command
     from mcp_state.legacy import migrate
-    from mcp_state.sharing import default_data_dir, is_database_url, shown_location
+    from mcp_state.sharing import default_data_dir, shown_location
 
     db_path: Path | str = (
         args.db
-        if is_database_url(args.db)
+        if is_postgres_url(args.db)
         else (Path(args.db) if args.db else system_db_path(args.data_dir or default_data_dir())).resolve()
     )
     with as_file(files("mcp_state") / "sample_data") as sample:

@@ -190,9 +190,10 @@ def _database_for(path: str, *, create: bool) -> None:
     from pathlib import Path
 
     from mcp_state.db import Database, connect
-    from mcp_state.sharing import is_database_url, require_database
+    from mcp_state.dialect import is_postgres_url
+    from mcp_state.sharing import require_database
 
-    if is_database_url(path):
+    if is_postgres_url(path):
         with Database(path, idle_release=None):
             return
     if create and not Path(path).exists():

@@ -32,11 +32,12 @@ from typing import IO, Any
 import duckdb
 
 from mcp_state.db import system_db_path
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import MigrationError
 from mcp_state.gateway import rows_to_dicts, to_utc
 from mcp_state.legacy.layout import KINDS, LAYOUT_FILES, Kind, Shape, Source
 from mcp_state.legacy.migrate import connect_waiting
-from mcp_state.sharing import DATABASE_URL_ENV, database_location, is_database_url
+from mcp_state.sharing import DATABASE_URL_ENV, database_location
 
 CHUNK_ROWS = 50_000
 
@@ -61,7 +62,7 @@ def export_all(
         )
     if db_path is None and os.environ.get(DATABASE_URL_ENV, "").strip():
         db_path = database_location(None)
-    if is_database_url(db_path):
+    if is_postgres_url(db_path):
         return _export_from_server(target, str(db_path))
     source = Path(db_path) if db_path is not None else system_db_path()
     if not source.is_file():

@@ -49,12 +49,13 @@ from typing import Any
 import duckdb
 
 from mcp_state.db import _remove_partial, connect, get_schema_version, lock_timeout, system_db_path
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseLockedError, MigrationError
 from mcp_state.legacy.layout import KINDS, LAYOUT_FILES
 from mcp_state.legacy.report import KindReport, MigrationReport, Progress
 from mcp_state.legacy.stage import Run
 from mcp_state.legacy.write import write_all
-from mcp_state.sharing import DATABASE_URL_ENV, database_location, is_database_url, shown_location
+from mcp_state.sharing import DATABASE_URL_ENV, database_location, shown_location
 
 # DuckDB's memory during a run; staged entries beyond it spill to a temporary file.
 MEMORY_LIMIT = "1GB"
@@ -108,7 +109,7 @@ def migrate(
         )
     if db_path is None and os.environ.get(DATABASE_URL_ENV, "").strip():
         db_path = database_location(None)
-    if is_database_url(db_path):
+    if is_postgres_url(db_path):
         return _migrate_to_server(source, str(db_path), dry_run, skip_invalid, progress)
     target = Path(db_path) if db_path is not None else system_db_path(source)
     report = MigrationReport(source, target, dry_run, [KindReport(k.name, k.file, k.table) for k in KINDS])

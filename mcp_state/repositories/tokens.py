@@ -15,10 +15,10 @@ import secrets
 import tempfile
 from datetime import datetime, timedelta
 
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import utc_now
 from mcp_state.repositories.base import Repository, check_choice, check_id
-from mcp_state.sharing import is_database_url
 from mcp_state.types import ACCESS_LEVELS, ApiToken
 
 TOKEN_PREFIX = "mcps_"
@@ -39,7 +39,7 @@ def token_file(db_path: str) -> str | None:
     with a wrong token never opens (or waits for) the database; it rereads the file when it
     changes, so a token created or revoked by another process counts within a second.
     """
-    return None if db_path in ("", ":memory:") or is_database_url(db_path) else db_path + ".tokens"
+    return None if db_path in ("", ":memory:") or is_postgres_url(db_path) else db_path + ".tokens"
 
 
 def write_token_file(path: str, records: list[dict[str, object]]) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import duckdb
 
 from mcp_state.db import DEFAULT_IDLE_RELEASE, Database, lock_timeout
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError
 from mcp_state.gateway import Gateway
 from mcp_state.repositories.audit import AuditRepository
@@ -36,7 +37,7 @@ from mcp_state.server.sessions import (
     DEFAULT_MAX_SESSIONS_PER_ACTOR,
     DEFAULT_SESSION_IDLE,
 )
-from mcp_state.sharing import database_location, is_database_url
+from mcp_state.sharing import database_location
 from mcp_state.sql.engine import SqlEngine
 from mcp_state.sql.hardening import harden, hardened_config
 
@@ -142,7 +143,7 @@ def open_database(
     """
     if not settings.db_path:
         raise DatabaseUnavailableError("no database: pass --db, or set MCP_STATE_DATABASE_URL or DATA_DIR")
-    if is_database_url(settings.db_path):  # PostgreSQL: the DuckDB file settings do not apply
+    if is_postgres_url(settings.db_path):  # PostgreSQL: the DuckDB file settings do not apply
         return Database(settings.db_path, idle_release=None, read_only=settings.read_only)
     return Database(
         settings.db_path,
