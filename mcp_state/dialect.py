@@ -65,6 +65,8 @@ class Dialect:
     lone_writes = True
     # Transient errors (``TransientConflictError``) can happen: a unit of work is retried on them.
     transient_errors = False
+    # Begins a read of several statements that all see one moment (``transfer``: a whole-state copy).
+    begin_snapshot = "BEGIN TRANSACTION"
 
     @cached_property
     def errors(self) -> tuple[type[BaseException], ...]:
@@ -174,6 +176,7 @@ class PostgresDialect(Dialect):
     native_upsert = True  # exact under concurrency: two upserts of one new key never both insert
     lone_writes = False
     transient_errors = True  # deadlocks; serialization failures above READ COMMITTED
+    begin_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
     @cached_property
     def errors(self) -> tuple[type[BaseException], ...]:

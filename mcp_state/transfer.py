@@ -28,7 +28,7 @@ from typing import Any
 
 from mcp_state.consistency import SEQUENCED
 from mcp_state.db import Database
-from mcp_state.dialect import is_postgres_url
+from mcp_state.dialect import dialect_of, is_postgres_url
 from mcp_state.errors import ConflictError, InvalidArgumentError, SchemaError
 from mcp_state.gateway import Gateway, Json, rows_to_dicts
 from mcp_state.repositories.tokens import TokenRepository
@@ -137,7 +137,7 @@ def _copy(src: Database, dst: Database, tables: dict[str, list[str]]) -> dict[st
 def _snapshot(db: Database) -> Iterator[Any]:
     """A cursor on ``db`` inside one read transaction: every table is read as of one moment."""
     with db.session() as cursor:
-        cursor.execute("BEGIN TRANSACTION")
+        cursor.execute(dialect_of(db).begin_snapshot)
         try:
             yield cursor
         finally:
