@@ -6,8 +6,6 @@ counts is run there with one process, so that the expected counts are the code's
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,38 +20,9 @@ import pg_load  # noqa: E402
 
 
 def run_load(db_location: str, mcp: int, api: int, n: int) -> list[dict]:
-    """Start the processes, let them all connect, then start them at once; their reports."""
     with Database(db_location, idle_release=None) as db:
         pg_load.seed(db)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(HELPER), mode, db_location, str(index), str(n)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index, mode in enumerate(["mcp"] * mcp + ["api"] * api)
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            assert line.strip() == "ready", (line, proc.stderr.read() if proc.stderr else "")
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        reports = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err[-2000:]
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-        return reports
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+    return pg_load.run_processes(db_location, ["mcp"] * mcp + ["api"] * api, n, timeout=120)
 
 
 def counts(db_location: str) -> dict[str, int]:

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -175,31 +174,7 @@ def throughput_run(location: str, procs: int, writes: int) -> tuple[float, int]:
     """ops/s of ``procs`` writing processes, and their errors."""
     with Database(location, idle_release=None) as db:
         pg_load.seed(db)
-    helper = ROOT / "tests" / "helpers" / "pg_load.py"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    running = [
-        subprocess.Popen(
-            [sys.executable, str(helper), "api", location, str(i), str(writes)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in range(procs)
-    ]
-    for proc in running:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    for proc in running:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    reports = []
-    for proc in running:
-        out, err = proc.communicate(timeout=600)
-        if proc.returncode:
-            raise SystemExit(f"a load process failed: {err[-500:]}")
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+    reports = pg_load.run_processes(location, ["api"] * procs, writes)
     slowest = max(r["seconds"] for r in reports)
     return sum(r["ops"] - r["errors"] for r in reports) / slowest, sum(r["errors"] for r in reports)
 

@@ -117,6 +117,48 @@ async def run_mcp(db_location: str, index: int, n: int) -> dict[str, Any]:
         return _report(n, errors, started)
 
 
+def run_processes(db_location: str, modes: list[str], n: int, timeout: float = 600) -> list[dict[str, Any]]:
+    """Start one process per mode ("mcp" or "api"), let all connect, start them at once; their reports."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, mode, db_location, str(index), str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for index, mode in enumerate(modes)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stderr is not None
+            line = proc.stdout.readline()
+            if line.strip() != "ready":
+                raise RuntimeError(f"a load process did not start: {line}{proc.stderr.read()[-2000:]}")
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        reports = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            if proc.returncode:
+                raise RuntimeError(f"a load process failed: {err[-2000:]}")
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+        return reports
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
 def _timed(n: int, call: Any) -> dict[str, Any]:
     errors: list[str] = []
     started = time.perf_counter()
