@@ -84,7 +84,7 @@ def shown_location(location: str | os.PathLike[str]) -> str:
         from mcp_state.postgres import shown_url  # the [postgres] extra, there whenever a URL is used
 
         return shown_url(text)
-    return text if text == ":memory:" else str(Path(text).absolute())
+    return text if text == ":memory:" else str(Path(text).resolve())
 
 
 def require_database(path: str | os.PathLike[str] | None) -> str:
