@@ -49,7 +49,7 @@ def db_path(args: argparse.Namespace) -> str:
     refuse_on_server(
         location, f"mcp-state {command}".strip(), INSTEAD.get(command, "use PostgreSQL's own tools")
     )
-    return str(Path(location).absolute())
+    return location if args.db else str(Path(location).absolute())
 
 
 def run(args: argparse.Namespace) -> int:
