@@ -23,10 +23,11 @@ from mcp_state.schema import COLUMN_DESCRIPTIONS, KNOWLEDGE_WORDS_OF, Migration
 _IO_FAILURE = re.compile(
     r"No space left on device|Could not write file|Read-only file system|Permission denied"
 )
-# The channel PostgreSQL transactions announce the tables they wrote on (``Dialect.announce``).
+# The channel PostgreSQL transactions announce the tables they wrote on (``Dialect.commit``): the
+# payload is "<origin>|<table>,<table>..." (the writer's ``Database.origin``), "*" for any table.
 CHANNEL = "mcp_state_changes"
 ALL_TABLES = "*"
-MIGRATION_LOCK = 0x6D63705F7374  # the advisory lock of schema migrations on PostgreSQL ("mcp_st")  # the payload when a transaction may have written tables it cannot name
+MIGRATION_LOCK = 0x6D63705F7374  # the advisory lock of schema migrations on PostgreSQL ("mcp_st")
 
 
 def is_postgres_url(location: object) -> bool:
@@ -43,10 +44,9 @@ def constraint_message(message: str) -> str:
     return "the change breaks a rule of the schema and was not applied"
 
 
-def unsaved(reason: str) -> DatabaseUnavailableError:
+def unsaved(reason: str, fix: str = "Free space or fix the file's permissions") -> DatabaseUnavailableError:
     return DatabaseUnavailableError(
-        f"the change was not saved: {reason}; nothing was changed and earlier data is intact. "
-        "Free space or fix the file's permissions, then retry."
+        f"the change was not saved: {reason}; nothing was changed and earlier data is intact. {fix}, then retry."
     )
 
 
@@ -61,7 +61,7 @@ class Dialect:
     # An ``INSERT ... ON CONFLICT DO UPDATE`` (else: an UPDATE, then an INSERT if it matched nothing).
     native_upsert = False
     # A lone write statement runs without BEGIN/COMMIT (it commits alone, durably); else it gets a
-    # transaction of its own, where its writes are announced (``announce``).
+    # transaction of its own, where its writes are announced (``commit``).
     lone_writes = True
     # Transient errors (``TransientConflictError``) can happen: a unit of work is retried on them.
     transient_errors = False
@@ -100,15 +100,28 @@ class Dialect:
             return int(row[0]) if row else 0
         return 0
 
-    def announce(self, cursor: Any, tables: frozenset[str] | set[str] | None) -> None:
-        """Tell other processes, in the committing transaction, which tables it wrote."""
+    def commit(self, tables: frozenset[str] | set[str] | None, origin: str = "") -> str:
+        """The statement that commits a transaction that wrote ``tables`` (None: unknown ones),
+        telling other processes which (``origin``: the writer, so that it can skip its own)."""
+        return "COMMIT"
 
     def migration_text(self, migration: Migration) -> str:
         return migration.sql
 
-    def lock_schema(self, conn: Any) -> None:
-        """Inside a migration's transaction: wait until no other process is migrating (DuckDB:
-        no other process can have the file open)."""
+    def schema_version(self, conn: Any) -> int:
+        """The newest migration applied on ``conn``'s database, 0 without a schema."""
+        import duckdb
+
+        try:
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        except duckdb.CatalogException:
+            return 0
+        return int(row[0]) if row and row[0] else 0
+
+    def lock_schema(self, conn: Any) -> bool:
+        """Inside a migration's transaction: wait until no other process is migrating; True when
+        another may have migrated meanwhile (DuckDB: no other process can have the file open)."""
+        return False
 
     # -- SQL text --------------------------------------------------------------------------
     def columns_except(self, table: str, excluded: Sequence[str]) -> str:
@@ -201,7 +214,7 @@ class PostgresDialect(Dialect):
         if state.startswith("23"):
             return ConflictError(constraint_message(str(exc)))
         if state in ("53100", "53200"):
-            return unsaved("the database server is out of disk space or memory")
+            return unsaved("the database server is out of disk space or memory", "Free space on the server")
         if state == "25006":
             return DatabaseUnavailableError("the database is open read-only: the change was not saved")
         if isinstance(exc, psycopg_pool.PoolTimeout) or state.startswith(("08", "57P")):
@@ -214,9 +227,12 @@ class PostgresDialect(Dialect):
     def rows_changed(self, result: Any) -> int:
         return max(0, int(result.rowcount))
 
-    def announce(self, cursor: Any, tables: frozenset[str] | set[str] | None) -> None:
-        payload = ALL_TABLES if tables is None else ",".join(sorted(tables))
-        cursor.execute("SELECT pg_notify(?, ?)", [CHANNEL, payload])
+    def commit(self, tables: frozenset[str] | set[str] | None, origin: str = "") -> str:
+        if tables is not None and not tables:
+            return "COMMIT"
+        payload = origin + "|" + (ALL_TABLES if tables is None else ",".join(sorted(tables)))
+        literal = "'" + payload.replace("'", "''") + "'"
+        return f"SELECT pg_notify('{CHANNEL}', {literal}); COMMIT"  # one round trip for both
 
     def migration_text(self, migration: Migration) -> str:
         if migration.postgres is None:
@@ -226,8 +242,18 @@ class PostgresDialect(Dialect):
             )
         return migration.postgres
 
-    def lock_schema(self, conn: Any) -> None:
+    def lock_schema(self, conn: Any) -> bool:
         conn.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
+        return True
+
+    def schema_version(self, conn: Any) -> int:
+        # A failed statement would abort the migration's transaction: look the table up first, in
+        # the catalog as of now (to_regclass's cache may predate another opener's commit).
+        found = conn.execute(
+            "SELECT count(*) FROM pg_catalog.pg_tables "
+            "WHERE tablename = 'schema_version' AND schemaname = current_schema()"
+        ).fetchone()
+        return super().schema_version(conn) if found and found[0] else 0
 
     def columns_except(self, table: str, excluded: Sequence[str]) -> str:
         if not excluded:

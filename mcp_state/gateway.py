@@ -243,9 +243,7 @@ class Gateway:
                 if not tx.begun:
                     return
                 try:
-                    if tx.written is None or tx.written:
-                        self.dialect.announce(cursor, tx.written)
-                    cursor.execute("COMMIT")
+                    cursor.execute(self.dialect.commit(tx.written, getattr(self._db, "origin", "")))
                 except errors as exc:
                     with suppress(*errors):
                         cursor.execute("ROLLBACK")

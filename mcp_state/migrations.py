@@ -16,18 +16,10 @@ from mcp_state.dialect import dialect_of
 from mcp_state.errors import SchemaError
 from mcp_state.schema import Migration
 
-_HAS_VERSION_TABLE = """SELECT count(*) FROM information_schema.tables
-WHERE table_name = 'schema_version' AND table_schema = current_schema()
-  AND table_catalog = current_database()"""
-
 
 def get_schema_version(conn: Any) -> int:
     """The newest applied migration, or 0 when there is no schema."""
-    found = conn.execute(_HAS_VERSION_TABLE).fetchone()
-    if not found or not found[0]:
-        return 0
-    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    return int(row[0]) if row and row[0] else 0
+    return dialect_of(conn).schema_version(conn)
 
 
 def check_schema_version(conn: Any) -> int:
@@ -52,8 +44,8 @@ def apply_migrations(conn: Any, target: int | None = None) -> int:
         text = dialect.migration_text(migration)
         conn.execute("BEGIN TRANSACTION")
         try:
-            dialect.lock_schema(conn)
-            current = get_schema_version(conn)  # another process may have applied it meanwhile
+            if dialect.lock_schema(conn):  # another process may have applied it meanwhile
+                current = get_schema_version(conn)
             if current < migration.version:
                 conn.execute(text)
                 conn.execute(

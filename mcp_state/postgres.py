@@ -9,16 +9,19 @@ columns come back as text, for the gateway to decode as it does DuckDB's.
 On first open the schema migrations are applied (several processes at once take turns;
 ``mcp_state.migrations``). There is no read cache (``caching`` is False: other processes
 write at any time). ``marks`` follow every process's writes: the gateway announces the tables
-each transaction wrote (``NOTIFY mcp_state_changes``) and a daemon thread here LISTENs.
+each transaction wrote (``NOTIFY mcp_state_changes``, with its commit) and a daemon thread here
+LISTENs; ``watch(callback)`` hears of other writers' transactions (resource subscriptions).
 The URL's password never appears in ``path``, a message or a log line.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +36,8 @@ from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError, Sch
 from mcp_state.migrations import apply_migrations, check_schema_version
 from mcp_state.schema import LATEST_VERSION
 from mcp_state.write_marks import WriteMarks
+
+logger = logging.getLogger("mcp_state.postgres")
 
 POOL_MAX_ENV = "MCP_STATE_PG_POOL_MAX"
 DEFAULT_POOL_MAX = 10
@@ -187,6 +192,8 @@ class PostgresDatabase(Database):
         self._closed = False
         self._listener: threading.Thread | None = None
         self._listening = threading.Event()
+        self.origin = uuid.uuid4().hex[:16]  # names this Database's own announcements
+        self._watchers: list[Callable[[frozenset[str] | None], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------
     def _open(self) -> Any:
@@ -255,23 +262,45 @@ class PostgresDatabase(Database):
         if pool is not None:
             pool.close()
 
+    def watch(self, callback: Callable[[frozenset[str] | None], None]) -> None:
+        """Call ``callback(tables)`` (on the listener's thread) after each transaction that another
+        process, or another ``Database``, committed here; None: tables it could not name. This
+        Database's own writes are not reported (their caller knows them)."""
+        self._watchers.append(callback)
+
     def _listen(self) -> None:
-        """Feed ``marks`` with every process's writes (the tables each transaction announced)."""
+        """Feed ``marks`` (and the watchers) with the tables other writers' transactions announced."""
+        pause = 0.5
         while not self._closed:
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self.marks.new_epoch()  # whatever happened before listening went unseen
+                    self._heard(None)  # whatever happened before listening went unseen
                     self._listening.set()
+                    pause = 0.5
                     while not self._closed:
                         for note in conn.notifies(timeout=0.5):
-                            tables = None if note.payload == ALL_TABLES else note.payload.split(",")
-                            self.marks.wrote([t for t in tables if t] if tables is not None else None)
+                            origin, _, names = note.payload.rpartition("|")
+                            if origin != self.origin:
+                                tables = (
+                                    None if names == ALL_TABLES else frozenset(filter(None, names.split(",")))
+                                )
+                                self._heard(tables)
             except psycopg.Error:
-                self._listening.clear()
-                self.marks.new_epoch()
+                if self._listening.is_set():
+                    self._listening.clear()
+                    self._heard(None)
+                pause = min(pause * 2, 30.0)  # the server may be restarting: try again, less and less often
                 if not self._closed:
-                    threading.Event().wait(1.0)
+                    threading.Event().wait(pause)
+
+    def _heard(self, tables: frozenset[str] | None) -> None:
+        self.marks.wrote(tables)
+        for callback in list(self._watchers):
+            try:
+                callback(tables)
+            except Exception:  # a watcher's failure must not stop the others or the listener
+                logger.exception("a watcher of %s failed", self.path)
 
     # -- operations --------------------------------------------------------------------
     @contextmanager

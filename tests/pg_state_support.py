@@ -15,6 +15,7 @@ import pytest
 from pg_support import admin_url, with_database
 
 from mcp_state.db import Database
+from mcp_state.schema import COLUMN_DESCRIPTIONS
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +38,7 @@ def _pg_shared() -> Iterator[str]:
 
 
 def empty(url: str) -> None:
-    """Delete every row but the schema versions, and restart every sequence."""
+    """Delete every row but the schema versions, drop the tables tests made, restart every sequence."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -49,7 +50,8 @@ def empty(url: str) -> None:
             )
         ]
         for table in tables:  # DELETE: on a few rows far cheaper than TRUNCATE's new files
-            conn.execute(f'DELETE FROM "{table}"')
+            known = table in COLUMN_DESCRIPTIONS  # a table a test made goes whole
+            conn.execute(f'DELETE FROM "{table}"' if known else f'DROP TABLE "{table}" CASCADE')
         for (sequence,) in conn.execute(
             "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
         ).fetchall():

@@ -8,19 +8,33 @@ objects, each with its own pool, as separate processes would have.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from pg_support import with_database
 
+from mcp_state import schema, schema_pg
 from mcp_state.db import Database
-from mcp_state.errors import DatabaseUnavailableError, SchemaError, TransientConflictError
+from mcp_state.errors import (
+    DatabaseUnavailableError,
+    InvalidArgumentError,
+    SchemaError,
+    TransientConflictError,
+)
 from mcp_state.gateway import Gateway
-from mcp_state.postgres import PostgresDatabase, shown_url
+from mcp_state.migrations import apply_migrations, get_schema_version
+from mcp_state.postgres import PostgresDatabase, connect, shown_url
 from mcp_state.repositories import (
     KnowledgeRepository,
     PendingCodeRepository,
@@ -28,7 +42,7 @@ from mcp_state.repositories import (
     SyncStateRepository,
     UserRepository,
 )
-from mcp_state.schema import LATEST_VERSION
+from mcp_state.schema import LATEST_VERSION, Migration
 
 THREADS = 8
 
@@ -184,6 +198,30 @@ def test_a_database_newer_than_the_code_is_refused(pg_url):
         Database(pg_url).open()
 
 
+def test_a_failing_migration_is_rolled_back_whole(pg_url, monkeypatch):
+    good = Migration(LATEST_VERSION + 1, "a good one", "")
+    broken = Migration(LATEST_VERSION + 2, "a broken one", "")
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, good, broken))
+    monkeypatch.setitem(schema_pg.MIGRATIONS, good.version, "CREATE TABLE extra_good (x INTEGER);")
+    # DDL and a data change first, then a failure: PostgreSQL rolls back all of it, DDL included.
+    monkeypatch.setitem(
+        schema_pg.MIGRATIONS,
+        broken.version,
+        "CREATE TABLE extra_broken (x INTEGER); ALTER TABLE users ADD COLUMN nickname VARCHAR; "
+        "INSERT INTO no_such_table VALUES (1);",
+    )
+    conn = connect(pg_url)
+    try:
+        with pytest.raises(SchemaError, match=f"stays at version {good.version}"):
+            apply_migrations(conn, target=broken.version)
+        assert get_schema_version(conn) == good.version
+        names = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert "extra_good" in names and "extra_broken" not in names
+        assert "nickname" not in UserRepository(conn).create("u1", "a@b.c", "A")
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("problem", ["refused", "password"])
 def test_an_unreachable_server_is_one_line_without_the_password(pg_state_url, problem):
     if problem == "refused":
@@ -200,20 +238,48 @@ def test_an_unreachable_server_is_one_line_without_the_password(pg_state_url, pr
     assert ("refused" if problem == "refused" else "password authentication failed") in message
 
 
-def test_writes_of_another_database_move_the_marks(dbs):
+def test_timestamps_are_utc_whatever_the_session_zone(pg_state_url):
+    # A server or role whose zone is Tokyo: mcp-state's sessions still run in UTC, and the
+    # column defaults store UTC even for rows another program inserts from a Tokyo session.
+    url = pg_state_url + ("&" if "?" in pg_state_url else "?") + "options=-c%20TimeZone%3DAsia/Tokyo"
+    db = Database(url)
+    try:
+        gateway = Gateway(db)
+        assert gateway.fetch_value("SELECT current_setting('TimeZone')") == "UTC"
+        with psycopg.connect(url, autocommit=True) as other:
+            assert other.execute("SELECT current_setting('TimeZone')").fetchone() == ("Asia/Tokyo",)
+            other.execute("INSERT INTO audit_log (id, action) VALUES ('tokyo', 'x')")
+        gateway.execute("INSERT INTO audit_log (id, action) VALUES ('ours', 'x')")
+        now = datetime.now(UTC)
+        for stamp in gateway.fetch_all("SELECT timestamp FROM audit_log"):
+            assert abs(stamp["timestamp"] - now) < timedelta(minutes=5)
+        given = datetime(2024, 6, 1, 21, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+        SyncStateRepository(db).record("t", synced_at=given)
+        assert SyncStateRepository(db).get_last_sync("t") == datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+        assert gateway.fetch_value("SELECT now()").utcoffset() == timedelta(0)
+    finally:
+        db.close()
+
+
+def test_writes_of_another_database_move_the_marks_and_reach_its_watchers(dbs):
     watcher, writer = dbs
+    heard: list[frozenset[str] | None] = []
+    watcher.watch(heard.append)
     watcher.open()
     assert watcher._listening.wait(5)
+    heard.clear()
     before = watcher.write_marks()
     assert before is not None
+    UserRepository(watcher).create("u0", "z@example.com", "Z")  # its own write: marked, not heard
     UserRepository(writer).create("u1", "a@example.com", "A")
-    for _ in range(50):
-        now = watcher.write_marks()
-        if now is not None and now[1].get("users", 0) > before[1].get("users", 0):
+    KnowledgeRepository(writer).create("k1", "T", "C", "c")
+    for _ in range(100):
+        if len(heard) >= 2:
             break
         threading.Event().wait(0.05)
-    else:
-        pytest.fail(f"the other Database's write never reached the marks: {before} -> {now}")
+    assert heard == [frozenset({"users"}), frozenset({"knowledge_items", "knowledge_words"})]
+    now = watcher.write_marks()
+    assert now is not None and now[1]["users"] == before[1].get("users", 0) + 2
 
 
 def test_placeholders_leave_literals_and_percent_signs_alone(dbs):
@@ -223,3 +289,42 @@ def test_placeholders_leave_literals_and_percent_signs_alone(dbs):
     KnowledgeRepository(db).create("k1", "Growth of 50% in a year?", "body", "metrics")
     KnowledgeRepository(db).create("k2", "Growth of 50 in a year", "body", "metrics")
     assert [i["id"] for i in KnowledgeRepository(db).search("50%")] == ["k1"]
+
+
+def test_the_pages_example_prints_what_it_says(pg_state_url, tmp_path):
+    """docs/postgres.md, "Choosing it in Python": runs as shown, printing what its comments say."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "postgres.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.DOTALL).group(1)  # type: ignore[union-attr]
+    expected = [line.split("#", 1)[1].strip() for line in code.splitlines() if line.startswith("print(")]
+    env = dict(os.environ, MCP_STATE_DATABASE_URL=pg_state_url, TZ="Asia/Tokyo")
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == expected
+
+
+def test_a_read_only_database_reads_and_refuses_writes(pg_state_url):
+    with Database(pg_state_url) as db:
+        UserRepository(db).create("u1", "a@example.com", "A")
+    reader = Database(pg_state_url, read_only=True)
+    try:
+        assert UserRepository(reader).get_by_id("u1")["email"] == "a@example.com"
+        with pytest.raises(DatabaseUnavailableError, match="read-only"):
+            UserRepository(reader).create("u2", "b@example.com", "B")
+        assert UserRepository(reader).count() == 1
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("value", ["0", "ten", "-1"])
+def test_a_pool_size_that_is_not_a_count_is_refused(monkeypatch, value):
+    monkeypatch.setenv("MCP_STATE_PG_POOL_MAX", value)
+    with pytest.raises(InvalidArgumentError, match="MCP_STATE_PG_POOL_MAX must be a whole number"):
+        Database("postgresql://someone@127.0.0.1:1/state")  # refused before any connection
