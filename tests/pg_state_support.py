@@ -33,8 +33,11 @@ def _pg_shared() -> Iterator[str]:
     try:
         yield url
     finally:
+        from mcp_state.sql.pg_role import reader_name
+
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{reader_name(name)}"')  # the SQL tool's, if it ran
 
 
 def empty(url: str) -> None:

@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -47,13 +48,15 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+@contextmanager
+def throwaway_database(prefix: str = "mcp_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database's URL; dropped after, with the SQL tool's reader role."""
     import psycopg
 
+    from mcp_state.sql.pg_role import reader_name
+
     admin = admin_url()
-    name = f"mcp_test_{_worker()}_{os.getpid()}_{next(_counter)}"
+    name = f"{prefix}_{_worker()}_{os.getpid()}_{next(_counter)}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -62,6 +65,15 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # Roles belong to the server, not the database: the SQL tool's reader role goes too.
+            conn.execute(f'DROP ROLE IF EXISTS "{reader_name(name)}"')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    with throwaway_database() as url:
+        yield url
 
 
 BACKENDS = ("duckdb", "postgres")

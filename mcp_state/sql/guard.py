@@ -167,13 +167,7 @@ def check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
         statements = cursor.extract_statements(sql)
     except duckdb.Error as exc:
         raise InvalidSQLError(f"the SQL does not parse: {first_line(str(exc))}") from None
-    if len(statements) != 1:
-        if not statements:
-            raise InvalidSQLError(f"no SQL statement was given; send one read-only statement ({ALLOWED})")
-        raise InvalidSQLError(
-            f"only one read-only statement is allowed per call; found {len(statements)}. "
-            "Send each statement in its own call."
-        )
+    check_count(len(statements), ALLOWED)
     statement = statements[0]
     kind = statement_kind(statement)
     if kind == "SELECT":
@@ -193,6 +187,16 @@ def check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
         f"only read-only statements are allowed, and this is {what}; the SQL tool cannot change data, "
         f"settings, files or the session. Allowed: {ALLOWED}"
     )
+
+
+def check_count(count: int, allowed: str) -> None:
+    """Exactly one statement was parsed, or a refusal saying what to send instead."""
+    if count == 0:
+        raise InvalidSQLError(f"no SQL statement was given; send one read-only statement ({allowed})")
+    if count > 1:
+        raise InvalidSQLError(
+            f"only one read-only statement is allowed per call; found {count}. Send each statement in its own call."
+        )
 
 
 def statement_kind(statement: Any) -> str:

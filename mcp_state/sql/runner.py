@@ -13,7 +13,6 @@ translation into ``StateError``s; the worker sends the error's kind and message 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -23,12 +22,11 @@ from typing import Any
 
 import duckdb
 
-from mcp_state.errors import InvalidSQLError, NotFoundError, QueryTimeoutError, StateError
+from mcp_state.errors import InvalidSQLError, QueryTimeoutError, StateError
 from mcp_state.gateway import column_names
-from mcp_state.schema import COLUMN_DESCRIPTIONS, REDACTED_FLAG_COLUMNS, REDACTED_SCHEMA, TABLE_DESCRIPTIONS
+from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.convert import converter
 from mcp_state.sql.guard import (
-    METADATA_VIEWS,
     TABLE_FUNCTIONS,
     Catalog,
     check_statement,
@@ -37,6 +35,10 @@ from mcp_state.sql.guard import (
 )
 from mcp_state.sql.hardening import NO_EXTENSIONS_OR_SECRETS
 from mcp_state.sql.pivot import rewrite_pivot
+from mcp_state.sql.results import cap_rows, row_messages, schema_result
+
+# The SQL dialect statements are written in (sql_schema says it; PostgreSQL's engine has its own).
+DIALECT = "DuckDB"
 
 # Accepted statements whose verdict is kept (per loaded snapshot), most recently used first.
 VERDICTS_KEPT = 512
@@ -120,7 +122,7 @@ class Runner:
         types = [str(col[1]) for col in description]
         convert = [converter(t) for t in types]
         rows = [[c(v) for c, v in zip(convert, row, strict=True)] for row in raw[:limit]]
-        rows, capped = _cap(rows, max_output_chars)
+        rows, capped = cap_rows(rows, max_output_chars)
         result: dict[str, Any] = {
             "columns": [
                 {"name": name, "type": type_}
@@ -131,16 +133,9 @@ class Runner:
             "truncated": more or capped,
             "limit": limit,
         }
-        if capped:
-            result["message"] = (
-                f"output capped at {max_output_chars:,} characters after {len(rows)} rows; narrow the query: "
-                "select fewer or shorter columns (left(col, 100)), aggregate, filter with WHERE, or lower the limit"
-            )
-        elif more:
-            result["message"] = (
-                f"more rows exist beyond the limit of {limit}; aggregate, filter with WHERE, ORDER BY what matters, "
-                f"or raise the limit (at most {max_limit:,})"
-            )
+        message = row_messages(more, capped, limit, len(rows), max_output_chars, max_limit)
+        if message:
+            result["message"] = message
         return result
 
     def explain(self, sql: str) -> dict[str, Any]:
@@ -154,33 +149,7 @@ class Runner:
         return {"plan": "\n".join(str(row[-1]).rstrip() for row in plan_rows)}
 
     def schema(self, table: str | None) -> dict[str, Any]:
-        tables = {
-            name: [{"name": c, "type": t, "description": _describe(name, c)} for c, t in cols]
-            for name, cols in self.columns.items()
-        }
-        if table is not None:
-            wanted = table.strip().lower()
-            if wanted.startswith(f"{REDACTED_SCHEMA}."):
-                wanted = wanted[len(REDACTED_SCHEMA) + 1 :]
-            matches = {name: cols for name, cols in tables.items() if name.lower() == wanted}
-            if not matches:
-                raise NotFoundError(
-                    f"no table '{table}' is visible to the SQL tool; it can read: {', '.join(sorted(tables))}"
-                )
-            tables = matches
-        return {
-            "schema": REDACTED_SCHEMA,
-            "tables": [
-                {"name": name, "description": TABLE_DESCRIPTIONS.get(name, ""), "columns": cols}
-                for name, cols in sorted(tables.items())
-            ],
-            "note": (
-                f"Each table is a view in schema {REDACTED_SCHEMA} without its secret columns (flags such as "
-                f"has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. Also readable: "
-                f"CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table functions "
-                f"{', '.join(sorted(TABLE_FUNCTIONS))}."
-            ),
-        }
+        return schema_result(DIALECT, self.columns, table, TABLE_FUNCTIONS)
 
     # -- one call: cursor, read-only transaction, time limit, translation --------------
     @contextmanager
@@ -291,18 +260,6 @@ class Watchdog:
                 self._wake.wait(left)
 
 
-def _cap(rows: list[list[Any]], max_chars: int) -> tuple[list[list[Any]], bool]:
-    """The leading rows whose JSON fits in ``max_chars``, and whether any were left out."""
-    if len(json.dumps(rows, ensure_ascii=False)) <= max_chars:
-        return rows, False
-    size = 0
-    for index, row in enumerate(rows):
-        size += len(json.dumps(row, ensure_ascii=False)) + 1
-        if size > max_chars:
-            return rows[:index], True
-    return rows, False
-
-
 def quote_identifier(name: str) -> str:
     """``name`` as a DuckDB identifier: ``audit_log`` -> ``"audit_log"``."""
     return '"' + name.replace('"', '""') + '"'
@@ -310,12 +267,6 @@ def quote_identifier(name: str) -> str:
 
 def _table(name: str) -> str:
     return f"{quote_identifier(REDACTED_SCHEMA)}.{quote_identifier(name)}"
-
-
-def _describe(table: str, column: str) -> str:
-    return COLUMN_DESCRIPTIONS.get(table, {}).get(column) or REDACTED_FLAG_COLUMNS.get(table, {}).get(
-        column, ""
-    )
 
 
 def message_of(exc: BaseException) -> str:
