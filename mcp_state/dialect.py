@@ -54,6 +54,7 @@ class Dialect:
     """DuckDB's SQL; ``PostgresDialect`` overrides what PostgreSQL writes differently."""
 
     name = "duckdb"
+    title = "DuckDB"  # as documents name the engine (state://schema)
     # DuckDB: BEGIN travels in front of a transaction's first statement (one call fewer).
     begin_with_statement = True
     # DuckDB aborts concurrent updates of one row instead of waiting: a process lock queues writers.
@@ -184,6 +185,7 @@ class Dialect:
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    title = "PostgreSQL"
     begin_with_statement = False
     process_write_lock = False  # PostgreSQL makes concurrent writers wait on row locks
     native_upsert = True  # exact under concurrency: two upserts of one new key never both insert
