@@ -66,12 +66,16 @@ def copy_state(source: str, target: str) -> dict[str, Any]:
     }
 
 
-def require_empty(location: str) -> None:
-    """Refuse (``ConflictError``) a database that already holds state; a missing file is empty."""
+EMPTY_ONLY = "copy only into an empty database: a new file, or a new PostgreSQL database (createdb NAME)"
+
+
+def require_empty(location: str, advice: str = EMPTY_ONLY) -> None:
+    """Refuse (``ConflictError``) a database that already holds state; a missing file is empty.
+    ``advice`` ends the message: what to do instead."""
     if not is_postgres_url(location) and not Path(location).exists():
         return
     with Database(location, idle_release=None) as db:
-        _require_empty(db, state_tables(db), location)
+        _require_empty(db, state_tables(db), location, advice)
 
 
 # -- what is copied ----------------------------------------------------------------------------
@@ -105,7 +109,9 @@ def _check_same_schema(src: Database, dst: Database, tables: dict[str, list[str]
             )
 
 
-def _require_empty(db: Database, tables: dict[str, list[str]], location: str) -> None:
+def _require_empty(
+    db: Database, tables: dict[str, list[str]], location: str, advice: str = EMPTY_ONLY
+) -> None:
     g = Gateway(db)
     held = []
     for table in tables:
@@ -116,8 +122,7 @@ def _require_empty(db: Database, tables: dict[str, list[str]], location: str) ->
     if held:
         raise ConflictError(
             f"{shown_location(location)} already holds state ({', '.join(held[:3])}"
-            f"{', ...' if len(held) > 3 else ''}); copy only into an empty database: a new file, or "
-            "a new PostgreSQL database (createdb NAME)"
+            f"{', ...' if len(held) > 3 else ''}); {advice}"
         )
 
 

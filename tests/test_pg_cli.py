@@ -127,3 +127,12 @@ def test_an_unreachable_server_is_one_line(capsys):
     assert main(["token", "list", "--db", "postgresql://nobody:pw@127.0.0.1:1/none"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "127.0.0.1" in err and "pw" not in err.replace("postgresql", "")
+
+
+def test_demo_fills_an_empty_postgresql_database_once(pg_url, capsys):
+    assert main(["demo", "--db", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Loaded the sample state into {shown_location(pg_url)}: 2 users")
+    assert f"serve --db {shown_location(pg_url)}" in out and "PGPASSWORD" in out
+    assert main(["demo", "--db", pg_url]) == 1
+    assert "only while it is empty" in capsys.readouterr().err

@@ -137,7 +137,11 @@ def _migrate_to_server(
 
     from mcp_state.transfer import copy_state, require_empty
 
-    require_empty(url)  # before the work, and for a dry run too (it plans against an empty database)
+    # Before the work, and for a dry run too (it plans against an empty database).
+    require_empty(
+        url,
+        "legacy files go into a PostgreSQL database only while it is empty: create a new one (createdb NAME)",
+    )
     with tempfile.TemporaryDirectory(prefix="mcp-state-migrate-") as folder:  # owner-only: it holds secrets
         staged = Path(folder) / "state.duckdb"
         report = migrate(
