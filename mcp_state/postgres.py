@@ -10,7 +10,8 @@ On first open the schema migrations are applied (several processes at once take 
 ``mcp_state.migrations``). There is no read cache (``caching`` is False: other processes
 write at any time). ``marks`` follow every process's writes: the gateway announces the tables
 each transaction wrote (``NOTIFY mcp_state_changes``, with its commit) and a daemon thread here
-LISTENs; ``watch(callback)`` hears of other writers' transactions (resource subscriptions).
+LISTENs, from the first ``write_marks()`` or ``watch(callback)`` (which hears of other writers'
+transactions: for resource subscriptions) on.
 The URL's password never appears in ``path``, a message or a log line.
 """
 
@@ -220,8 +221,6 @@ class PostgresDatabase(Database):
                 )
                 pool.open(wait=False)
                 self._pool = pool
-                self._listener = threading.Thread(target=self._listen, name="mcp-state-listen", daemon=True)
-                self._listener.start()
             return self._pool
 
     def _migrate(self, conn: PgConnection) -> None:
@@ -267,6 +266,14 @@ class PostgresDatabase(Database):
         process, or another ``Database``, committed here; None: tables it could not name. This
         Database's own writes are not reported (their caller knows them)."""
         self._watchers.append(callback)
+        self._start_listening()
+
+    def _start_listening(self) -> None:
+        """The listener starts with the first caller of ``watch`` or ``write_marks`` (one connection)."""
+        with self._lock:
+            if self._listener is None and not self._closed:
+                self._listener = threading.Thread(target=self._listen, name="mcp-state-listen", daemon=True)
+                self._listener.start()
 
     def _listen(self) -> None:
         """Feed ``marks`` (and the watchers) with the tables other writers' transactions announced."""
@@ -350,6 +357,8 @@ class PostgresDatabase(Database):
         return self.open().cursor()
 
     def write_marks(self) -> tuple[int, dict[str, int]] | None:
+        """``marks.read()`` once other writers are listened to (the first call starts listening: None)."""
+        self._start_listening()
         return self.marks.read() if self._listening.is_set() else None
 
     # -- no read cache -------------------------------------------------------------------

@@ -264,8 +264,7 @@ def test_timestamps_are_utc_whatever_the_session_zone(pg_state_url):
 def test_writes_of_another_database_move_the_marks_and_reach_its_watchers(dbs):
     watcher, writer = dbs
     heard: list[frozenset[str] | None] = []
-    watcher.watch(heard.append)
-    watcher.open()
+    watcher.watch(heard.append)  # starts listening
     assert watcher._listening.wait(5)
     heard.clear()
     before = watcher.write_marks()
@@ -328,3 +327,11 @@ def test_a_pool_size_that_is_not_a_count_is_refused(monkeypatch, value):
     monkeypatch.setenv("MCP_STATE_PG_POOL_MAX", value)
     with pytest.raises(InvalidArgumentError, match="MCP_STATE_PG_POOL_MAX must be a whole number"):
         Database("postgresql://someone@127.0.0.1:1/state")  # refused before any connection
+
+
+def test_every_migration_has_its_postgresql_text():
+    missing = [m.version for m in schema.MIGRATIONS if not m.postgres]
+    assert not missing, (
+        f"migrations {missing} have no PostgreSQL text: add them to mcp_state/schema_pg.MIGRATIONS "
+        "(port(duckdb_text) converts plain DDL; write what DuckDB says differently by hand)"
+    )
