@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client
 
 from mcp_state.db import Database
@@ -29,6 +30,13 @@ from mcp_state.server import ServerSettings, build_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODES = ("auto", "legacy")
+# Backend and protocol era together: both eras on a file, the current one on PostgreSQL (the era
+# is the SDK's business, the same whatever stores the state). For tests taking both fixtures.
+BACKEND_MODES = pytest.mark.parametrize(
+    ("backend", "mode"),
+    [("duckdb", "auto"), ("duckdb", "legacy"), ("postgres", "auto")],
+    indirect=["backend"],
+)
 
 PASSWORD_HASH = "CANARY-pwhash-4b1d9e"
 SETUP_TOKEN = "CANARY-setup-77c0aa"
@@ -396,7 +404,7 @@ def seeded_location(
         return str(path), secrets
     from mcp_state.transfer import copy_state
 
-    url = str(request.getfixturevalue("pg_url"))
+    url = str(request.getfixturevalue("pg_state_url"))  # the schema, no rows (shared, emptied per test)
     copy_state(str(path), url)
     return url, secrets
 

@@ -75,15 +75,17 @@ def test_a_missing_source_is_refused_and_no_target_is_left(tmp_path, capsys):
     assert not target.exists()
 
 
-def test_duckdb_to_postgres_and_back_gives_the_same_contents(tmp_path, pg_url, capsys):
+def test_duckdb_to_postgres_and_back_gives_the_same_contents(tmp_path, pg_state_url, capsys):
     source, _ = seeded_copy(tmp_path)
-    assert main(["copy", "--from", str(source), "--to", pg_url]) == 0
-    assert contents(pg_url) == contents(str(source))
+    assert main(["copy", "--from", str(source), "--to", pg_state_url]) == 0
+    assert contents(pg_state_url) == contents(str(source))
     back = tmp_path / "back.duckdb"
-    assert main(["copy", "--from", pg_url, "--to", str(back)]) == 0
+    assert main(["copy", "--from", pg_state_url, "--to", str(back)]) == 0
     assert contents(str(back)) == contents(str(source))
     out = capsys.readouterr().out
-    assert shown_location(pg_url) in out and (shown_location(pg_url) == pg_url or pg_url not in out)
+    assert shown_location(pg_state_url) in out and (
+        shown_location(pg_state_url) == pg_state_url or pg_state_url not in out
+    )
     # Into the PostgreSQL database again: it is not empty any more.
-    assert main(["copy", "--from", str(source), "--to", pg_url]) == 1
+    assert main(["copy", "--from", str(source), "--to", pg_state_url]) == 1
     assert "already holds state" in capsys.readouterr().err

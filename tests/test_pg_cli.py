@@ -71,19 +71,19 @@ def test_file_only_commands_answer_one_line_on_postgresql(argv, instead, capsys,
     assert "s3cret-pw" not in err and "postgresql://mcp@db.example.com:5432/state" in err
 
 
-def test_migrate_the_sample_into_postgresql_and_export_it_again(pg_url, tmp_path, capsys):
+def test_migrate_the_sample_into_postgresql_and_export_it_again(pg_state_url, tmp_path, capsys):
     """The legacy migration reaches PostgreSQL through a temporary file (and ``copy``): the same rows
     as a migration into a file; the export of either writes the same files."""
     file = str(tmp_path / "state.duckdb")
     assert main(["migrate", "--data-dir", str(SAMPLE_DATA), "--db", file]) == 0
-    assert main(["migrate", "--data-dir", str(SAMPLE_DATA), "--db", pg_url]) == 0
+    assert main(["migrate", "--data-dir", str(SAMPLE_DATA), "--db", pg_state_url]) == 0
     out = capsys.readouterr().out
-    assert f"-> {shown_location(pg_url)}" in out
-    assert contents(pg_url, skip=("schema_version",)) == contents(file, skip=("schema_version",))
+    assert f"-> {shown_location(pg_state_url)}" in out
+    assert contents(pg_state_url, skip=("schema_version",)) == contents(file, skip=("schema_version",))
     # Only into an empty database: a second run is refused, and says why.
-    assert main(["migrate", "--data-dir", str(SAMPLE_DATA), "--db", pg_url]) == 1
+    assert main(["migrate", "--data-dir", str(SAMPLE_DATA), "--db", pg_state_url]) == 1
     assert "already holds state" in capsys.readouterr().err
-    assert main(["export", "--to", str(tmp_path / "from-pg"), "--db", pg_url]) == 0
+    assert main(["export", "--to", str(tmp_path / "from-pg"), "--db", pg_state_url]) == 0
     assert main(["export", "--to", str(tmp_path / "from-file"), "--db", file]) == 0
     for name in LAYOUT_FILES:  # the same values (JSONB keeps an object's keys in its own order)
         theirs = tmp_path / "from-file" / name
@@ -96,21 +96,21 @@ def parsed(path: Path) -> object:
     return [json.loads(line) for line in text.splitlines()] if path.suffix == ".jsonl" else json.loads(text)
 
 
-def test_tokens_on_postgresql_live_in_the_database(pg_url, capsys, monkeypatch):
-    monkeypatch.setenv("MCP_STATE_DATABASE_URL", pg_url)
+def test_tokens_on_postgresql_live_in_the_database(pg_state_url, capsys, monkeypatch):
+    monkeypatch.setenv("MCP_STATE_DATABASE_URL", pg_state_url)
     assert main(["token", "create", "--actor", "ana", "--scope", "read"]) == 0
     token = capsys.readouterr().out.strip()
-    assert main(["token", "list", "--json", "--db", pg_url]) == 0
+    assert main(["token", "list", "--json", "--db", pg_state_url]) == 0
     (listed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    with Database(pg_url, idle_release=None) as db:
+    with Database(pg_state_url, idle_release=None) as db:
         assert TokenRepository(db).verify(token)["id"] == listed["id"]  # type: ignore[index]
-    assert token_file(pg_url) is None  # no file beside a server's database: every process asks it
+    assert token_file(pg_state_url) is None  # no file beside a server's database: every process asks it
 
 
 @pytest.mark.slow
-def test_serve_names_the_database_without_its_password(pg_url):
+def test_serve_names_the_database_without_its_password(pg_state_url):
     done = subprocess.run(
-        [sys.executable, "-m", "mcp_state", "serve", "--db", pg_url, "--actor", "me"],
+        [sys.executable, "-m", "mcp_state", "serve", "--db", pg_state_url, "--actor", "me"],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -118,8 +118,8 @@ def test_serve_names_the_database_without_its_password(pg_url):
     )
     assert done.returncode == 0, done.stderr
     first = done.stderr.splitlines()[0]
-    assert f"serving {shown_location(pg_url)} (47 tools" in first
-    password = pg_url.split("@")[0].rsplit(":", 1)[-1]
+    assert f"serving {shown_location(pg_state_url)} (47 tools" in first
+    password = pg_state_url.split("@")[0].rsplit(":", 1)[-1]
     assert f":{password}@" not in done.stderr
 
 
@@ -129,10 +129,10 @@ def test_an_unreachable_server_is_one_line(capsys):
     assert err.count("\n") == 1 and "127.0.0.1" in err and "pw" not in err.replace("postgresql", "")
 
 
-def test_demo_fills_an_empty_postgresql_database_once(pg_url, capsys):
-    assert main(["demo", "--db", pg_url]) == 0
+def test_demo_fills_an_empty_postgresql_database_once(pg_state_url, capsys):
+    assert main(["demo", "--db", pg_state_url]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"Loaded the sample state into {shown_location(pg_url)}: 2 users")
-    assert f"serve --db {shown_location(pg_url)}" in out and "PGPASSWORD" in out
-    assert main(["demo", "--db", pg_url]) == 1
+    assert out.startswith(f"Loaded the sample state into {shown_location(pg_state_url)}: 2 users")
+    assert f"serve --db {shown_location(pg_state_url)}" in out and "PGPASSWORD" in out
+    assert main(["demo", "--db", pg_state_url]) == 1
     assert "only while it is empty" in capsys.readouterr().err

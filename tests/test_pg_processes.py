@@ -42,9 +42,9 @@ def votes_per_item(db_location: str) -> set[int]:
 @pytest.mark.slow
 def test_the_expected_counts_hold_for_one_process_on_a_file(tmp_path):
     location = str(tmp_path / "state.duckdb")
-    reports = run_load(location, mcp=1, api=0, n=40)
+    reports = run_load(location, mcp=1, api=0, n=12)
     assert [r["errors"] for r in reports] == [0], reports
-    assert counts(location) == pg_load.expected(1, 0, 40)
+    assert counts(location) == pg_load.expected(1, 0, 12)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from server_support import MODES, READ_ONLY, seeded_copy, seeded_location
+from server_support import BACKEND_MODES, READ_ONLY, seeded_copy, seeded_location
 
 from mcp_state.cli import main
 from mcp_state.db import Database, connect
@@ -120,7 +120,7 @@ async def test_wrong_host_or_origin_is_refused(seeded: tuple[Path, dict[str, str
         assert (await named.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code == 200
 
 
-@pytest.mark.parametrize("mode", MODES)
+@BACKEND_MODES
 async def test_scopes_limit_tools_and_name_the_actor(
     seeded_anywhere: tuple[str, dict[str, str]], mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference, ResourceTemplateReference
-from server_support import ANA, MODES, connect, prompt_text, seeded_location, unmarked
+from server_support import ANA, BACKEND_MODES, MODES, connect, prompt_text, seeded_location, unmarked
 
 from mcp_state.schema import TABLE_DESCRIPTIONS
 
@@ -49,6 +49,7 @@ async def read_json(client, uri: str) -> object:
     return json.loads(unmarked(result.contents[0].text))
 
 
+@BACKEND_MODES
 async def test_resources_list_and_read(db_path: str, mode: str) -> None:
     async with connect(db_path, mode) as client:
         assert {str(r.uri) for r in (await client.list_resources()).resources} == STATIC
@@ -119,6 +120,7 @@ async def test_paged_resources_page_with_the_tools_cursor(db_path: str) -> None:
             await client.read_resource("state://audit/recent?cursor=not-a-cursor")
 
 
+@BACKEND_MODES
 async def test_missing_resources_are_errors(db_path: str, mode: str) -> None:
     async with connect(db_path, mode) as client:
         for uri in (
@@ -151,6 +153,7 @@ async def test_template_ids_complete(db_path: str) -> None:
         assert done.completion.values == ["24h"]
 
 
+@BACKEND_MODES
 async def test_prompts(db_path: str, mode: str) -> None:
     async with connect(db_path, mode) as client:
         prompts = {p.name: p for p in (await client.list_prompts()).prompts}

@@ -14,6 +14,7 @@ import pytest
 from server_support import (
     ADDITIVE,
     ANA,
+    BACKEND_MODES,
     CASES,
     MODES,
     NOT_IDEMPOTENT,
@@ -62,6 +63,7 @@ def error_text(result: Any) -> str:
     return result.content[0].text
 
 
+@BACKEND_MODES
 async def test_every_tool_with_good_and_bad_input(seeded: str, mode: str) -> None:
     async with connect(seeded, mode) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
@@ -94,6 +96,7 @@ async def test_every_tool_with_good_and_bad_input(seeded: str, mode: str) -> Non
                 assert all(isinstance(row["duration_ms"], int) for row in rows["items"])
 
 
+@BACKEND_MODES
 async def test_results_say_what_they_did(seeded: str, mode: str) -> None:
     async with connect(seeded, mode) as client:
         item = (await client.call_tool("get_knowledge_item", {"item_id": "km_1"})).structured_content
