@@ -18,6 +18,7 @@ from mcp_state.db import Database
 from mcp_state.launch import password_note, serve_command
 from mcp_state.legacy import LAYOUT_FILES
 from mcp_state.repositories.tokens import TokenRepository, token_file
+from mcp_state.schema import LATEST_VERSION
 from mcp_state.sharing import database_location, default_db_path, shown_location
 
 URL = "postgresql://mcp:s3cret-pw@db.example.com:5432/state"
@@ -59,7 +60,6 @@ def test_the_client_snippet_leaves_the_password_out_and_says_where_it_comes_from
         (["backup", "--to", "b/"], "pg_dump"),
         (["restore", "--from", "b.duckdb"], "pg_restore"),
         (["recover"], "PostgreSQL recovers from a crash by itself"),
-        (["verify"], "mcp-state copy --from URL --to FILE"),
         (["audit", "archive", "--before", "90d", "--to", "a/"], "mcp-state copy --from URL --to FILE"),
     ],
 )
@@ -136,3 +136,12 @@ def test_demo_fills_an_empty_postgresql_database_once(pg_state_url, capsys):
     assert f"serve --db {shown_location(pg_state_url)}" in out and "PGPASSWORD" in out
     assert main(["demo", "--db", pg_state_url]) == 1
     assert "only while it is empty" in capsys.readouterr().err
+
+
+def test_verify_on_postgresql_reads_every_table(pg_state_url, capsys):
+    assert main(["demo", "--db", pg_state_url]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--db", pg_state_url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("note: on PostgreSQL only the schema and every table's rows are checked")
+    assert out[1].startswith(f"OK: {shown_location(pg_state_url)}: schema version {LATEST_VERSION}, ")

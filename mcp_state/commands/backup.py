@@ -32,7 +32,6 @@ INSTEAD = {
     "restore": "restore a pg_dump backup with pg_restore, or copy a state file into an empty database with "
     "`mcp-state copy --from FILE --to URL`",
     "recover": "PostgreSQL recovers from a crash by itself; restore a pg_dump backup if data was lost",
-    "verify": "to check it, copy it to a file (`mcp-state copy --from URL --to FILE`) and verify that",
     "audit": "archive audit rows from a DuckDB copy (`mcp-state copy --from URL --to FILE`)",
 }
 
