@@ -293,7 +293,7 @@ class PostgresDialect(Dialect):
         return f"ARRAY(SELECT m[1] FROM regexp_matches(lower({expr}), '{schema_pg.WORD}', 'g') AS m)"
 
     def knowledge_words_of(self, where: str) -> str:
-        return schema_pg.KNOWLEDGE_WORDS_OF.format(where=where)
+        return schema_pg.WORDS_OF.format(where=where)
 
 
 DUCKDB = Dialect()
@@ -308,7 +308,7 @@ def dialect_of(source: object) -> Dialect:
 
 @lru_cache(maxsize=4096)  # the repositories' statements are a fixed set of texts
 def _percent_style(sql: str) -> str:
-    """``?`` -> ``%s`` and ``%`` -> ``%%``, outside string literals, quoted names and comments."""
+    """``?`` -> ``%s`` (outside string literals, quoted names and comments) and ``%`` -> ``%%``."""
     out: list[str] = []
     i, n = 0, len(sql)
     while i < n:
@@ -325,9 +325,10 @@ def _percent_style(sql: str) -> str:
             out.append(sql[i : end + 1].replace("%", "%%"))
             i = end + 1
             continue
-        if sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
+        if sql.startswith(("--", "/*"), i):
+            line = sql.startswith("--", i)
+            end = sql.find("\n" if line else "*/", i + 2)
+            end = n if end < 0 else end + (0 if line else 2)
             out.append(sql[i:end].replace("%", "%%"))
             i = end
             continue

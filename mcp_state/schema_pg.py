@@ -67,8 +67,9 @@ CREATE OR REPLACE VIEW redacted.api_tokens AS
     SELECT id, actor, scope, created_at, last_used_at, revoked_at FROM api_tokens;
 """ + "".join(_view(t) for t in _PLAIN_VIEWS)
 
-# The knowledge word index (see schema.KNOWLEDGE_WORDS_OF, its DuckDB text); ``{where}`` picks items.
-KNOWLEDGE_WORDS_OF = f"""
+# The knowledge word index as migration 4 built it (DuckDB's text: in schema._V4_KNOWLEDGE_WORDS);
+# ``{where}`` picks the items.
+V4_WORDS_OF = f"""
 INSERT INTO knowledge_words (word, item_id, in_title, in_tags, hits)
 WITH src AS (SELECT id, title, tags, content FROM knowledge_items {{where}}),
 words AS (
@@ -83,10 +84,17 @@ FROM words WHERE length(word) <= 64 GROUP BY word, id
 ORDER BY word
 """
 
+# What writes an item's rows of the index now (``Dialect.knowledge_words_of``): a migration that
+# changes the index's columns changes this too.
+WORDS_OF = V4_WORDS_OF
+
 V4_KNOWLEDGE_WORDS_AND_COMMIT_ORDER = (
-    port(
-        schema._V4_KNOWLEDGE_WORDS.replace(
-            schema.KNOWLEDGE_WORDS_OF.format(where=""), KNOWLEDGE_WORDS_OF.format(where="")
+    port(  # DuckDB's table and view, with PostgreSQL's statement filling the index
+        re.sub(
+            r"INSERT INTO knowledge_words.*",
+            lambda _: V4_WORDS_OF.format(where="") + ";\n",
+            schema._V4_KNOWLEDGE_WORDS,
+            flags=re.DOTALL,
         )
     )
     + """
