@@ -155,6 +155,33 @@ def verify(db_path: str) -> Report:
     return report
 
 
+def verify_server(url: str) -> Report:
+    """A PostgreSQL database, read-only: its schema version (refused when newer than this code)
+    and every table read (its rows counted). The agreement checks (``consistency``) are DuckDB SQL:
+    they run on a file copy of it (``mcp-state copy``), which the report notes."""
+    from mcp_state.db import Database
+    from mcp_state.gateway import Gateway
+    from mcp_state.sharing import shown_location
+    from mcp_state.transfer import count_rows
+
+    report = Report(shown_location(url))
+    try:
+        with Database(url, idle_release=None, read_only=True) as db:
+            report.schema_version = int(
+                Gateway(db).fetch_value("SELECT max(version) FROM schema_version") or 0
+            )
+            report.rows = count_rows(db)
+    except StateError as exc:
+        report.problems.append(str(exc))
+        return report
+    report.notes.append(
+        "on PostgreSQL only the schema and every table's rows are checked; for the agreement checks "
+        "(sequences, sync history, votes, word index) verify a copy: "
+        "`mcp-state copy --from URL --to FILE`, then `mcp-state verify --db FILE`"
+    )
+    return report
+
+
 def _check(conn: duckdb.DuckDBPyConnection, report: Report) -> None:
     report.schema_version = check_schema_version(conn)
     if report.schema_version < LATEST_VERSION:

@@ -54,6 +54,7 @@ class Dialect:
     """DuckDB's SQL; ``PostgresDialect`` overrides what PostgreSQL writes differently."""
 
     name = "duckdb"
+    title = "DuckDB"  # as documents name the engine (state://schema)
     # DuckDB: BEGIN travels in front of a transaction's first statement (one call fewer).
     begin_with_statement = True
     # DuckDB aborts concurrent updates of one row instead of waiting: a process lock queues writers.
@@ -65,6 +66,8 @@ class Dialect:
     lone_writes = True
     # Transient errors (``TransientConflictError``) can happen: a unit of work is retried on them.
     transient_errors = False
+    # Begins a read of several statements that all see one moment (``transfer``: a whole-state copy).
+    begin_snapshot = "BEGIN TRANSACTION"
 
     @cached_property
     def errors(self) -> tuple[type[BaseException], ...]:
@@ -182,11 +185,13 @@ class Dialect:
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    title = "PostgreSQL"
     begin_with_statement = False
     process_write_lock = False  # PostgreSQL makes concurrent writers wait on row locks
     native_upsert = True  # exact under concurrency: two upserts of one new key never both insert
     lone_writes = False
     transient_errors = True  # deadlocks; serialization failures above READ COMMITTED
+    begin_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
     @cached_property
     def errors(self) -> tuple[type[BaseException], ...]:

@@ -15,6 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from mcp_state.dialect import is_postgres_url
+from mcp_state.sharing import shown_location
+
 # The MCP Inspector the snippets name: a fixed version (npx would otherwise pick whatever it
 # has cached, or ask on a terminal), run with -y so that it never waits for an answer.
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
@@ -41,9 +44,22 @@ def launcher(prefix: Path | None = None, argv0: str | None = None) -> list[str]:
     return [sys.executable, "-m", "mcp_state"]
 
 
-def serve_command(db_path: Path, *options: str) -> list[str]:
-    """The whole command line of ``mcp-state serve --db PATH [options]``, launcher included."""
-    return [*launcher(), "serve", "--db", str(db_path.resolve()), *options]
+def serve_command(db_path: Path | str, *options: str) -> list[str]:
+    """The whole command line of ``mcp-state serve --db PATH [options]``, launcher included.
+
+    A PostgreSQL URL is shown without its password (``sharing.shown_location``): the server
+    then finds it where libpq looks, ``PGPASSWORD`` or ``~/.pgpass`` (``PASSWORD_NOTE``).
+    """
+    return [*launcher(), "serve", "--db", shown_location(db_path), *options]
+
+
+PASSWORD_NOTE = "  (the password is not shown: the server reads it from PGPASSWORD or ~/.pgpass)"
+
+
+def password_note(db_path: Path | str) -> list[str]:
+    """``[PASSWORD_NOTE]`` when ``db_path`` is a URL with a password (left out of the snippets), else []."""
+    text = str(db_path)
+    return [PASSWORD_NOTE] if is_postgres_url(text) and shown_location(text) != text else []
 
 
 def client_snippets(command: list[str]) -> list[str]:

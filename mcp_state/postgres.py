@@ -93,6 +93,9 @@ class PgCursor:
     def fetchall(self) -> list[Any]:
         return self.raw.fetchall() if self.raw.description else []
 
+    def fetchmany(self, size: int) -> list[Any]:
+        return self.raw.fetchmany(size) if self.raw.description else []
+
     def close(self) -> None:
         self.raw.close()
 

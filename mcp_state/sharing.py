@@ -1,11 +1,14 @@
 """One state file, many local clients: which file, and how processes take turns with it.
 
-Which file. The commands serve, query and change the file ``--db`` names, else
-``$DATA_DIR/state/system.duckdb``, else ``state/system.duckdb`` in the user's data folder
-(``default_db_path()``; on Linux ``~/.local/share/mcp-state/state/system.duckdb``), never a
-path that depends on the working directory. A missing file is refused (``require_database``)
-unless the caller creates it on purpose (``mcp-state demo``, ``mcp-state migrate``,
-``mcp-state serve --create``). The seed API's ``get_system_db()`` keeps ``DATA_DIR``/``./data``.
+Which database. The commands serve, query and change the database ``--db`` names (a file
+path, or a ``postgresql://`` URL: ``dialect.is_postgres_url``), else the URL in
+``$MCP_STATE_DATABASE_URL``, else the file ``$DATA_DIR/state/system.duckdb``, else
+``state/system.duckdb`` in the user's data folder (``default_db_path()``; on Linux
+``~/.local/share/mcp-state/state/system.duckdb``), never a path that depends on the working
+directory. A missing file is refused (``require_database``) unless the caller creates it on
+purpose (``mcp-state demo``, ``mcp-state migrate``, ``mcp-state serve --create``); a
+PostgreSQL database is reached when it is opened. The seed API's ``get_system_db()`` keeps
+``DATA_DIR``/``./data``.
 
 Taking turns. DuckDB lets one process open a file read-write, or several open it read-only.
 A ``Database`` keeps the file open while it serves and lets go when another process asks:
@@ -30,6 +33,7 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseUnavailableError
 
 APP_NAME = "mcp-state"
@@ -51,13 +55,44 @@ def default_data_dir() -> Path:
 
 
 def default_db_path() -> Path:
-    """The database file the commands use when ``--db`` is not given."""
+    """The database file the commands use when neither ``--db`` nor ``MCP_STATE_DATABASE_URL`` is given."""
     return default_data_dir() / "state" / "system.duckdb"
 
 
+DATABASE_URL_ENV = "MCP_STATE_DATABASE_URL"
+
+
+def database_location(location: str | os.PathLike[str] | None = None) -> str:
+    """The database a command works on: ``location`` (``--db``), else ``$MCP_STATE_DATABASE_URL``,
+    else ``default_db_path()``."""
+    if location:
+        return str(location)
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if url:
+        if not is_postgres_url(url):
+            raise DatabaseUnavailableError(
+                f"{DATABASE_URL_ENV} must be a URL starting with postgresql:// (a file goes in --db or DATA_DIR)"
+            )
+        return url
+    return str(default_db_path())
+
+
+def shown_location(location: str | os.PathLike[str]) -> str:
+    """``location`` as it may be printed: a URL without its password, a file as an absolute path."""
+    text = str(location)
+    if is_postgres_url(text):
+        from mcp_state.postgres import shown_url  # the [postgres] extra, there whenever a URL is used
+
+        return shown_url(text)
+    return text if text == ":memory:" else str(Path(text).resolve())
+
+
 def require_database(path: str | os.PathLike[str] | None) -> str:
-    """``path`` (default: ``default_db_path()``) as a string, or an error when no such file exists."""
-    target = str(path) if path else str(default_db_path())
+    """The database location (``database_location``) as a string; an error when it is a file that does
+    not exist."""
+    target = database_location(path)
+    if is_postgres_url(target):
+        return target
     if target != ":memory:" and not Path(target).is_file():
         raise DatabaseUnavailableError(
             f"no database at {Path(target).absolute()}. Pass --db with the path of an existing state "
@@ -104,6 +139,15 @@ def give_way(db_path: str) -> None:
 
 
 DB_HELP = (
-    "database file (default: $DATA_DIR/state/system.duckdb, else state/system.duckdb in your user "
-    "data folder, e.g. ~/.local/share/mcp-state on Linux)"
+    "database file, or a postgresql://USER@HOST/DB URL (default: $MCP_STATE_DATABASE_URL, else "
+    "$DATA_DIR/state/system.duckdb, else state/system.duckdb in your user data folder, e.g. "
+    "~/.local/share/mcp-state on Linux)"
 )
+
+
+def refuse_on_server(location: str, what: str, instead: str) -> None:
+    """Refuse, in one line, a command that works on a database file when ``location`` is PostgreSQL."""
+    if is_postgres_url(location):
+        raise DatabaseUnavailableError(
+            f"{what} works on a DuckDB file, and {shown_location(location)} is a PostgreSQL database: {instead}"
+        )

@@ -18,8 +18,10 @@ SAMPLE_DATA = Path(__file__).resolve().parent.parent / "mcp_state" / "sample_dat
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, monkeypatch):
-    """Every test gets its own DATA_DIR, so nothing leaks into ./data or between tests."""
+    """Every test gets its own DATA_DIR, so nothing leaks into ./data or between tests (and no
+    MCP_STATE_DATABASE_URL of the developer's shell points the commands elsewhere)."""
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MCP_STATE_DATABASE_URL", raising=False)
     yield
 
 

@@ -14,6 +14,9 @@ Where each block runs is set by an HTML comment on the line before it:
 - ``<!-- console: fresh -->``: a new folder with a new demo database, used by the blocks after it.
 - ``<!-- console: legacy -->``: a new folder holding the legacy JSON sample in ``data/`` and no
   database, for migration examples.
+- ``<!-- console: postgres -->``: like ``fresh``, plus an empty PostgreSQL database whose URL is
+  in ``$DB`` (one per page: its blocks share it), on the server ``MCP_STATE_TEST_POSTGRES`` names;
+  without one, the page is skipped (and fails under CI), as every PostgreSQL test.
 - ``<!-- console: ci -->``: commands that CI runs (``.ci/run`` has each word for word), such as
   installing and the test suite; they are not run here.
 - ``<!-- console: not run: REASON -->``: shown, not run (say why: a client application or a
@@ -123,7 +126,7 @@ def _line_matches(expected: str, printed: str) -> bool:
 class Workspace:
     """A folder where a page's blocks run, with ``mcp-state`` on PATH running this checkout."""
 
-    def __init__(self, root: Path, kind: str) -> None:
+    def __init__(self, root: Path, kind: str, extra_env: dict[str, str] | None = None) -> None:
         self.root = root
         root.mkdir(parents=True)
         bin_dir = root / ".bin"
@@ -139,6 +142,7 @@ class Workspace:
             "LANG": "C.UTF-8",
             "TZ": "UTC",
             "COLUMNS": "100",
+            **(extra_env or {}),
         }
         # npx (MCP Inspector) keeps using the usual package cache, so it downloads only once.
         self.env["npm_config_cache"] = os.environ.get("npm_config_cache", str(Path.home() / ".npm"))  # noqa: SIM112

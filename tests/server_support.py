@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client
 
 from mcp_state.db import Database
@@ -29,6 +30,13 @@ from mcp_state.server import ServerSettings, build_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODES = ("auto", "legacy")
+# Backend and protocol era together: both eras on a file, the current one on PostgreSQL (the era
+# is the SDK's business, the same whatever stores the state). For tests taking both fixtures.
+BACKEND_MODES = pytest.mark.parametrize(
+    ("backend", "mode"),
+    [("duckdb", "auto"), ("duckdb", "legacy"), ("postgres", "auto")],
+    indirect=["backend"],
+)
 
 PASSWORD_HASH = "CANARY-pwhash-4b1d9e"
 SETUP_TOKEN = "CANARY-setup-77c0aa"
@@ -383,8 +391,43 @@ def seeded_copy(tmp_path: Path, name: str = "state.duckdb") -> tuple[Path, dict[
     return target, secrets
 
 
+def seeded_location(
+    tmp_path: Path, backend: str, request: Any, fill: Callable[[Path], None] | None = None
+) -> tuple[str, dict[str, str]]:
+    """The seeded database on ``backend`` and its secrets (``seed``): a file (``seeded_copy``, then
+    ``fill(path)`` if given), or a fresh PostgreSQL database that file is copied into (``mcp-state
+    copy``'s code)."""
+    path, secrets = seeded_copy(tmp_path)
+    if fill is not None:
+        fill(path)
+    if backend != "postgres":
+        return str(path), secrets
+    from mcp_state.transfer import copy_state
+
+    url = str(request.getfixturevalue("pg_state_url"))  # the schema, no rows (shared, emptied per test)
+    copy_state(str(path), url)
+    return url, secrets
+
+
+def contents(location: str, skip: tuple[str, ...] = ()) -> dict[str, list[dict[str, Any]]]:
+    """Every table's rows but ``skip``'s, in a fixed order (every column), as the gateway returns them."""
+    from mcp_state.gateway import Gateway
+    from mcp_state.schema import JSON_COLUMNS
+    from mcp_state.transfer import state_tables
+
+    with Database(location, idle_release=None) as db:
+        g = Gateway(db)
+        found = {}
+        for table, columns in state_tables(db).items():
+            if table in skip:
+                continue
+            order = ", ".join(f"{c} NULLS FIRST" for c in columns if c not in JSON_COLUMNS)
+            found[table] = g.fetch_all(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
+        return found
+
+
 @asynccontextmanager
-async def connect(db_path: Path, mode: str = "auto", **settings: Any) -> AsyncIterator[Client]:
+async def connect(db_path: Path | str, mode: str = "auto", **settings: Any) -> AsyncIterator[Client]:
     server = build_server(
         ServerSettings(db_path=str(db_path), actor=settings.pop("actor", "tester"), **settings)
     )

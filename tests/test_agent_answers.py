@@ -16,7 +16,7 @@ import pytest
 from agent_data import LATEST_FAILED, MOST_FAILED, audit_data, sync_data
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-from server_support import ANA, BOB, connect, seeded_copy
+from server_support import ANA, BOB, connect, seeded_location
 
 from mcp_state.gateway import use_clock
 
@@ -29,13 +29,16 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = seeded_copy(tmp_path)[0]
+def _fill(path: Path) -> None:
     with duckdb.connect(str(path)) as conn:
         sync_data(conn, NOW, filler=500)
         audit_data(conn, 2_000, NOW)
-    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> str:
+    """The seeded state with a week of syncs and audit rows, on each backend in turn."""
+    return seeded_location(tmp_path, backend, request, fill=_fill)[0]
 
 
 async def call(client: Any, tool: str, **arguments: Any) -> dict[str, Any]:
@@ -52,7 +55,7 @@ async def refused(client: Any, tool: str, **arguments: Any) -> str:
     return text
 
 
-async def test_which_table_failed_most_this_week(db_path: Path) -> None:
+async def test_which_table_failed_most_this_week(db_path: str) -> None:
     async with connect(db_path) as client:
         latest = await call(client, "list_sync_states", status="error")
         failing_now = {s["table_id"] for s in latest["items"]}  # the tempting wrong answer
@@ -74,7 +77,7 @@ async def test_which_table_failed_most_this_week(db_path: Path) -> None:
         assert {row["table_id"] for row in wide["items"]} == {MOST_FAILED, LATEST_FAILED, "table_05"}
 
 
-async def test_history_of_all_tables_filtered_by_status_and_time(db_path: Path) -> None:
+async def test_history_of_all_tables_filtered_by_status_and_time(db_path: str) -> None:
     async with connect(db_path) as client:
         failed = await call(client, "get_sync_history", status="error", since="7d", limit=200)
         assert sorted(run["table_id"] for run in failed["items"]) == [MOST_FAILED] * 5 + [LATEST_FAILED] * 2
@@ -91,7 +94,7 @@ async def test_history_of_all_tables_filtered_by_status_and_time(db_path: Path) 
         assert (await call(client, "get_sync_history", status="error", since=iso))["total"] == 7
 
 
-async def test_cursors_hold_while_rows_are_written_between_pages(db_path: Path) -> None:
+async def test_cursors_hold_while_rows_are_written_between_pages(db_path: str) -> None:
     async with connect(db_path) as client:
         seen: list[str] = []
         page = await call(client, "get_sync_history", table_id=MOST_FAILED, limit=7)
@@ -125,7 +128,7 @@ async def test_cursors_hold_while_rows_are_written_between_pages(db_path: Path) 
         assert "[invalid_argument]" in await refused(client, "query_audit_log", cursor=other)
 
 
-async def test_audit_actor_filter_ignores_case_and_refuses_unknown_actors(db_path: Path) -> None:
+async def test_audit_actor_filter_ignores_case_and_refuses_unknown_actors(db_path: str) -> None:
     async with connect(db_path) as client:
         lower = await call(client, "query_audit_log", user_id="claude", limit=5)
         upper = await call(client, "query_audit_log", user_id="Claude", limit=5)
@@ -136,7 +139,7 @@ async def test_audit_actor_filter_ignores_case_and_refuses_unknown_actors(db_pat
         assert 0 < recent["total"] <= 200
 
 
-async def test_record_sync_keeps_what_it_is_not_told(db_path: Path) -> None:
+async def test_record_sync_keeps_what_it_is_not_told(db_path: str) -> None:
     async with connect(db_path) as client:
         before = await call(client, "get_sync_state", table_id="orders")
         assert (before["columns"], before["hash"]) == (5, "h-orders-2")
@@ -158,7 +161,7 @@ async def test_record_sync_keeps_what_it_is_not_told(db_path: Path) -> None:
         assert (healed["status"], healed["error"]) == ("ok", None)
 
 
-async def test_unknown_ids_and_dangling_references_are_refused_with_hints(db_path: Path) -> None:
+async def test_unknown_ids_and_dangling_references_are_refused_with_hints(db_path: str) -> None:
     async with connect(db_path) as client:
         assert "list_registered_tables" in await refused(client, "get_sync_history", table_id="ordres")
         text = await refused(client, "list_dataset_permissions", user_id="Ana")
@@ -190,7 +193,7 @@ async def test_unknown_ids_and_dangling_references_are_refused_with_hints(db_pat
         assert await call(client, "save_table_profile", table_id="table_03", profile={"row_count": 1})
 
 
-async def test_delete_user_says_what_went_with_them(db_path: Path) -> None:
+async def test_delete_user_says_what_went_with_them(db_path: str) -> None:
     async with connect(db_path) as client:
         text = await refused(client, "delete_user", user_id=BOB)  # owns script s_del
         assert "owns scripts (s_del)" in text and "[conflict]" in text
@@ -216,7 +219,7 @@ OUT_OF_RANGE = [
 ]
 
 
-async def test_relative_times_are_accepted_and_out_of_range_ones_refused(db_path: Path) -> None:
+async def test_relative_times_are_accepted_and_out_of_range_ones_refused(db_path: str) -> None:
     async with connect(db_path) as client:
         for since in ("30m", "24h", "7d", "2w", "2026-01-31", "2026-01-31T08:00:00+01:00"):
             await call(client, "query_audit_log", since=since, limit=1)
@@ -229,7 +232,7 @@ async def test_relative_times_are_accepted_and_out_of_range_ones_refused(db_path
                 await client.get_prompt("summarize_audit_activity", {"since": since})
 
 
-async def test_order_follows_commits_when_the_clock_steps_back(db_path: Path) -> None:
+async def test_order_follows_commits_when_the_clock_steps_back(db_path: str) -> None:
     now = [datetime(2031, 5, 1, 12, 0, tzinfo=UTC)]
     async with connect(db_path) as client:
         with use_clock(lambda: now[0]):
@@ -253,7 +256,7 @@ async def test_order_follows_commits_when_the_clock_steps_back(db_path: Path) ->
 
 
 @pytest.mark.slow
-async def test_the_questions_over_stdio(db_path: Path) -> None:
+async def test_the_questions_over_stdio(db_path: str) -> None:
     server = StdioServerParameters(
         command=sys.executable,
         args=["-m", "mcp_state", "serve", "--db", str(db_path)],

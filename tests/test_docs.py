@@ -22,7 +22,7 @@ def test_the_readme_and_the_main_pages_have_examples():
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_every_command_prints_what_the_page_shows(page, tmp_path, request):
-    run = [b for b in blocks(page) if b.mark in ("", "fresh", "legacy")]
+    run = [b for b in blocks(page) if b.mark in ("", "fresh", "legacy", "postgres")]
     if any(e.command.startswith("npx ") for b in run for e in b.examples):
         request.getfixturevalue("npx")  # MCP Inspector needs node: CI has it, elsewhere the page is skipped
     workspace = None
@@ -34,9 +34,10 @@ def test_every_command_prints_what_the_page_shows(page, tmp_path, request):
         if block.mark.startswith("not run:"):
             assert block.mark[len("not run:") :].strip(), f"{block.id}: say why the block is not run"
             continue
-        assert block.mark in ("", "fresh", "legacy"), f"{block.id}: unknown marker {block.mark!r}"
+        assert block.mark in ("", "fresh", "legacy", "postgres"), f"{block.id}: unknown marker {block.mark!r}"
         if workspace is None or block.mark:
-            workspace = Workspace(tmp_path / f"block{n}", block.mark or "demo")
+            extra = {"DB": request.getfixturevalue("pg_url")} if block.mark == "postgres" else None
+            workspace = Workspace(tmp_path / f"block{n}", block.mark or "demo", extra)
         for example in block.examples:
             done = workspace.run(example.command)
             printed = [line.rstrip() for line in done.stdout.rstrip("\n").split("\n")] if done.stdout else []

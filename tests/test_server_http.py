@@ -15,7 +15,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from server_support import MODES, READ_ONLY, seeded_copy
+from server_support import BACKEND_MODES, READ_ONLY, seeded_copy, seeded_location
 
 from mcp_state.cli import main
 from mcp_state.db import Database, connect
@@ -52,8 +52,17 @@ def seeded(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return seeded_copy(tmp_path)
 
 
+@pytest.fixture
+def seeded_anywhere(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> tuple[str, dict[str, str]]:
+    """The seeded database on each backend in turn: on PostgreSQL every server checks tokens in
+    the database (no token file), which any process on any machine sees at once."""
+    return seeded_location(tmp_path, backend, request)
+
+
 @asynccontextmanager
-async def running_app(db_path: Path, **settings: Any) -> AsyncIterator[Any]:
+async def running_app(db_path: Path | str, **settings: Any) -> AsyncIterator[Any]:
     resolved = ServerSettings(db_path=str(db_path), transport="http", **settings).resolved()
     app = http_app(build_server(resolved), resolved)
     async with app.router.lifespan_context(app):
@@ -73,8 +82,8 @@ async def mcp_client(app: Any, token: str, mode: str) -> AsyncIterator[Client]:
         yield client
 
 
-async def test_requests_without_a_valid_token_get_401(seeded: tuple[Path, dict[str, str]]) -> None:
-    db_path, tokens = seeded
+async def test_requests_without_a_valid_token_get_401(seeded_anywhere: tuple[str, dict[str, str]]) -> None:
+    db_path, tokens = seeded_anywhere
     async with running_app(db_path) as app, http(app) as anonymous:
         health = await anonymous.get("/healthz")
         assert health.status_code == 200 and health.json()["status"] == "ok"
@@ -111,12 +120,12 @@ async def test_wrong_host_or_origin_is_refused(seeded: tuple[Path, dict[str, str
         assert (await named.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code == 200
 
 
-@pytest.mark.parametrize("mode", MODES)
+@BACKEND_MODES
 async def test_scopes_limit_tools_and_name_the_actor(
-    seeded: tuple[Path, dict[str, str]], mode: str, caplog: pytest.LogCaptureFixture
+    seeded_anywhere: tuple[str, dict[str, str]], mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    db_path, tokens = seeded
+    db_path, tokens = seeded_anywhere
     sync = {"table_id": "orders", "rows": 1, "file_size_bytes": 1, "hash": "h"}
     user = {"id": "eve@example.com", "email": "eve@example.com"}
     async with running_app(db_path) as app:

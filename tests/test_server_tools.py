@@ -14,6 +14,7 @@ import pytest
 from server_support import (
     ADDITIVE,
     ANA,
+    BACKEND_MODES,
     CASES,
     MODES,
     NOT_IDEMPOTENT,
@@ -22,6 +23,7 @@ from server_support import (
     TOOLSETS,
     connect,
     seeded_copy,
+    seeded_location,
 )
 
 from mcp_state.errors import InvalidArgumentError
@@ -45,6 +47,12 @@ def db_path(tmp_path: Path) -> Path:
     return seeded_copy(tmp_path)[0]
 
 
+@pytest.fixture
+def seeded(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> str:
+    """The seeded database on each backend in turn (a DuckDB file, a PostgreSQL database)."""
+    return seeded_location(tmp_path, backend, request)[0]
+
+
 async def audit_total(client: Any, action: str) -> int:
     result = await client.call_tool("query_audit_log", {"action": action, "limit": 1})
     return int(result.structured_content["total"])
@@ -55,8 +63,9 @@ def error_text(result: Any) -> str:
     return result.content[0].text
 
 
-async def test_every_tool_with_good_and_bad_input(db_path: Path, mode: str) -> None:
-    async with connect(db_path, mode) as client:
+@BACKEND_MODES
+async def test_every_tool_with_good_and_bad_input(seeded: str, mode: str) -> None:
+    async with connect(seeded, mode) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert set(tools) == set(CASES), "every tool needs a good and a bad case here"
         for name, (good, bad, kind) in CASES.items():
@@ -87,8 +96,9 @@ async def test_every_tool_with_good_and_bad_input(db_path: Path, mode: str) -> N
                 assert all(isinstance(row["duration_ms"], int) for row in rows["items"])
 
 
-async def test_results_say_what_they_did(db_path: Path, mode: str) -> None:
-    async with connect(db_path, mode) as client:
+@BACKEND_MODES
+async def test_results_say_what_they_did(seeded: str, mode: str) -> None:
+    async with connect(seeded, mode) as client:
         item = (await client.call_tool("get_knowledge_item", {"item_id": "km_1"})).structured_content
         assert (item["upvotes"], item["downvotes"]) == (1, 1)
 

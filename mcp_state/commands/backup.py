@@ -25,13 +25,30 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+# What to use instead of each file-only command on a PostgreSQL database.
+INSTEAD = {
+    "backup": "back it up with pg_dump (pg_dump -Fc -f state.dump URL), or copy it to a file with "
+    "`mcp-state copy --from URL --to FILE`",
+    "restore": "restore a pg_dump backup with pg_restore, or copy a state file into an empty database with "
+    "`mcp-state copy --from FILE --to URL`",
+    "recover": "PostgreSQL recovers from a crash by itself; restore a pg_dump backup if data was lost",
+    "audit": "archive audit rows from a DuckDB copy (`mcp-state copy --from URL --to FILE`)",
+}
+
+
 def db_path(args: argparse.Namespace) -> str:
-    """``--db``, else the file every other command uses by default (``sharing.default_db_path``)."""
+    """``--db``, else the database every other command uses by default (``sharing.database_location``),
+    a file: these commands work on a DuckDB file and refuse a PostgreSQL database in one line."""
     from pathlib import Path
 
-    from mcp_state.sharing import default_db_path
+    from mcp_state.sharing import database_location, refuse_on_server
 
-    return str(args.db or Path(default_db_path()).absolute())
+    location = database_location(args.db)
+    command = str(getattr(args, "command", "") or "")
+    refuse_on_server(
+        location, f"mcp-state {command}".strip(), INSTEAD.get(command, "use PostgreSQL's own tools")
+    )
+    return location if args.db else str(Path(location).absolute())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,11 @@ def register(subparsers: Any) -> None:
         ),
     )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--db", metavar="PATH", help="the database file to fill (created if missing)")
+    where.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the database file to fill (created if missing), or an empty PostgreSQL database's postgresql:// URL",
+    )
     where.add_argument(
         "--data-dir",
         metavar="DIR",
@@ -33,11 +37,16 @@ def run(args: argparse.Namespace) -> int:
 
     from mcp_state.commands.migrate import say_waiting
     from mcp_state.db import system_db_path
-    from mcp_state.launch import client_snippets, serve_command
+    from mcp_state.dialect import is_postgres_url
+    from mcp_state.launch import client_snippets, password_note, serve_command
     from mcp_state.legacy import migrate
-    from mcp_state.sharing import default_data_dir
+    from mcp_state.sharing import default_data_dir, shown_location
 
-    db_path = (Path(args.db) if args.db else system_db_path(args.data_dir or default_data_dir())).resolve()
+    db_path: Path | str = (
+        args.db
+        if is_postgres_url(args.db)
+        else (Path(args.db) if args.db else system_db_path(args.data_dir or default_data_dir())).resolve()
+    )
     with as_file(files("mcp_state") / "sample_data") as sample:
         report = migrate(sample, db_path=db_path, on_wait=say_waiting("demo"))
     counts = report.counts()
@@ -52,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
     )
     command = serve_command(db_path)
     print(
-        f"Loaded the sample state into {db_path}: {summary}, and more "
+        f"Loaded the sample state into {shown_location(db_path)}: {summary}, and more "
         f"({sum(counts.values())} entries, {report.written} written now).\n"
         "Serve it to an MCP client (it starts the server itself):\n"
-        + "\n".join(client_snippets(command))
+        + "\n".join([*client_snippets(command), *password_note(db_path)])
         + f"\n  By hand:        {shlex.join(command)}"
     )
     return 0

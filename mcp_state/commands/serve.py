@@ -25,7 +25,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--db", metavar="PATH", help=DB_HELP)
     parser.add_argument(
-        "--create", action="store_true", help="create the database (empty) if the file does not exist"
+        "--create",
+        action="store_true",
+        help="create the database (empty) if the file does not exist (a PostgreSQL database gets its schema anyway)",
     )
     parser.add_argument(
         "--read-only",
@@ -183,12 +185,17 @@ def _stop_at_once_on_ctrl_c() -> None:
 
 
 def _database_for(path: str, *, create: bool) -> None:
-    """Refuse a missing database file, or with ``--create`` make an empty one."""
+    """Refuse a missing database file, or with ``--create`` make an empty one. A PostgreSQL
+    database is reached now (and given the schema), so a wrong URL fails before the banner."""
     from pathlib import Path
 
-    from mcp_state.db import connect
+    from mcp_state.db import Database, connect
+    from mcp_state.dialect import is_postgres_url
     from mcp_state.sharing import require_database
 
+    if is_postgres_url(path):
+        with Database(path, idle_release=None):
+            return
     if create and not Path(path).exists():
         connect(path).close()
     require_database(path)
@@ -199,18 +206,16 @@ def _say(text: str) -> None:
 
 
 def _what(settings: Any, tools: int) -> str:
-    from pathlib import Path
+    from mcp_state.sharing import shown_location
 
     toolsets = ", ".join(settings.toolsets) if settings.toolsets else "all toolsets"
     mode = ", read-only" if settings.read_only else ""
-    return f"{Path(settings.db_path).resolve()} ({tools} tools: {toolsets}{mode})"
+    return f"{shown_location(settings.db_path)} ({tools} tools: {toolsets}{mode})"
 
 
 def stdio_banner(settings: Any, tools: int, args: argparse.Namespace) -> str:
-    from pathlib import Path
-
     from mcp_state import __version__
-    from mcp_state.launch import client_snippets, serve_command
+    from mcp_state.launch import client_snippets, password_note, serve_command
 
     options = []
     if args.read_only:
@@ -219,13 +224,14 @@ def stdio_banner(settings: Any, tools: int, args: argparse.Namespace) -> str:
         options += ["--toolsets", args.toolsets]
     if args.actor:
         options += ["--actor", args.actor]
-    command = serve_command(Path(settings.db_path), *options)
+    command = serve_command(settings.db_path, *options)
     return "\n".join(
         [
             f"mcp-state {__version__}: serving {_what(settings, tools)} over stdio as actor '{settings.actor}'.",
             "This is an MCP server: it talks JSON-RPC on stdin/stdout, so typing here does nothing.",
             "Connect a client instead:",
             *client_snippets(command),
+            *password_note(settings.db_path),
             "Press Ctrl-C to stop.",
         ]
     )

@@ -16,7 +16,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Open the database read-only, read every table and index, check the schema version "
             "and that the audit and sync history rows agree with their sequences. Exits 1 and "
-            "names what is wrong when a check fails. Changes nothing."
+            "names what is wrong when a check fails. Changes nothing. On PostgreSQL: the schema "
+            "version and every table's rows."
         ),
         epilog="example: mcp-state verify --db backups/system-20260327T020000Z.duckdb",
     )
@@ -25,9 +26,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcp_state.backup import verify
+    from mcp_state.backup import verify, verify_server
+    from mcp_state.dialect import is_postgres_url
+    from mcp_state.sharing import database_location
 
-    report = verify(db_path(args))
+    location = database_location(args.db)
+    report = verify_server(location) if is_postgres_url(location) else verify(db_path(args))
     for note in report.notes:
         print(f"note: {note}")
     if report.problems:

@@ -32,10 +32,12 @@ from typing import IO, Any
 import duckdb
 
 from mcp_state.db import system_db_path
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import MigrationError
 from mcp_state.gateway import rows_to_dicts, to_utc
 from mcp_state.legacy.layout import KINDS, LAYOUT_FILES, Kind, Shape, Source
 from mcp_state.legacy.migrate import connect_waiting
+from mcp_state.sharing import DATABASE_URL_ENV, database_location
 
 CHUNK_ROWS = 50_000
 
@@ -58,6 +60,10 @@ def export_all(
             f"{target} already holds {', '.join(taken)}; an export never overwrites files. "
             "Export into an empty (or new) directory."
         )
+    if db_path is None and os.environ.get(DATABASE_URL_ENV, "").strip():
+        db_path = database_location(None)
+    if is_postgres_url(db_path):
+        return _export_from_server(target, str(db_path))
     source = Path(db_path) if db_path is not None else system_db_path()
     if not source.is_file():
         raise MigrationError(f"there is no database at {source}; pass --db, or migrate or create one first")
@@ -80,6 +86,18 @@ def export_all(
     for name, document in documents.items():
         _write_file(target, name, partial(_write_document, document=document))
     return counts
+
+
+def _export_from_server(target: Path, url: str) -> dict[str, int]:
+    """From PostgreSQL: copy the state into a temporary DuckDB file (``transfer``), export that."""
+    import tempfile
+
+    from mcp_state.transfer import copy_state
+
+    with tempfile.TemporaryDirectory(prefix="mcp-state-export-") as folder:  # owner-only: it holds secrets
+        staged = Path(folder) / "state.duckdb"
+        copy_state(url, str(staged))
+        return export_all(target, db_path=staged)
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, kind: Kind) -> Iterable[dict[str, Any]]:

@@ -49,11 +49,13 @@ from typing import Any
 import duckdb
 
 from mcp_state.db import _remove_partial, connect, get_schema_version, lock_timeout, system_db_path
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseLockedError, MigrationError
 from mcp_state.legacy.layout import KINDS, LAYOUT_FILES
 from mcp_state.legacy.report import KindReport, MigrationReport, Progress
 from mcp_state.legacy.stage import Run
 from mcp_state.legacy.write import write_all
+from mcp_state.sharing import DATABASE_URL_ENV, database_location, shown_location
 
 # DuckDB's memory during a run; staged entries beyond it spill to a temporary file.
 MEMORY_LIMIT = "1GB"
@@ -105,6 +107,10 @@ def migrate(
             f"{source} holds none of the legacy files ({', '.join(LAYOUT_FILES[:2])}, ...); nothing was "
             "written. Pass the folder that holds src_data/, notifications/, corporate-memory/, auth/ and audit/"
         )
+    if db_path is None and os.environ.get(DATABASE_URL_ENV, "").strip():
+        db_path = database_location(None)
+    if is_postgres_url(db_path):
+        return _migrate_to_server(source, str(db_path), dry_run, skip_invalid, progress)
     target = Path(db_path) if db_path is not None else system_db_path(source)
     report = MigrationReport(source, target, dry_run, [KindReport(k.name, k.file, k.table) for k in KINDS])
     with _open(target, dry_run, on_wait) as conn, _memory_bounded(conn):
@@ -119,6 +125,31 @@ def migrate(
             conn.execute("ROLLBACK")
             raise
         conn.execute("ROLLBACK" if dry_run else "COMMIT")
+    return report
+
+
+def _migrate_to_server(
+    source: Path, url: str, dry_run: bool, skip_invalid: bool, progress: Progress | None
+) -> MigrationReport:
+    """Into an empty PostgreSQL database: migrate into a temporary DuckDB file (the staging and
+    checks are DuckDB SQL), then copy that file into ``url`` in one transaction (``transfer``)."""
+    import tempfile
+
+    from mcp_state.transfer import copy_state, require_empty
+
+    # Before the work, and for a dry run too (it plans against an empty database).
+    require_empty(
+        url,
+        "legacy files go into a PostgreSQL database only while it is empty: create a new one (createdb NAME)",
+    )
+    with tempfile.TemporaryDirectory(prefix="mcp-state-migrate-") as folder:  # owner-only: it holds secrets
+        staged = Path(folder) / "state.duckdb"
+        report = migrate(
+            source, db_path=staged, dry_run=dry_run, skip_invalid=skip_invalid, progress=progress
+        )
+        if not dry_run:
+            copy_state(str(staged), url)
+    report.db_path = shown_location(url)
     return report
 
 

@@ -46,7 +46,7 @@ class KindReport:
 @dataclass
 class MigrationReport:
     data_dir: Path
-    db_path: Path
+    db_path: Path | str  # a file, or a PostgreSQL URL as shown (no password)
     dry_run: bool
     kinds: list[KindReport]
 

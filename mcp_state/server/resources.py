@@ -57,7 +57,7 @@ def schema_document(repos: Repos) -> dict[str, Any]:
     """Every table and column with its type and description, for writing SQL."""
     columns = repos.gateway.fetch_all(
         """SELECT table_name, column_name, data_type FROM information_schema.columns
-           WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"""
+           WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"""
     )
     tables: dict[str, dict[str, Any]] = {}
     for col in columns:
@@ -75,9 +75,9 @@ def schema_document(repos: Repos) -> dict[str, Any]:
             }
         )
     return {
-        "database": "DuckDB",
+        "database": repos.gateway.dialect.title,
         "notes": [
-            "Timestamps are TIMESTAMP values holding UTC.",
+            "Timestamps are TIMESTAMP values (without a time zone) holding UTC.",
             f"JSON columns: {', '.join(sorted(JSON_COLUMNS))}.",
             "Columns marked secret are never returned by tools or resources.",
             f"The read-only SQL tools read the views in schema '{REDACTED_SCHEMA}': each table without its "

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import duckdb
 
 from mcp_state.db import DEFAULT_IDLE_RELEASE, Database, lock_timeout
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError
 from mcp_state.gateway import Gateway
 from mcp_state.repositories.audit import AuditRepository
@@ -36,7 +37,7 @@ from mcp_state.server.sessions import (
     DEFAULT_MAX_SESSIONS_PER_ACTOR,
     DEFAULT_SESSION_IDLE,
 )
-from mcp_state.sharing import default_db_path
+from mcp_state.sharing import database_location
 from mcp_state.sql.engine import ReadOnlySql, sql_engine_for
 from mcp_state.sql.hardening import harden, hardened_config
 
@@ -106,7 +107,7 @@ class ServerSettings:
         """These settings with every ``None`` taken from the environment (read now, not at import)."""
         return replace(
             self,
-            db_path=self.db_path or str(default_db_path()),
+            db_path=database_location(self.db_path),
             actor=self.actor or default_actor(),
             lock_timeout=lock_timeout() if self.lock_timeout is None else self.lock_timeout,
             idle_release=(
@@ -141,7 +142,9 @@ def open_database(
     answer is never stale): an agent reads the same rows again and again.
     """
     if not settings.db_path:
-        raise DatabaseUnavailableError("no database path: set DATA_DIR or pass --db")
+        raise DatabaseUnavailableError("no database: pass --db, or set MCP_STATE_DATABASE_URL or DATA_DIR")
+    if is_postgres_url(settings.db_path):  # PostgreSQL: the DuckDB file settings do not apply
+        return Database(settings.db_path, idle_release=None, read_only=settings.read_only)
     return Database(
         settings.db_path,
         config=hardened_config(settings.db_path) if config is None else config,
