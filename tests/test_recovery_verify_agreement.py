@@ -100,7 +100,7 @@ DAMAGE = {
         ["knowledge_words: item k1 is indexed wrongly (1 of its words missing, 0 rows"],
     ),
     "index row of a missing item": (
-        ["INSERT INTO knowledge_words VALUES ('ghost', 'gone', true, false, 1)"],
+        ["INSERT INTO knowledge_words VALUES ('ghost', 'gone', true, false, 1, 99)"],
         ["knowledge_words: 1 rows for item gone, which does not exist"],
     ),
     "seq shared": (
