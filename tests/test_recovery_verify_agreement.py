@@ -115,6 +115,17 @@ DAMAGE = {
         ["UPDATE knowledge_items SET change_seq = 999 WHERE id = 'k2'"],
         ["knowledge_items: change_seq 999 is beyond its sequence knowledge_change_seq"],
     ),
+    "item_key beyond its sequence": (
+        [
+            "UPDATE knowledge_items SET item_key = 999 WHERE id = 'k2'",
+            "UPDATE knowledge_words SET item_key = 999 WHERE item_id = 'k2'",
+        ],
+        ["knowledge_items: item_key 999 is beyond its sequence knowledge_item_key_seq"],
+    ),
+    "index rows with another item's key": (
+        ["UPDATE knowledge_words SET item_key = 999 WHERE item_id = 'k2'"],
+        ["knowledge_words: item k2 is indexed wrongly"],
+    ),
     "token revoked, file not rewritten": (
         ["UPDATE api_tokens SET revoked_at = now() WHERE actor = 'analyst'"],
         [".tokens: token tok_", " (analyst, read) is revoked or unknown in api_tokens but accepted by it"],

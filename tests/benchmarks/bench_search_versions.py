@@ -62,6 +62,7 @@ def generate(tree: Path, path: Path, size: int) -> None:
 
 
 def server(tree: Path, path: Path) -> StdioServerParameters:
+    """``tree``'s server on ``path`` (run in ``tree``: ``python -m`` puts the working directory first)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "MCP_STATE_ACTOR": "bench",
@@ -70,7 +71,7 @@ def server(tree: Path, path: Path) -> StdioServerParameters:
     if "HOME" in os.environ:
         env["HOME"] = os.environ["HOME"]
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "mcp_state", "serve", "--db", str(path)], env=env
+        command=sys.executable, args=["-m", "mcp_state", "serve", "--db", str(path)], env=env, cwd=tree
     )
 
 
@@ -120,18 +121,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=30, help="timed calls per side and run")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="keep the generated states here and reuse them next time")
     args = parser.parse_args(argv)
     before = args.before.resolve()
     with tempfile.TemporaryDirectory(prefix="mcp-state-bench-versions-") as tmp:
+        kept = args.keep or Path(tmp)
+        kept.mkdir(parents=True, exist_ok=True)
         sides: dict[str, StdioServerParameters] = {}
         for size_name, size in (("small", args.small), ("large", args.large)):
-            old, new = Path(tmp) / f"before-{size}.duckdb", Path(tmp) / f"after-{size}.duckdb"
-            started = time.perf_counter()
-            generate(before, old, size)
-            print(
-                f"generated {size:,} rows per table (before's schema) in {time.perf_counter() - started:.1f} s"
+            made, old, new = (
+                kept / f"made-{size}.duckdb",
+                Path(tmp) / f"before-{size}.duckdb",
+                Path(tmp) / f"after-{size}.duckdb",
             )
-            shutil.copyfile(old, new)
+            if not made.exists():
+                started = time.perf_counter()
+                generate(before, made, size)
+                print(
+                    f"generated {size:,} rows per table (before's schema) in {time.perf_counter() - started:.1f} s"
+                )
+            shutil.copyfile(made, old)
+            shutil.copyfile(made, new)
             started = time.perf_counter()
             with Database(new, idle_release=None) as db:
                 db.open()  # the current tree's migrations
