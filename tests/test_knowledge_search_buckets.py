@@ -81,7 +81,13 @@ def test_steps_rank_and_page_exactly_as_scoring_every_hit(
     with Database(tmp_path / "s.duckdb", idle_release=None) as db:
         repo = KnowledgeRepository(db)
         items = random_items(repo, 40, seed=9)
-        for query in ("alpha beta", "gamma alpha delta", "beta delta alpha gamma", "delta nothing"):
+        for query in (
+            "alpha beta",
+            "gamma alpha delta",
+            "beta delta alpha gamma",
+            "delta nothing",
+            "a b gamma alpha beta",
+        ):
             want = expected(items, query)
             assert len(want) > 5, query
             assert [(r["id"], r["score"]) for r in repo.search_ranked(query, limit=100)] == want, query

@@ -10,8 +10,8 @@ with two or more words all rank above the items with one. Scoring every hit take
 aggregate over all of them (at 1M items with two words in half of them: 500,000 groups,
 ~55 ms in DuckDB); the page is found in steps instead, each cheap:
 
-1. the items with two or more words: each word's hits that an earlier word also has (a
-   semi-join on the integer ``item_key``). Usually few: their keys are read out once.
+1. the items with two or more words: joins of the words' hits on the integer ``item_key``
+   (``_multi``). Usually few: their keys are read out once.
 2. their page, if the cursor is not already past them (score 2 or more): only their rows
    grouped and scored.
 3. if the page is not full, the items with exactly one word: that word's index row alone is
@@ -33,6 +33,7 @@ from mcp_state.repositories.base import Order, keyset, order_sql
 ORDER: Order = (("score", True), ("id", False))
 # Up to this many items with two or more words are read out once and passed to the steps.
 MULTI_LISTED = 10_000
+PAIRED = 4  # up to this many words, items with two or more are found pair by pair (_multi)
 _SCORE = "round(matched + 0.5 * titled / {n} + 0.25 * tagged / {n}, 6)::DOUBLE"
 # An item with one word: its rank among those is this (3: in title and tags ... 0: content).
 _FLAGS = "(2 * h.in_title::INTEGER + h.in_tags::INTEGER)"
@@ -49,10 +50,21 @@ def _hits(words: list[str], columns: str = "item_key") -> tuple[str, list[str]]:
 
 
 def _multi(words: list[str]) -> tuple[str, list[str]]:
-    """Keys of the items that have at least two of ``words``: each word's hits that an earlier
-    word also has (a semi-join per word; its build side is the earlier words' hits)."""
+    """Keys of the items that have at least two of ``words``. Up to ``PAIRED`` words: an inner
+    join of each pair of words' hits (a word has one row per item, so the join's build side has
+    unique integer keys, which DuckDB joins about twice as fast as a semi-join); more words:
+    each word's hits that an earlier word also has (a semi-join per word)."""
     parts: list[str] = []
     params: list[str] = []
+    if len(words) <= PAIRED:
+        for j in range(1, len(words)):
+            for i in range(j):
+                parts.append(
+                    "SELECT a.item_key FROM knowledge_words a JOIN knowledge_words b "
+                    "ON a.item_key = b.item_key WHERE a.word = ? AND b.word = ?"
+                )
+                params += [words[j], words[i]]
+        return " UNION ".join(parts), params
     for j in range(1, len(words)):
         earlier, earlier_params = _hits(words[:j])
         parts.append(f"SELECT item_key FROM knowledge_words WHERE word = ? AND item_key IN ({earlier})")
