@@ -19,9 +19,8 @@ aggregate over all of them (at 1M items with two words in half of them: 500,000 
    (in_title, in_tags, item_id), the same order as (score, id) among them; scores are
    computed for the page's rows only.
 
-Filters (``status``, ``tag``) join the items' rows to the few items of step 2; in step 3 the
-candidates come unfiltered, in order, and are checked by id in growing batches
-(``_one_word_page``). Snippets are read for the page's items only (by the caller).
+Filters (``status``, ``tag``) join the items' rows on ``item_key``; snippets are read for
+the page's items only (by the caller).
 """
 
 from __future__ import annotations
@@ -34,9 +33,6 @@ from mcp_state.repositories.base import Order, keyset, order_sql
 ORDER: Order = (("score", True), ("id", False))
 # Up to this many items with two or more words are read out once and passed to the steps.
 MULTI_LISTED = 10_000
-# With filters, one-word candidates are checked in this many growing batches before the items
-# are joined in (filters that most items fail).
-FILTER_ROUNDS = 3
 PAIRED = 4  # up to this many words, items with two or more are found pair by pair (_multi)
 _SCORE = "round(matched + 0.5 * titled / {n} + 0.25 * tagged / {n}, 6)::DOUBLE"
 # An item with one word: its rank among those is this (3: in title and tags ... 0: content).
@@ -95,93 +91,40 @@ def ranked_page(
         elif keys:
             multi = ("SELECT unnest(?::BIGINT[])", [keys])
     where, params = filters
-    hits = _hits(words, "item_key, item_id, in_title, in_tags")
+    hits, hit_params = _hits(words, "item_key, item_id, in_title, in_tags")
+    # Filters need the item's row; without them the index alone ranks the page.
+    items = f"JOIN knowledge_items k ON k.item_key = h.item_key AND {where}" if where else ""
     rows: list[dict[str, Any]] = []
     condition, more = keyset(ORDER, after)  # (a cursor of the wrong shape is refused here)
     past_multi = after is not None and isinstance(after[0], int | float) and after[0] < 2
     if multi and not past_multi:
-        # Filters need the item's row: joined to these few items.
-        items = f"JOIN knowledge_items k ON k.item_key = h.item_key AND {where}" if where else ""
         rows = db.fetch_all(
             f"""WITH counted AS (
                     SELECT item_key, min(item_id) AS item_id, count(*) AS matched,
                            count(*) FILTER (WHERE in_title) AS titled, count(*) FILTER (WHERE in_tags) AS tagged
-                    FROM ({hits[0]}) WHERE item_key IN ({multi[0]}) GROUP BY item_key),
+                    FROM ({hits}) WHERE item_key IN ({multi[0]}) GROUP BY item_key),
                 ranked AS (SELECT h.item_id AS id, {_SCORE.format(n=n)} AS score FROM counted h {items})
                 SELECT id, score FROM ranked {"WHERE " + condition if condition else ""}
                 ORDER BY {order_sql(ORDER)} LIMIT ?""",
-            [*hits[1], *multi[1], *params, *more, limit],
+            [*hit_params, *multi[1], *params, *more, limit],
         )
     if len(rows) < limit:
-        clauses = [_single_after(n, after if past_multi else None)]
+        condition, more = _single_after(n, after if past_multi else None)
+        clauses = ["true"]
         if multi:
-            clauses.append((f"h.item_key NOT IN ({multi[0]})", multi[1]))
-        rows += _one_word_page(db, n, hits, clauses, filters, limit - len(rows))
-    return rows
-
-
-def _one_word_page(
-    db: Gateway,
-    n: int,
-    hits: tuple[str, list[str]],
-    clauses: list[tuple[str, list[Any]]],
-    filters: tuple[str, list[Any]],
-    limit: int,
-) -> list[dict[str, Any]]:
-    """The best ``limit`` one-word items among ``hits`` (their rows) that meet ``clauses`` and
-    the item ``filters``, ordered by ``_FLAGS`` and id (the same as by score and id).
-
-    With filters: candidates in that order, unfiltered (a top-N over the index rows alone),
-    kept if their items pass (looked up by id), in growing batches; when most fail, the
-    items' rows are joined in for the rest."""
-
-    def page(
-        more: list[tuple[str, list[Any]]], count: int, items: str = "", item_params: tuple[Any, ...] = ()
-    ) -> list[dict[str, Any]]:
-        every = [c for c in clauses + more if c[0]]
-        return db.fetch_all(
-            f"""SELECT id, flags, {_SCORE.format(n=n)} AS score FROM (
-                    SELECT h.item_id AS id, {_FLAGS} AS flags, 1::BIGINT AS matched,
-                           h.in_title::BIGINT AS titled, h.in_tags::BIGINT AS tagged
-                    FROM ({hits[0]}) h {items} WHERE {" AND ".join(["true", *(c[0] for c in every)])}
+            clauses.append(f"h.item_key NOT IN ({multi[0]})")
+        if condition:
+            clauses.append(condition)
+        rows += db.fetch_all(
+            f"""SELECT id, {_SCORE.format(n=n)} AS score FROM (
+                    SELECT h.item_id AS id, 1::BIGINT AS matched, h.in_title::BIGINT AS titled,
+                           h.in_tags::BIGINT AS tagged
+                    FROM ({hits}) h {items} WHERE {" AND ".join(clauses)}
                     ORDER BY {_FLAGS} DESC, h.item_id LIMIT ?)
                 ORDER BY {order_sql(ORDER)}""",
-            [*hits[1], *item_params, *(p for c in every for p in c[1]), count],
+            [*hit_params, *params, *(multi[1] if multi else []), *more, limit - len(rows)],
         )
-
-    where, params = filters
-    if not where:
-        return _scored(page([], limit))
-    found: list[dict[str, Any]] = []
-    more: list[tuple[str, list[Any]]] = []
-    batch = limit * 4
-    for _ in range(FILTER_ROUNDS):
-        candidates = page(more, batch)
-        if candidates:
-            ids = [row["id"] for row in candidates]
-            passing = {
-                row["id"]
-                for row in db.fetch_all(
-                    f"SELECT id FROM knowledge_items WHERE id IN ({_marks(ids)}) AND {where}", [*ids, *params]
-                )
-            }
-            found += [row for row in candidates if row["id"] in passing]
-        if len(found) >= limit or len(candidates) < batch:
-            return _scored(found[:limit])
-        last = candidates[-1]
-        more = [
-            (
-                f"({_FLAGS} < ? OR ({_FLAGS} = ? AND h.item_id > ?))",
-                [last["flags"], last["flags"], last["id"]],
-            )
-        ]
-        batch *= 4
-    items = f"JOIN knowledge_items k ON k.item_key = h.item_key AND {where}"
-    return _scored(found + page(more, limit - len(found), items, tuple(params)))
-
-
-def _scored(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"id": row["id"], "score": row["score"]} for row in rows]
+    return rows
 
 
 def _single_after(n: int, after: tuple[Any, ...] | None) -> tuple[str, list[Any]]:
