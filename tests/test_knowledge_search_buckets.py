@@ -80,22 +80,16 @@ def test_steps_rank_and_page_exactly_as_scoring_every_hit(
     monkeypatch.setattr(knowledge_search, "MULTI_LISTED", listed)
     with Database(tmp_path / "s.duckdb", idle_release=None) as db:
         repo = KnowledgeRepository(db)
-        items = random_items(repo, 40, seed=9)
-        for query in (
-            "alpha beta",
-            "gamma alpha delta",
-            "beta delta alpha gamma",
-            "delta nothing",
-            "a b gamma alpha beta",
-        ):
+        items = random_items(repo, 30, seed=9)
+        for query in ("alpha beta", "beta delta alpha gamma", "delta nothing", "a b gamma alpha beta"):
             want = expected(items, query)
             assert len(want) > 5, query
             assert [(r["id"], r["score"]) for r in repo.search_ranked(query, limit=100)] == want, query
-            for limit in (2, 5):  # pages that end inside a bucket and cross into the next
-                assert paged(repo, query, limit) == want, (query, limit)
+            limit = 5 if listed == 1 else 3  # pages that end inside a bucket and cross into the next
+            assert paged(repo, query, limit) == want, (query, limit)
             assert paged(repo, query, 4, statuses=["approved"]) == expected(items, query, "approved")
             tagged = [pair for pair in want if "alpha" in items[pair[0]]["tags"]]
-            assert paged(repo, query, 2, tag="ALPHA") == tagged, query
+            assert paged(repo, query, 3, tag="ALPHA") == tagged, query
 
 
 def test_a_page_crosses_from_several_words_to_one(tmp_path: Path) -> None:
