@@ -5,17 +5,25 @@ Parquet file ``audit-<first seq>-<last seq>.parquet`` in ``folder`` and deletes 
 one transaction: the file is complete and in place before the deletion commits, so a crash
 leaves the rows either live or in the file (at worst in both, never in neither).
 
-Reading the archive: ``read_parquet('FOLDER/audit-*.parquet')`` has the columns of
-``audit_log``. The read-only SQL tool refuses file access; ``allow_archive(conn, folder)``
-opens exactly that folder to a connection before the SQL hardening switches external access
-off (DuckDB's ``allowed_directories``), and ``archive_view_sql(folder)`` is the view that
-exposes it as ``audit_archive``.
+The archive folder (``archive_folder``): ``$MCP_STATE_AUDIT_ARCHIVE``, else ``archive/audit``
+beside the database file. ``mcp-state audit archive`` writes there unless ``--to`` says
+otherwise, and the SQL tool reads it: ``ArchiveReader`` lists its ``audit-*.parquet`` files
+and reads them, in the server, on a private in-memory DuckDB instance that may read that
+folder only (DuckDB's ``allowed_directories``); the SQL worker gets the rows as the table
+``audit_archive`` (``mcp_state.sql.snapshot``) and never reads a file itself.
+
+Reading the archive elsewhere: ``read_parquet('FOLDER/audit-*.parquet')`` has the columns of
+``audit_log``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +32,10 @@ import duckdb
 
 from mcp_state import recovery
 from mcp_state.db import WRITE_LOCK, Database
-from mcp_state.errors import InvalidArgumentError
+from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError
 
+ARCHIVE_ENV = "MCP_STATE_AUDIT_ARCHIVE"
+ARCHIVE_PATTERN = "audit-*.parquet"
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
@@ -106,8 +116,80 @@ def db_count(db: Database) -> int:
     return int(row[0]) if row else 0
 
 
+def archive_folder(db_path: str | os.PathLike[str] | None) -> Path | None:
+    """The audit archive folder of the database at ``db_path``: ``$MCP_STATE_AUDIT_ARCHIVE``, else
+    ``archive/audit`` beside the database file (None for an in-memory database without it)."""
+    configured = os.environ.get(ARCHIVE_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser().resolve()
+    if db_path is None or str(db_path) in ("", ":memory:"):
+        return None
+    return Path(db_path).resolve().parent / "archive" / "audit"
+
+
 def archive_glob(folder: str | os.PathLike[str]) -> str:
-    return str(Path(folder).resolve() / "audit-*.parquet")
+    return str(Path(folder).resolve() / ARCHIVE_PATTERN)
+
+
+class ArchiveReader:
+    """The Parquet files of one archive folder, read for the SQL tool (in the server process)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+
+    @classmethod
+    def of(cls, db_path: str | os.PathLike[str] | None) -> ArchiveReader:
+        return cls(archive_folder(db_path))
+
+    def files(self) -> list[tuple[str, int, int]]:
+        """``(name, size, mtime_ns)`` of each archive file, by name; none for a missing folder."""
+        if self.folder is None:
+            return []
+        found = []
+        try:
+            for path in self.folder.glob(ARCHIVE_PATTERN):
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode):  # files only: a link could lead anywhere
+                    found.append((path.name, info.st_size, info.st_mtime_ns))
+        except OSError:
+            return []
+        return sorted(found)
+
+    def fingerprint(self) -> str:
+        """Changes whenever a file is added, removed or rewritten."""
+        return json.dumps(self.files())
+
+    @contextmanager
+    def reading(self, columns: list[list[str]]) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+        """A cursor and a subquery over the archive with ``columns`` (``[[name, type], ...]``, those
+        of the redacted audit view): no rows when there are no files."""
+        from mcp_state.sql.hardening import NO_EXTENSIONS_OR_SECRETS
+        from mcp_state.sql.runner import quote_identifier
+
+        conn = duckdb.connect(":memory:", config={**NO_EXTENSIONS_OR_SECRETS, "temp_directory": ""})
+        try:
+            files = [self.folder / name for name, _, _ in self.files()] if self.folder else []
+            if files:
+                allow_archive(conn, self.folder)  # type: ignore[arg-type]
+                picks = ", ".join(
+                    f"CAST({quote_identifier(c)} AS {t}) AS {quote_identifier(c)}" for c, t in columns
+                )
+                source = f"(SELECT {picks} FROM read_parquet([{', '.join(map(_literal, files))}]))"
+            else:
+                source = (
+                    f"(SELECT {', '.join(f'NULL::{t} AS {quote_identifier(c)}' for c, t in columns)} LIMIT 0)"
+                )
+            conn.execute("SET enable_external_access = false")
+            conn.execute("SET lock_configuration = true")
+            yield conn, source
+        except duckdb.Error as exc:
+            message = " ".join(str(exc).split())[:300]
+            raise DatabaseUnavailableError(
+                f"the audit archive in {self.folder} could not be read ({message}); move the damaged "
+                f"audit-*.parquet file out of that folder, or point {ARCHIVE_ENV} to another folder"
+            ) from None
+        finally:
+            conn.close()
 
 
 def archive_view_sql(folder: str | os.PathLike[str]) -> str:

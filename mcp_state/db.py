@@ -26,9 +26,11 @@ from typing import Any
 import duckdb
 
 from mcp_state import recovery, sharing
+from mcp_state.dialect import DUCKDB, is_postgres_url
 from mcp_state.errors import DatabaseLockedError, DatabaseUnavailableError, InvalidArgumentError, SchemaError
-from mcp_state.schema import LATEST_VERSION, apply_migrations, check_schema_version
-from mcp_state.schema import get_schema_version as get_schema_version  # the seed API's home for it
+from mcp_state.migrations import apply_migrations, check_schema_version
+from mcp_state.migrations import get_schema_version as get_schema_version  # the seed API's home for it
+from mcp_state.schema import LATEST_VERSION
 from mcp_state.write_marks import WriteMarks
 
 SCHEMA_VERSION = LATEST_VERSION
@@ -47,11 +49,7 @@ def _get_data_dir() -> Path:
 
 def system_db_path(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where the system state database lives: ``DATA_DIR/state/system.duckdb``."""
-    return (
-        Path(data_dir) / "state" / "system.duckdb"
-        if data_dir
-        else _get_data_dir() / "state" / "system.duckdb"
-    )
+    return (Path(data_dir) if data_dir else _get_data_dir()) / "state" / "system.duckdb"
 
 
 def get_system_db() -> duckdb.DuckDBPyConnection:
@@ -207,10 +205,6 @@ def _open_with_retry(
         return conn, replayed
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
-
-
 # One lock serializes every write in this process. DuckDB aborts concurrent updates of one
 # row ("Conflict on update!") instead of waiting; writers queue here instead.
 WRITE_LOCK = threading.RLock()
@@ -241,7 +235,18 @@ class Database:
       through those are not seen. (A ``duckdb.connect`` of the same file elsewhere in this
       process shares this instance unseen too: do not write through one to a file a cached
       Database has open.)
+
+    A ``postgresql://`` URL gives a ``mcp_state.postgres.PostgresDatabase`` instead (same interface).
     """
+
+    dialect = DUCKDB
+
+    def __new__(cls, path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Database:
+        if cls is Database and is_postgres_url(path):
+            from mcp_state.postgres import PostgresDatabase  # psycopg: the optional [postgres] extra
+
+            return super().__new__(PostgresDatabase)
+        return super().__new__(cls)
 
     def __init__(
         self,

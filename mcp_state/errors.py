@@ -27,6 +27,12 @@ class ConflictError(StateError):
     kind = "conflict"
 
 
+class TransientConflictError(ConflictError):
+    """Concurrent transactions collided (a deadlock, a serialization failure) and retries ran out."""
+
+    kind = "transient_conflict"
+
+
 class InvalidArgumentError(StateError, ValueError):
     """An argument is outside what the operation accepts (a vote of 5, an unknown role)."""
 

@@ -4,31 +4,42 @@
 - JSON columns come back as Python lists and dicts; ``Json(value)`` sends one in.
 - Timestamps go in as UTC (aware datetimes are converted, naive ones are taken as UTC)
   and come back as timezone-aware UTC datetimes.
-- Each operation runs on its own cursor, so threads never share one; writes are serialized
-  in the process (``WRITE_LOCK``) and run in a transaction that commits whole or not at all.
+- Each operation runs on its own cursor, so threads never share one; writes run in a
+  transaction that commits whole or not at all (on DuckDB serialized in the process by
+  ``WRITE_LOCK``; PostgreSQL makes concurrent writers wait on row locks instead).
 - ``transaction()`` lets a caller group several repository calls (and an audit row) into
   one transaction: repository calls made inside it on the same thread join it.
+- ``retrying(fn)`` runs a unit of work again when it collided with a concurrent one
+  (PostgreSQL's deadlocks and serialization failures), a few times, never inside an outer
+  transaction (the outer unit is the one to run again).
+- What differs between DuckDB and PostgreSQL comes from the source's dialect (``mcp_state.dialect``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
+import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
 from mcp_state.db import MISS, WRITE_LOCK, Database
-from mcp_state.errors import ConflictError, DatabaseUnavailableError, InvalidArgumentError
+from mcp_state.dialect import dialect_of
+from mcp_state.errors import InvalidArgumentError, TransientConflictError
 from mcp_state.schema import JSON_COLUMNS
 from mcp_state.write_marks import tables_written
 
-Source = duckdb.DuckDBPyConnection | Database
+# A DuckDB connection, a Database (either engine), or a PostgreSQL connection (``postgres.PgConnection``).
+Source = duckdb.DuckDBPyConnection | Database | Any
+T = TypeVar("T")
+# A unit of work that collided with a concurrent one runs again, at most this many times in all.
+ATTEMPTS = 5
 
 
 class Json:
@@ -132,40 +143,13 @@ def rows_to_dicts(
 
 _local = threading.local()
 
-# A commit that cannot reach the disk surfaces as a TransactionException with the OS error in its text.
-_IO_FAILURE = re.compile(
-    r"No space left on device|Could not write file|Read-only file system|Permission denied"
-)
-
-
-def _translate(exc: duckdb.Error) -> Exception:
-    message = str(exc)
-    if isinstance(exc, duckdb.ConstraintException):
-        return ConflictError(_constraint_message(message))
-    if isinstance(exc, duckdb.IOException) or _IO_FAILURE.search(message):
-        reason = "the disk is full" if "No space left" in message else "the file could not be written"
-        return DatabaseUnavailableError(
-            f"the change was not saved: {reason}; nothing was changed and earlier data is intact. "
-            "Free space or fix the file's permissions, then retry."
-        )
-    return exc
-
-
-def _constraint_message(message: str) -> str:
-    lowered = message.lower()
-    if "duplicate key" in lowered or "unique" in lowered or "primary key" in lowered:
-        return "a row with that key already exists; use a different id (or update the existing row)"
-    if "not null" in lowered:
-        return "a required value is missing"
-    return "the change breaks a rule of the schema and was not applied"
-
 
 class _Transaction:
     """A gateway transaction on this thread: its cursor, and whether BEGIN has been sent."""
 
     __slots__ = ("begun", "cursor", "written")
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cursor: Any) -> None:
         self.cursor = cursor
         self.begun = False
         self.written: set[str] | None = set()  # the tables its statements wrote (None: unknown)
@@ -182,6 +166,29 @@ class Gateway:
 
     def __init__(self, source: Source) -> None:
         self.source = source
+        self.dialect = dialect_of(source)
+        # A Database's marks follow what it writes, and its sessions are the cursors.
+        self._db: Database | None = source if isinstance(source, Database) else None
+
+    def write_lock(self) -> AbstractContextManager[Any]:
+        """The process-wide write lock on DuckDB (it aborts concurrent writers); nothing on PostgreSQL."""
+        return WRITE_LOCK if self.dialect.process_write_lock else nullcontext()
+
+    def retrying(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)``, run again (up to ``ATTEMPTS`` in all, after a short random
+        pause) while it fails on a collision with a concurrent transaction. Inside a transaction
+        it runs once: the whole outer unit is what runs again."""
+        if not self.dialect.transient_errors or self.in_transaction:
+            return fn(*args, **kwargs)
+        attempt = 1
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except TransientConflictError:
+                if attempt >= ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0.005, 0.02) * 2**attempt)
+                attempt += 1
 
     # -- cursors -------------------------------------------------------------------
     def _key(self) -> int:
@@ -192,13 +199,13 @@ class Gateway:
         return txs.get(self._key())
 
     @contextmanager
-    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _cursor(self) -> Iterator[Any]:
         tx = self._active_tx()
         if tx is not None:
             yield tx.cursor
             return
-        if isinstance(self.source, Database):
-            with self.source.session(tracked=True) as cursor:  # _run names the tables written
+        if self._db is not None:
+            with self._db.session(tracked=True) as cursor:  # _run names the tables written
                 yield cursor
         else:
             cursor = self.source.cursor()
@@ -217,7 +224,8 @@ class Gateway:
         if self._active_tx() is not None:
             yield self
             return
-        with WRITE_LOCK, self._cursor() as cursor:
+        errors = self.dialect.errors
+        with self.write_lock(), self._cursor() as cursor:
             if not hasattr(_local, "txs"):
                 _local.txs = {}
             tx = _Transaction(cursor)
@@ -228,18 +236,18 @@ class Gateway:
                 except BaseException:
                     _local.txs.pop(self._key(), None)
                     if tx.begun:
-                        with suppress(duckdb.Error):
+                        with suppress(*errors):
                             cursor.execute("ROLLBACK")
                     raise
                 _local.txs.pop(self._key(), None)
                 if not tx.begun:
                     return
                 try:
-                    cursor.execute("COMMIT")
-                except duckdb.Error as exc:
-                    with suppress(duckdb.Error):
+                    cursor.execute(self.dialect.commit(tx.written, getattr(self._db, "origin", "")))
+                except errors as exc:
+                    with suppress(*errors):
                         cursor.execute("ROLLBACK")
-                    raise _translate(exc) from exc
+                    raise self.dialect.translate(exc) from exc
             finally:
                 self._wrote(tx.written)  # once it ended: a reader never sees the mark first
 
@@ -248,26 +256,28 @@ class Gateway:
         return self._active_tx() is not None
 
     # -- queries -------------------------------------------------------------------
-    def _run(
-        self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]
-    ) -> duckdb.DuckDBPyConnection:
+    def _run(self, cursor: Any, sql: str, params: Sequence[Any]) -> Any:
         tx = self._active_tx()
-        written = tables_written(sql) if isinstance(self.source, Database) else frozenset()
+        written = tables_written(sql) if self._db is not None else frozenset()
         begin = tx is not None and not tx.begun
         if begin:
-            # DuckDB binds parameters to the last statement: "BEGIN; <sql>" keeps them for <sql>.
             assert tx is not None
             tx.begun = True
-            sql = "BEGIN TRANSACTION;\n" + sql
+            if self.dialect.begin_with_statement:
+                # DuckDB binds parameters to the last statement: "BEGIN; <sql>" keeps them for <sql>.
+                sql = "BEGIN TRANSACTION;\n" + sql
+            else:
+                cursor.execute("BEGIN")
+                begin = False
         try:
             return cursor.execute(sql, [_param(p) for p in params])
-        except duckdb.Error as exc:
+        except self.dialect.errors as exc:
             if begin:
                 # If <sql> did not even parse, BEGIN did not run either: begin now, so that the
                 # rest of the block (should the caller carry on) stays in one transaction.
-                with suppress(duckdb.Error):  # it did run
+                with suppress(*self.dialect.errors):  # it did run
                     cursor.execute("BEGIN TRANSACTION")
-            translated = _translate(exc)
+            translated = self.dialect.translate(exc)
             if translated is exc:
                 raise
             raise translated from exc
@@ -280,8 +290,8 @@ class Gateway:
 
     def _wrote(self, tables: Iterable[str] | None) -> None:
         """Tell the ``Database`` which tables changed (its ``marks``; the SQL tool's copies follow them)."""
-        if isinstance(self.source, Database) and (tables is None or tables):
-            self.source.marks.wrote(tables)
+        if self._db is not None and (tables is None or tables):
+            self._db.marks.wrote(tables)
 
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._cursor() as cursor:
@@ -294,8 +304,8 @@ class Gateway:
         """The first row of a read, or None. ``cache=True``: the answer may come from the
         ``Database``'s read cache (for reads that depend only on the stored data: no clock,
         no randomness); see ``Database`` for why a cached answer is never stale."""
-        if cache and isinstance(self.source, Database) and self._active_tx() is None and self.source.caching:
-            return self._fetch_one_cached(self.source, sql, params)
+        if cache and self._db is not None and self._active_tx() is None and self._db.caching:
+            return self._fetch_one_cached(self._db, sql, params)
         with self._cursor() as cursor:
             result = self._run(cursor, sql, params)
             row = result.fetchone()
@@ -329,7 +339,7 @@ class Gateway:
         """Run one write statement in a transaction; returns the number of rows it changed."""
         with self._write(sql) as cursor:
             result = self._run(cursor, sql, params)
-            return _changed(result)
+            return self.dialect.rows_changed(result)
 
     def execute_returning(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run one write statement with a RETURNING clause; returns its rows."""
@@ -338,13 +348,15 @@ class Gateway:
             return rows_to_dicts(result.description, result.fetchall())
 
     @contextmanager
-    def _write(self, sql: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _write(self, sql: str) -> Iterator[Any]:
         """A cursor for one write: inside the caller's transaction if there is one; else, for
         one statement, on its own under the write lock (DuckDB commits a lone statement as one
         transaction, durably, so BEGIN and COMMIT would only add two calls); else (a ``;``
-        anywhere, even in a string) in a transaction of its own."""
-        if self._active_tx() is None and ";" not in sql.strip().rstrip(";"):
-            with WRITE_LOCK, self._cursor() as cursor:
+        anywhere, even in a string; or on PostgreSQL, which announces the tables written in
+        the transaction) in a transaction of its own."""
+        lone = self.dialect.lone_writes and ";" not in sql.strip().rstrip(";")
+        if self._active_tx() is None and lone:
+            with self.write_lock(), self._cursor() as cursor:
                 yield cursor
             return
         with self.transaction(), self._cursor() as cursor:
@@ -356,11 +368,3 @@ def _copy_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {k: copy.deepcopy(v) if isinstance(v, list | dict) else v for k, v in row.items()}
-
-
-def _changed(result: duckdb.DuckDBPyConnection) -> int:
-    description = result.description
-    if description and len(description) == 1 and str(description[0][0]).lower() == "count":
-        row = result.fetchone()
-        return int(row[0]) if row else 0
-    return 0

@@ -1,6 +1,7 @@
 """The database schema as numbered migrations, and a description of every column.
 
-Each migration is applied once, in its own transaction, and recorded in ``schema_version``.
+Each migration is applied once, in its own transaction, and recorded in ``schema_version``
+(``mcp_state.migrations`` applies them; ``mcp_state.schema_pg`` has their PostgreSQL text).
 Never edit a migration that has shipped: add a new one at the end of ``MIGRATIONS``.
 
 Timestamps are ``TIMESTAMP`` (no zone) holding UTC; the query gateway converts on the way
@@ -13,9 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
-
-from mcp_state.errors import SchemaError
 from mcp_state.knowledge_index import V6_ITEM_KEYS
 
 
@@ -24,6 +22,13 @@ class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def postgres(self) -> str | None:
+        """Its text for PostgreSQL (``mcp_state.schema_pg``), or None while it has none."""
+        from mcp_state import schema_pg  # it ports this module's text
+
+        return schema_pg.MIGRATIONS.get(self.version)
 
 
 _V1_SEED_SCHEMA = """
@@ -453,46 +458,3 @@ REDACTED_FLAG_COLUMNS: dict[str, dict[str, str]] = {
         "has_reset_token": "Whether a password reset token is outstanding (the token is not visible).",
     },
 }
-
-
-def get_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
-    """The newest applied migration, or 0 when there is no schema."""
-    try:
-        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    except duckdb.CatalogException:
-        return 0
-    return int(row[0]) if row and row[0] else 0
-
-
-def check_schema_version(conn: duckdb.DuckDBPyConnection) -> int:
-    version = get_schema_version(conn)
-    if version > LATEST_VERSION:
-        raise SchemaError(
-            f"this database has schema version {version}, newer than this mcp-state knows "
-            f"({LATEST_VERSION}). Upgrade mcp-state to open it."
-        )
-    return version
-
-
-def apply_migrations(conn: duckdb.DuckDBPyConnection, target: int = LATEST_VERSION) -> int:
-    """Apply every migration above the current version up to ``target``, each in its own transaction."""
-    current = check_schema_version(conn)
-    for migration in MIGRATIONS:
-        if migration.version <= current or migration.version > target:
-            continue
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute(migration.sql)
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?, current_timestamp)",
-                [migration.version],
-            )
-            conn.execute("COMMIT")
-        except duckdb.Error as exc:
-            conn.execute("ROLLBACK")
-            raise SchemaError(
-                f"schema migration {migration.version} ({migration.name}) failed and was rolled back; "
-                f"the database stays at version {current}: {str(exc).strip().splitlines()[0] if str(exc).strip() else str(exc)}"
-            ) from exc
-        current = migration.version
-    return current

@@ -21,6 +21,7 @@ from mcp_state.db import Database
 from mcp_state.gateway import Gateway
 from mcp_state.server.tools_sql import register_sql_tools
 from mcp_state.sql import SqlEngine, hardened_database
+from mcp_state.sql.runner import Runner, connect
 
 T = TypeVar("T")
 
@@ -255,3 +256,16 @@ class FileWatch:
 def files_under(root: Path, *, excluding: Path) -> set[str]:
     """Every path under ``root`` except those under ``excluding``."""
     return {str(p) for p in root.rglob("*") if excluding not in p.parents and p != excluding}
+
+
+def replay(requests: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Feed the loads to a real worker runner; its copies' rows, by table."""
+    runner = Runner(connect("256MB", 1), 5.0)
+    for request in requests:
+        if request["op"] == "load":
+            parts = [part.decode() for part in request["parts"]]
+            runner.load(request["table"], request["columns"], parts, request["replace"])
+    return {
+        t: runner.conn.execute(f'SELECT * FROM redacted."{t}" ORDER BY ALL').fetchall()
+        for t in runner.columns
+    }

@@ -74,54 +74,52 @@ def paged(repo: KnowledgeRepository, query: str, limit: int, **filters: Any) -> 
 
 @pytest.mark.parametrize("listed", [knowledge_search.MULTI_LISTED, 1])
 def test_steps_rank_and_page_exactly_as_scoring_every_hit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: int
+    state_db: Database, monkeypatch: pytest.MonkeyPatch, listed: int
 ) -> None:
-    """Also with the items of several words found again by each step (more than MULTI_LISTED)."""
+    """On each backend; also with the items of several words found again by each step (more
+    than MULTI_LISTED)."""
     monkeypatch.setattr(knowledge_search, "MULTI_LISTED", listed)
-    with Database(tmp_path / "s.duckdb", idle_release=None) as db:
-        repo = KnowledgeRepository(db)
-        items = random_items(repo, 30, seed=9)
-        for query in ("alpha beta", "beta delta alpha gamma", "delta nothing", "a b gamma alpha beta"):
-            want = expected(items, query)
-            assert len(want) > 5, query
-            assert [(r["id"], r["score"]) for r in repo.search_ranked(query, limit=100)] == want, query
-            limit = 5 if listed == 1 else 3  # pages that end inside a bucket and cross into the next
-            assert paged(repo, query, limit) == want, (query, limit)
-            assert paged(repo, query, 4, statuses=["approved"]) == expected(items, query, "approved")
-            tagged = [pair for pair in want if "alpha" in items[pair[0]]["tags"]]
-            assert paged(repo, query, 3, tag="ALPHA") == tagged, query
+    repo = KnowledgeRepository(state_db)
+    items = random_items(repo, 30, seed=9)
+    for query in ("alpha beta", "beta delta alpha gamma", "delta nothing", "a b gamma alpha beta"):
+        want = expected(items, query)
+        assert len(want) > 5, query
+        assert [(r["id"], r["score"]) for r in repo.search_ranked(query, limit=100)] == want, query
+        limit = 5 if listed == 1 else 3  # pages that end inside a bucket and cross into the next
+        assert paged(repo, query, limit) == want, (query, limit)
+        assert paged(repo, query, 4, statuses=["approved"]) == expected(items, query, "approved")
+        tagged = [pair for pair in want if "alpha" in items[pair[0]]["tags"]]
+        assert paged(repo, query, 3, tag="ALPHA") == tagged, query
 
 
-def test_a_page_crosses_from_several_words_to_one(tmp_path: Path) -> None:
-    with Database(tmp_path / "b.duckdb", idle_release=None) as db:
-        repo = KnowledgeRepository(db)
-        for item_id, content in [
-            ("b2", "red blue"),
-            ("b1", "blue red"),
-            ("s3", "red"),
-            ("s1", "blue"),
-            ("s2", "red"),
-        ]:
-            repo.create(item_id, "Note", content, None)
-        ties = [("b1", 2.0), ("b2", 2.0), ("s1", 1.0), ("s2", 1.0), ("s3", 1.0)]  # ties by id
-        assert paged(repo, "red blue", 3) == ties
-        assert paged(repo, "red blue", 2) == ties  # a page ends exactly where the bucket does
-        after_both = repo.search_ranked("red blue", limit=5, after=(2.0, "b2"))
-        assert [r["id"] for r in after_both] == ["s1", "s2", "s3"]
+def test_a_page_crosses_from_several_words_to_one(state_db: Database) -> None:
+    repo = KnowledgeRepository(state_db)
+    for item_id, content in [
+        ("b2", "red blue"),
+        ("b1", "blue red"),
+        ("s3", "red"),
+        ("s1", "blue"),
+        ("s2", "red"),
+    ]:
+        repo.create(item_id, "Note", content, None)
+    ties = [("b1", 2.0), ("b2", 2.0), ("s1", 1.0), ("s2", 1.0), ("s3", 1.0)]  # ties by id
+    assert paged(repo, "red blue", 3) == ties
+    assert paged(repo, "red blue", 2) == ties  # a page ends exactly where the bucket does
+    after_both = repo.search_ranked("red blue", limit=5, after=(2.0, "b2"))
+    assert [r["id"] for r in after_both] == ["s1", "s2", "s3"]
 
 
-def test_an_item_edited_between_pages_neither_repeats_nor_hides_the_others(tmp_path: Path) -> None:
-    with Database(tmp_path / "e.duckdb", idle_release=None) as db:
-        repo = KnowledgeRepository(db)
-        for i in range(6):
-            repo.create(f"i{i}", "Note", "red" if i % 2 else "blue", None)
-        first = repo.search_ranked("red blue", limit=2)
-        assert [r["id"] for r in first] == ["i0", "i1"]
-        repo.update("i4", content="red and blue")  # now has both words: ranks before the cursor
-        repo.update("i1", content="green")  # already shown, now matches nothing
-        rest = repo.search_ranked("red blue", limit=10, after=(first[-1]["score"], first[-1]["id"]))
-        assert [r["id"] for r in rest] == ["i2", "i3", "i5"]
-        assert [r["id"] for r in repo.search_ranked("red blue", limit=10)] == ["i4", "i0", "i2", "i3", "i5"]
+def test_an_item_edited_between_pages_neither_repeats_nor_hides_the_others(state_db: Database) -> None:
+    repo = KnowledgeRepository(state_db)
+    for i in range(6):
+        repo.create(f"i{i}", "Note", "red" if i % 2 else "blue", None)
+    first = repo.search_ranked("red blue", limit=2)
+    assert [r["id"] for r in first] == ["i0", "i1"]
+    repo.update("i4", content="red and blue")  # now has both words: ranks before the cursor
+    repo.update("i1", content="green")  # already shown, now matches nothing
+    rest = repo.search_ranked("red blue", limit=10, after=(first[-1]["score"], first[-1]["id"]))
+    assert [r["id"] for r in rest] == ["i2", "i3", "i5"]
+    assert [r["id"] for r in repo.search_ranked("red blue", limit=10)] == ["i4", "i0", "i2", "i3", "i5"]
 
 
 @pytest.mark.anyio

@@ -55,6 +55,9 @@ def test_the_python_example_reads_the_archive_the_commands_wrote(tmp_path):
         "restore",
         "recover",
         "audit",
+        "audit",
+        "query",
+        "query",
     ]
     # tests/test_docs.py compares what each prints; here they only set up the Python example.
     for command, _shown in steps:

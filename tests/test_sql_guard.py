@@ -96,7 +96,7 @@ def test_refusals_say_what_to_do_instead(engine):
         "DELETE FROM users": "Allowed: SELECT, WITH",
         "SELECT * FROM read_csv('x.csv')": "Table functions available: ",
         "SELECT * FROM main.users": "write users (or redacted.users) instead",
-        "SELECT * FROM nowhere": "it can read: api_tokens, audit_log",
+        "SELECT * FROM nowhere": "it can read: api_tokens, audit_all, audit_archive, audit_log",
         "SELECT nextval('audit_log_seq')": "function nextval is not available",
         "SHOW DATABASES": "use SHOW TABLES, DESCRIBE <table> or sql_schema",
         "EXPLAIN SELECT 1": "call sql_explain with the SELECT alone",

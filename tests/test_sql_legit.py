@@ -11,8 +11,10 @@ from sql_support import CANARIES, make_server, result_text, seeded_db_path, with
 
 from mcp_state.schema import TABLE_DESCRIPTIONS
 from mcp_state.sql import SqlEngine, hardened_database
+from mcp_state.sql.runner import SQL_ONLY_TABLES
 
-VIEWS = sorted(TABLE_DESCRIPTIONS)  # every table has a redacted view of the same name
+# Every table has a redacted view of the same name; the SQL tool adds the audit archive's tables.
+VIEWS = sorted([*TABLE_DESCRIPTIONS, *SQL_ONLY_TABLES])
 USER_COLUMNS = [
     "id",
     "email",

@@ -4,10 +4,11 @@ cannot name (DDL, a raw session, another process while the file was closed) re-c
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from sql_support import seeded_db_path
+from sql_support import replay, seeded_db_path
 
 from mcp_state.errors import InvalidSQLError
 from mcp_state.gateway import Gateway
@@ -23,14 +24,16 @@ def db(tmp_path):
     database.close()
 
 
-def sync(snapshot: Snapshot, held: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, bool, int]]]:
+def sync(
+    snapshot: Snapshot, held: dict[str, Any], wanted: frozenset[str] | None = None
+) -> tuple[dict[str, Any], list[tuple[str, bool, int]]]:
     """What the snapshot sends a worker holding ``held``: (table, replace, rows) per load."""
     loads = []
-    for request in snapshot.changes(held):
+    for request in snapshot.changes(held, wanted):
         if request["op"] == "state":
             return request["state"], loads
         if request["op"] == "load":
-            loads.append((request["table"], request["replace"], request["rows"].count('{"')))
+            loads.append((request["table"], request["replace"], len(json.loads(request["parts"][0]))))
     raise AssertionError("no state at the end")
 
 
@@ -114,3 +117,56 @@ def test_the_precheck_keeps_accepted_statements_only(db):
         with pytest.raises(InvalidSQLError, match="not available"):
             snapshot.precheck("SELECT * FROM main.users")
     assert list(snapshot._accepted) == ["SELECT count(*) FROM users"]
+
+
+def test_only_the_views_a_statement_reads_are_copied(db):
+    snapshot = Snapshot(db)
+    reads = snapshot.precheck(
+        "WITH audit_log AS (SELECT 1 AS n) SELECT * FROM audit_log, users u JOIN redacted.sync_state s ON true"
+    )
+    assert reads == {"users", "sync_state"}  # the CTE named audit_log is no table
+    assert snapshot.precheck("SELECT 1") == frozenset()
+    assert snapshot.precheck("DESCRIBE knowledge_items") == {"knowledge_items"}
+    held, loads = sync(snapshot, {}, reads)
+    assert [load for load in loads if load[2]] == [("sync_state", True, 3), ("users", True, 4)]
+    assert {table for table, _, _ in loads} >= {"audit_log", "knowledge_items"}  # declared, empty
+    held, loads = sync(snapshot, held, frozenset({"audit_all"}))  # a view over live and archive rows
+    assert loads == [("audit_archive", True, 0), ("audit_log", True, 10)]
+    held, loads = sync(snapshot, held, None)  # a statement the precheck cannot read: all
+    assert {table for table, _, rows in loads if rows} >= {"knowledge_items", "sync_history", "api_tokens"}
+
+
+def test_a_chunked_copy_lets_go_of_the_file_between_chunks_and_stays_consistent(db, monkeypatch):
+    monkeypatch.setattr("mcp_state.sql.snapshot.CHUNK_ROWS", 3)
+    gateway = Gateway(db)
+    snapshot = Snapshot(db)
+    copy = snapshot.changes({}, frozenset({"audit_log"}))
+    requests = [next(copy)]
+    while requests[-1]["op"] != "load" or requests[-1]["parts"][0] == b"[]":  # the declarations
+        requests.append(next(copy))
+    assert requests[-1]["table"] == "audit_log" and len(json.loads(requests[-1]["parts"][0])) == 3
+    assert db.release()  # nothing in flight between two chunks: another process could have the file
+    with gateway.transaction():  # appended meanwhile: not part of this copy, which reads on
+        gateway.execute(
+            "INSERT INTO audit_log (id, timestamp, action, result) VALUES ('a-new', now(), 'x', 'ok')"
+        )
+    requests += list(copy)
+    assert requests[-1]["state"]["audit_log"]["seq"] == 10  # the copy ends where the table did when it began
+    rows = replay(requests[:-1])["audit_log"]
+    assert [row[0] for row in sorted(rows, key=lambda r: r[-1])] == [f"a{i:02d}" for i in range(1, 11)]
+    assert sum(1 for r in requests if r.get("table") == "audit_log" and r["op"] == "load") == 1 + 4
+    # Rows the copy had read were deleted (as audit archive does) between two chunks: it starts again.
+    copy = snapshot.changes({}, frozenset({"audit_log"}))
+    requests = [next(copy)]
+    while requests[-1]["op"] != "load" or requests[-1]["parts"][0] == b"[]":
+        requests.append(next(copy))
+    gateway.execute("DELETE FROM audit_log WHERE id IN ('a01', 'a02')")
+    requests += list(copy)
+    loads = [
+        (r["replace"], len(json.loads(r["parts"][0])))
+        for r in requests
+        if r["op"] == "load" and r["table"] == "audit_log"
+    ]
+    assert loads[1:] == [(True, 3), (True, 3), (False, 3), (False, 3)]  # the first try, then all again
+    expected = db.cursor().execute("SELECT * FROM redacted.audit_log ORDER BY ALL").fetchall()
+    assert replay(requests[:-1])["audit_log"] == expected

@@ -20,7 +20,7 @@ SURFACE = {
         "title": "List the tables SQL can read",
         "inputs": {"table": (None, None, None, None)},
         "required": [],
-        "outputs": ["schema", "tables", "note"],
+        "outputs": ["dialect", "schema", "tables", "note"],
     },
     "sql_explain": {
         "title": "Explain a read-only SQL query",
@@ -114,6 +114,8 @@ def test_schema_lists_the_views_with_descriptions_and_no_secret(tmp_path):
         )
 
     everything, users, missing = with_client(make_server(path), body)
+    assert everything.structured_content["dialect"] == "DuckDB"  # PostgreSQL 15 on PostgreSQL
+    assert everything.structured_content["note"].startswith("Write DuckDB SQL.")
     tables = {t["name"]: t for t in everything.structured_content["tables"]}
     assert "audit_log" in tables and tables["audit_log"]["description"].startswith("Append-only log")
     params = next(c for c in tables["audit_log"]["columns"] if c["name"] == "params")

@@ -2,7 +2,8 @@
 
 8 threads x 500 mixed operations (votes, upserts of one sync state, one-time code
 verification, audit inserts, reads), once through a ``Database`` and once through a raw
-DuckDB connection shared by every thread (as the seed passes one to its repositories).
+DuckDB connection shared by every thread (as the seed passes one to its repositories), and
+through a PostgreSQL ``Database`` (fewer operations: each thread has a connection of its own).
 """
 
 from __future__ import annotations
@@ -132,6 +133,17 @@ def test_mixed_threads_through_database(tmp_path):
     db = Database(tmp_path / "state.duckdb", idle_release=None)
     try:
         _run_mixed_workload(db)
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_mixed_threads_through_postgres(pg_state_url):
+    """No process write lock on PostgreSQL: the threads' transactions really overlap (row locks,
+    ``ON CONFLICT`` upserts, retried deadlocks), and every count is still exact."""
+    db = Database(pg_state_url)
+    try:
+        _run_mixed_workload(db, ops=150)
     finally:
         db.close()
 

@@ -1,4 +1,7 @@
-"""The ``Database`` handle and the seed's module contract (``DATA_DIR``, file locations)."""
+"""The ``Database`` handle and the seed's module contract (``DATA_DIR``, file locations).
+
+DuckDB only: files, their locks and their release (PostgreSQL's ``Database``: test_state_postgres.py).
+"""
 
 from __future__ import annotations
 

@@ -20,9 +20,13 @@ from mcp_state.repositories import (
 )
 
 
-@pytest.fixture(params=["connection", "database"])
+@pytest.fixture(params=["connection", "database", "postgres"])
 def src(request):
-    source = connect(":memory:") if request.param == "connection" else Database(":memory:")
+    """A DuckDB connection, a DuckDB Database, or a PostgreSQL Database (each test runs on each)."""
+    if request.param == "postgres":
+        source = Database(request.getfixturevalue("pg_state_url"))
+    else:
+        source = connect(":memory:") if request.param == "connection" else Database(":memory:")
     yield source
     source.close()
 
@@ -127,7 +131,7 @@ def test_json_parameters_are_sent_as_documents(src):
     gateway.execute(
         "INSERT INTO table_profiles (table_id, profile) VALUES (?, ?)", ["t", Json({"a": [1, 2]})]
     )
-    assert gateway.fetch_value("SELECT profile->>'$.a[1]' FROM table_profiles") == "2"
+    assert gateway.fetch_value("SELECT profile->'a'->>1 FROM table_profiles") == "2"
 
 
 # -- transactions -----------------------------------------------------------------------------

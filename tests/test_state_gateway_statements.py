@@ -9,6 +9,7 @@ acknowledged write survives kill -9 is tested in test_state_processes.py and tes
 from __future__ import annotations
 
 import duckdb
+import psycopg
 import pytest
 
 from mcp_state.db import Database, connect
@@ -17,9 +18,11 @@ from mcp_state.gateway import Gateway
 from mcp_state.repositories import ScriptRepository, SyncStateRepository, TableRegistryRepository
 
 
-@pytest.fixture(params=["connection", "database"])
+@pytest.fixture(params=["connection", "database", "postgres"])
 def gateway(request, tmp_path):
     path = tmp_path / "state.duckdb"
+    if request.param == "postgres":
+        path = request.getfixturevalue("pg_state_url")
     source = connect(path) if request.param == "connection" else Database(path, idle_release=None)
     gateway = Gateway(source)
     gateway.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)")
@@ -48,10 +51,15 @@ def test_a_block_is_one_transaction_from_its_first_statement(gateway):
 
 
 def test_a_first_statement_that_does_not_parse_aborts_the_block_as_with_an_explicit_begin(gateway):
-    with pytest.raises(duckdb.TransactionException), gateway.transaction():
-        with pytest.raises(duckdb.ParserException):
+    aborted, unparsed = (
+        (duckdb.TransactionException, duckdb.ParserException)
+        if gateway.dialect.name == "duckdb"
+        else (psycopg.errors.InFailedSqlTransaction, psycopg.errors.SyntaxError)
+    )
+    with pytest.raises(aborted), gateway.transaction():
+        with pytest.raises(unparsed):
             gateway.execute("INSRT INTO t VALUES (1, 'a')")
-        gateway.execute("INSERT INTO t VALUES (1, 'a')")  # DuckDB: "Current transaction is aborted"
+        gateway.execute("INSERT INTO t VALUES (1, 'a')")  # "current transaction is aborted"
     assert keys(gateway) == []
     gateway.execute("INSERT INTO t VALUES (2, 'b')")  # and the next block starts clean
     assert keys(gateway) == [2]
@@ -78,7 +86,7 @@ def test_an_empty_block_and_a_read_only_block_commit_nothing_and_fail_nothing(ga
 def test_a_lone_statement_is_atomic(gateway):
     gateway.execute("INSERT INTO t VALUES (5, 'x')")
     with pytest.raises(ConflictError):  # rows 0..9 with 5 taken: the statement fails whole
-        gateway.execute("INSERT INTO t SELECT range, 'n' FROM range(10)")
+        gateway.execute("INSERT INTO t SELECT g, 'n' FROM generate_series(0, 9) AS s(g)")
     assert keys(gateway) == [5]
     assert gateway.execute("UPDATE t SET v = 'y' WHERE k = 5") == 1
 

@@ -1,7 +1,8 @@
 """Numbered schema migrations: each applied once, in its own transaction, and recorded.
 
 A failing migration is rolled back whole and leaves the previous version intact; a
-database newer than this code is refused with a clear ``SchemaError``.
+database newer than this code is refused with a clear ``SchemaError``. On DuckDB here;
+PostgreSQL's (the same runner, plus concurrent openers): test_state_postgres.py.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ DuckDB lets one process open a file read-write and refuses every other process. 
 that finds the file locked retries with backoff for a bounded, configurable time and then
 fails naming the holder's PID; a ``Database`` keeps the file open and lets go of it when
 another process asks (``mcp_state.sharing``); a writer killed with ``kill -9`` loses no
-acknowledged write.
+acknowledged write. DuckDB only: PostgreSQL has no file to share (its processes: pg-ops' tests).
 """
 
 from __future__ import annotations

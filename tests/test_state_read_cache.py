@@ -2,6 +2,7 @@
 
 Lookups by key (``Repository._get``) may be answered from the cache. Every test checks that
 the cache is on (``db.caching``) where it matters, so that a pass means the cache was in play.
+DuckDB only: on PostgreSQL the cache is off (other processes write at any time).
 """
 
 from __future__ import annotations

@@ -35,9 +35,13 @@ from mcp_state.repositories.base import Repository
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["connection", "database"])
+@pytest.fixture(params=["connection", "database", "postgres"])
 def src(request):
-    source = connect(":memory:") if request.param == "connection" else Database(":memory:")
+    """A DuckDB connection, a DuckDB Database, or a PostgreSQL Database (each test runs on each)."""
+    if request.param == "postgres":
+        source = Database(request.getfixturevalue("pg_state_url"))
+    else:
+        source = connect(":memory:") if request.param == "connection" else Database(":memory:")
     yield source
     source.close()
 

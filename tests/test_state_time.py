@@ -150,8 +150,8 @@ def test_a_file_written_in_one_zone_reads_the_same_in_another(probed):
         datetime(2024, 6, 1, 12, 0),  # naive: taken as UTC
     ],
 )
-def test_every_datetime_returned_is_aware_utc(given):
-    conn = connect(":memory:")
+def test_every_datetime_returned_is_aware_utc(given, state_db):
+    conn = state_db
     try:
         sync = SyncStateRepository(conn)
         sync.update_sync("t", rows=1, file_size_bytes=1, hash="h", synced_at=given)

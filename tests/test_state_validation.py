@@ -41,10 +41,13 @@ from mcp_state.types import (
 PACKAGE = Path(mcp_state.__file__).parent
 
 
-@pytest.fixture(params=["connection", "database"])
+@pytest.fixture(params=["connection", "database", "postgres"])
 def src(request):
-    """A fresh in-memory database, as a raw connection and as a ``Database``."""
-    source = connect(":memory:") if request.param == "connection" else Database(":memory:")
+    """A fresh in-memory database, as a raw connection and as a ``Database``; and a PostgreSQL one."""
+    if request.param == "postgres":
+        source = Database(request.getfixturevalue("pg_state_url"))
+    else:
+        source = connect(":memory:") if request.param == "connection" else Database(":memory:")
     yield source
     source.close()
 

@@ -21,16 +21,20 @@ def register(subparsers: Any) -> None:
         description=(
             "Move every audit row older than AGE (90d, 12h, 2w, or a date such as 2026-01-01) to "
             "DIR/audit-FIRST-LAST.parquet (FIRST and LAST are the rows' sequence numbers) and delete "
-            "them from the live table, in one transaction. Query the archive with "
-            "read_parquet('DIR/audit-*.parquet')."
+            "them from the live table, in one transaction. DIR defaults to $MCP_STATE_AUDIT_ARCHIVE, else "
+            "archive/audit beside the database file: the folder the SQL tool reads as the table "
+            "audit_archive. Elsewhere, query the archive with read_parquet('DIR/audit-*.parquet')."
         ),
-        epilog="example: mcp-state audit archive --before 90d --to archive/audit/",
+        epilog="example: mcp-state audit archive --before 90d",
     )
     archive.add_argument(
         "--before", required=True, metavar="AGE", help="age or date: 90d, 12h, 2w, 2026-01-01"
     )
     archive.add_argument(
-        "--to", required=True, metavar="DIR", help="folder for the Parquet file (created if missing)"
+        "--to",
+        metavar="DIR",
+        help="folder for the Parquet file, created if missing (default: $MCP_STATE_AUDIT_ARCHIVE, "
+        "else archive/audit beside the database; the SQL tool reads that folder)",
     )
     archive.add_argument("--db", metavar="PATH", help=DB_HELP)
     archive.set_defaults(func=run)
@@ -39,7 +43,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mcp_state.archive import archive_audit, cutoff
+    from mcp_state.archive import archive_audit, archive_folder, cutoff
     from mcp_state.db import Database
     from mcp_state.errors import DatabaseUnavailableError
 
@@ -48,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         raise DatabaseUnavailableError(f"there is no database at {path}; check --db or DATA_DIR")
     moment = cutoff(args.before)
     with Database(path, idle_release=None) as db:
-        result = archive_audit(db, moment, args.to)
+        folder = args.to or archive_folder(path)
+        assert folder is not None  # a file has a folder beside it
+        result = archive_audit(db, moment, folder)
     if not result["rows"]:
         print(f"No audit rows before {result['before']}; nothing archived")
     else:

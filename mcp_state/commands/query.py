@@ -26,9 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "query",
         help="run one read-only SQL statement and print the rows",
         description=(
-            "Run one read-only SQL statement (DuckDB dialect) over the state's redacted tables, with the "
-            "same checks and limits as the sql_query MCP tool: SELECT, WITH, FROM-first, DESCRIBE, "
-            "SHOW TABLES, SUMMARIZE, PIVOT ... IN (...). Nothing can be written, no file read, no secret shown."
+            "Run one read-only SQL statement over the state's redacted tables, with the same checks and "
+            "limits as the sql_query MCP tool: DuckDB SQL for a state file (SELECT, WITH, FROM-first, DESCRIBE, "
+            "SHOW TABLES, SUMMARIZE, PIVOT ... IN (...)), PostgreSQL 15 SQL for a postgresql:// database "
+            "(SELECT, WITH, VALUES). Nothing can be written, no file read, no secret shown."
         ),
         epilog='example: mcp-state query "SELECT action, count(*) AS n FROM audit_log GROUP BY ALL ORDER BY n DESC"',
     )

@@ -6,7 +6,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from mcp_state.db import WRITE_LOCK
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import Json, to_utc, utc_now
 from mcp_state.repositories.base import MAX_INT32, Repository, check_id, check_non_negative
@@ -36,8 +35,9 @@ class AuditRepository(Repository):
         check_id("action", action)
         check_non_negative("duration_ms", duration_ms, maximum=MAX_INT32)
         entry_id = str(uuid.uuid4())
-        with WRITE_LOCK:
-            # Stamped under the write lock, so timestamp order and seq order agree across threads.
+        with self.db.write_lock():
+            # Stamped under the write lock, so timestamp order and seq order agree across threads
+            # (on DuckDB; on PostgreSQL, where writers do not queue, seq gives the order).
             # One statement: on its own it commits alone, in a caller's transaction it joins it.
             self.db.execute(
                 """INSERT INTO audit_log (id, timestamp, user_id, action, resource, params, result, duration_ms)

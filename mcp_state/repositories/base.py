@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from mcp_state.db import Database
@@ -42,7 +44,17 @@ class Repository:
 
     ``order`` is the listing order as ``(expression, descending)`` pairs, unique per row, so
     lists page by keyset (``after=key_of(last row)``); ``order_by`` is the same as SQL.
+
+    Every public method of a repository is a unit of work that runs again when it collided
+    with a concurrent transaction (``Gateway.retrying``; PostgreSQL's deadlocks), unless
+    it runs inside a caller's transaction (then the caller's unit runs again).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(member):
+                setattr(cls, name, _retried(member))
 
     table: str = ""
     key: tuple[str, ...] = ("id",)
@@ -65,7 +77,7 @@ class Repository:
 
     @property
     def _columns(self) -> str:
-        return f"* EXCLUDE ({', '.join(self.hidden)})" if self.hidden else "*"
+        return self.db.dialect.columns_except(self.table, self.hidden)
 
     def _get(self, *key: Any) -> dict[str, Any] | None:
         sql = f"SELECT {self._columns} FROM {self.table} WHERE {self._where_key()}"
@@ -136,13 +148,17 @@ class Repository:
         ``keep``: columns that keep their stored value when the new one is NULL.
         ``insert_only``: columns written on insert and never changed by an update.
 
-        An UPDATE then (if it matched nothing) an INSERT, in one transaction under the
-        process write lock: DuckDB's ``ON CONFLICT DO UPDATE`` costs about three times a
+        On DuckDB, an UPDATE then (if it matched nothing) an INSERT, in one transaction under
+        the process write lock: DuckDB's ``ON CONFLICT DO UPDATE`` costs about three times a
         plain UPDATE. Another process cannot interleave (it cannot open the file meanwhile).
-        Both return the row (``RETURNING *``), so it is not read again.
+        On PostgreSQL, one ``INSERT ... ON CONFLICT DO UPDATE``: of two concurrent upserts of
+        one new key, one inserts and the other updates. Each returns the row (``RETURNING *``).
         """
         table = table or self.table
         key_cols = key or self.key
+        if self.db.dialect.native_upsert:
+            sql = self.db.dialect.upsert(table, list(values), key_cols, keep, insert_only)
+            return self.db.execute_returning(sql, list(values.values()))[0]
         where = " AND ".join(f"{col} = ?" for col in key_cols)
         key_values = [values[col] for col in key_cols]
         sets = [col for col in values if col not in key_cols and col not in insert_only]
@@ -169,6 +185,14 @@ class Repository:
         """Delete the row with this key, or raise NotFoundError."""
         if not self.db.execute(f"DELETE FROM {self.table} WHERE {self._where_key()}", key):
             raise self._not_found(*key)
+
+
+def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def unit(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        return self.db.retrying(method, self, *args, **kwargs)
+
+    return unit
 
 
 # -- argument checks: one home for each rule ---------------------------------------------

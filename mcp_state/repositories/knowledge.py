@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from mcp_state.dialect import DUCKDB, Dialect
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import Json, utc_now
-from mcp_state.knowledge_index import WORDS_OF
 from mcp_state.repositories.base import (
     Order,
     Repository,
@@ -48,11 +48,11 @@ _VOTES = """(SELECT item_id, count(*) FILTER (WHERE vote > 0) AS upvotes,
              FROM knowledge_votes GROUP BY item_id)"""
 
 
-def reindex_sql(ids_sql: str) -> list[str]:
+def reindex_sql(ids_sql: str, dialect: Dialect = DUCKDB) -> list[str]:
     """Statements that rebuild the word index of the items whose ids ``ids_sql`` selects."""
     return [
         f"DELETE FROM knowledge_words WHERE item_id IN ({ids_sql})",
-        WORDS_OF.format(where=f"WHERE id IN ({ids_sql})"),
+        dialect.knowledge_words_of(f"WHERE id IN ({ids_sql})"),
     ]
 
 
@@ -174,7 +174,7 @@ class KnowledgeRepository(Repository):
 
     def _index(self, item_id: str) -> None:
         """Rebuild the item's rows of the word index (inside the caller's transaction)."""
-        for sql in reindex_sql("?"):
+        for sql in reindex_sql("?", self.db.dialect):
             self.db.execute(sql, [item_id])
 
     def _filters(
@@ -187,9 +187,7 @@ class KnowledgeRepository(Repository):
             if words:  # the word index narrows the items down before the exact check
                 clauses.append("id IN (SELECT item_id FROM knowledge_words WHERE word = ? AND in_tags)")
                 params.append(words[0])
-            clauses.append(
-                "list_contains(from_json(lower(CAST(tags AS VARCHAR)), '[\"VARCHAR\"]'), lower(?))"
-            )
+            clauses.append(self.db.dialect.json_list_has("tags"))
             params.append(tag)
         if statuses:
             for status in statuses:
@@ -319,7 +317,7 @@ class KnowledgeRepository(Repository):
         """The words of ``query`` as the index splits them (lower case letters and digits), at most 20."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgumentError("query must be a non-empty string")
-        found = self.db.fetch_value(r"SELECT regexp_extract_all(lower(?), '[\pL\pN]+')", [query]) or []
+        found = self.db.fetch_value(f"SELECT {self.db.dialect.words('?')}", [query]) or []
         return list(dict.fromkeys(w for w in found if len(w) <= 64))[:20]
 
     def vote(self, item_id: str, user_id: str, vote: int) -> VoteCounts:

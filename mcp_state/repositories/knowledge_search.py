@@ -34,9 +34,9 @@ ORDER: Order = (("score", True), ("id", False))
 # Up to this many items with two or more words are read out once and passed to the steps.
 MULTI_LISTED = 10_000
 PAIRED = 4  # up to this many words, items with two or more are found pair by pair (_multi)
-_SCORE = "round(matched + 0.5 * titled / {n} + 0.25 * tagged / {n}, 6)::DOUBLE"
+_SCORE = "matched + 0.5 * titled / {n} + 0.25 * tagged / {n}"  # rounded to 6 decimals
 # An item with one word: its rank among those is this (3: in title and tags ... 0: content).
-_FLAGS = "(2 * h.in_title::INTEGER + h.in_tags::INTEGER)"
+_FLAGS = "(2 * CAST(h.in_title AS INTEGER) + CAST(h.in_tags AS INTEGER))"
 
 
 def _marks(values: list[Any]) -> str:
@@ -89,7 +89,8 @@ def ranked_page(
         if len(keys) > MULTI_LISTED:  # many: each step finds them again
             multi = (sql, params)
         elif keys:
-            multi = ("SELECT unnest(?::BIGINT[])", [keys])
+            multi = ("SELECT unnest(CAST(? AS BIGINT[]))", [keys])
+    score = db.dialect.double(_SCORE.format(n=n), 6)
     where, params = filters
     hits, hit_params = _hits(words, "item_key, item_id, in_title, in_tags")
     # Filters need the item's row; without them the index alone ranks the page.
@@ -102,8 +103,8 @@ def ranked_page(
             f"""WITH counted AS (
                     SELECT item_key, min(item_id) AS item_id, count(*) AS matched,
                            count(*) FILTER (WHERE in_title) AS titled, count(*) FILTER (WHERE in_tags) AS tagged
-                    FROM ({hits}) WHERE item_key IN ({multi[0]}) GROUP BY item_key),
-                ranked AS (SELECT h.item_id AS id, {_SCORE.format(n=n)} AS score FROM counted h {items})
+                    FROM ({hits}) AS w WHERE item_key IN ({multi[0]}) GROUP BY item_key),
+                ranked AS (SELECT h.item_id AS id, {score} AS score FROM counted h {items})
                 SELECT id, score FROM ranked {"WHERE " + condition if condition else ""}
                 ORDER BY {order_sql(ORDER)} LIMIT ?""",
             [*hit_params, *multi[1], *params, *more, limit],
@@ -116,11 +117,11 @@ def ranked_page(
         if condition:
             clauses.append(condition)
         rows += db.fetch_all(
-            f"""SELECT id, {_SCORE.format(n=n)} AS score FROM (
-                    SELECT h.item_id AS id, 1::BIGINT AS matched, h.in_title::BIGINT AS titled,
-                           h.in_tags::BIGINT AS tagged
-                    FROM ({hits}) h {items} WHERE {" AND ".join(clauses)}
-                    ORDER BY {_FLAGS} DESC, h.item_id LIMIT ?)
+            f"""SELECT id, {score} AS score FROM (
+                    SELECT h.item_id AS id, 1 AS matched, CAST(h.in_title AS INTEGER) AS titled,
+                           CAST(h.in_tags AS INTEGER) AS tagged
+                    FROM ({hits}) AS h {items} WHERE {" AND ".join(clauses)}
+                    ORDER BY {_FLAGS} DESC, h.item_id LIMIT ?) AS page
                 ORDER BY {order_sql(ORDER)}""",
             [*hit_params, *params, *(multi[1] if multi else []), *more, limit - len(rows)],
         )

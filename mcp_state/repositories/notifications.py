@@ -156,7 +156,8 @@ class ScriptRepository(Repository):
             params,
             limit=limit,
             after=after,
-            select="* EXCLUDE (source), length(source) AS source_chars",
+            select=self.db.dialect.columns_except(self.table, ("source",))
+            + ", length(source) AS source_chars",
         )
 
     def count(self, owner: str | None = None, last_status: str | None = None) -> int:

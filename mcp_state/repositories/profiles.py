@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from mcp_state.dialect import Dialect
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import Json, utc_now
 from mcp_state.repositories.base import Repository, check_id
@@ -17,12 +18,12 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
     return profile
 
 
-_SUMMARY = (
-    "table_id, profiled_at, "
-    "CASE json_type(profile, '$.columns') WHEN 'ARRAY' THEN json_array_length(profile, '$.columns') "
-    "WHEN 'OBJECT' THEN len(json_keys(profile, '$.columns')) ELSE 0 END AS column_count, "
-    "length(CAST(profile AS VARCHAR)) AS size_chars"
-)
+def _summary(dialect: Dialect) -> str:
+    """A profile's table id, time, number of columns and size (characters of its JSON)."""
+    return (
+        f"table_id, profiled_at, {dialect.json_length('profile', '$.columns')} AS column_count, "
+        "length(CAST(profile AS VARCHAR)) AS size_chars"
+    )
 
 
 class ProfileRepository(Repository):
@@ -64,10 +65,12 @@ class ProfileRepository(Repository):
         self, limit: int | None = None, after: tuple[Any, ...] | None = None
     ) -> list[dict[str, Any]]:
         """Each profile as its table id, time, number of columns and size (characters of its JSON)."""
-        return self._list(limit=limit, after=after, select=_SUMMARY)
+        return self._list(limit=limit, after=after, select=_summary(self.db.dialect))
 
     def get_summary(self, table_id: str) -> dict[str, Any] | None:
-        return self.db.fetch_one(f"SELECT {_SUMMARY} FROM table_profiles WHERE table_id = ?", [table_id])
+        return self.db.fetch_one(
+            f"SELECT {_summary(self.db.dialect)} FROM table_profiles WHERE table_id = ?", [table_id]
+        )
 
     def count(self) -> int:
         return self._count()

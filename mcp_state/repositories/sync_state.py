@@ -246,14 +246,16 @@ class SyncStateRepository(Repository):
         """Per table with failed syncs in [since, until): how many failed (of how many runs), the
         last failure's time and error, and the table's current status; most failures first."""
         where, params = self._history_filters(None, None, since, until)
+        sql = self.db.dialect
+        failed = "h.status = 'error'"
         return self.db.fetch_all(  # type: ignore[return-value]
             f"""SELECT h.table_id,
                        count(*) FILTER (WHERE h.status = 'error') AS failures,
                        count(*) AS syncs,
-                       arg_max(h.synced_at, h.seq) FILTER (WHERE h.status = 'error') AS last_failure_at,
-                       arg_max(h.error, h.seq) FILTER (WHERE h.status = 'error') AS last_error,
-                       any_value(s.status) AS current_status,
-                       any_value(s.last_sync) AS last_sync
+                       {sql.arg_max("h.synced_at", "h.seq", failed)} AS last_failure_at,
+                       {sql.arg_max("h.error", "h.seq", failed)} AS last_error,
+                       {sql.any_value("s.status")} AS current_status,
+                       {sql.any_value("s.last_sync")} AS last_sync
                 FROM sync_history h LEFT JOIN sync_state s ON s.table_id = h.table_id
                 WHERE {where}
                 GROUP BY h.table_id

@@ -15,6 +15,7 @@ import secrets
 import tempfile
 from datetime import datetime, timedelta
 
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import InvalidArgumentError
 from mcp_state.gateway import utc_now
 from mcp_state.repositories.base import Repository, check_choice, check_id
@@ -31,13 +32,16 @@ def hash_token(token: str) -> str:
 
 
 def token_file(db_path: str) -> str | None:
-    """Where the active tokens' hashes are published next to the database (None in memory).
+    """Where the active tokens' hashes are published next to the database (None in memory and
+    on PostgreSQL).
 
     The HTTP server checks bearer tokens against this file, never the database, so a request
     with a wrong token never opens (or waits for) the database; it rereads the file when it
     changes, so a token created or revoked by another process counts within a second.
     """
-    return None if db_path in ("", ":memory:") else db_path + ".tokens"
+    if db_path in ("", ":memory:") or is_postgres_url(db_path):  # no file beside a server's database
+        return None
+    return db_path + ".tokens"
 
 
 def write_token_file(path: str, records: list[dict[str, object]]) -> None:

@@ -306,21 +306,29 @@ def _write(
         _require_scope(spec, caller)
         if confirmation is not None:
             confirm.check(confirmation, spec.name)
-        with repos.gateway.transaction():
-            result = spec.fn(Call(repos, caller.actor, caller.scope, _budget(state)), **arguments)
-            spec.output.validate_python(result)
-            repos.audit.log(
-                user_id=caller.actor,
-                action=spec.name,
-                resource=_cut(spec.resource_of(arguments, result)),
-                params=redact(arguments),
-                result="ok",
-                duration_ms=_elapsed_ms(started),
-            )
-        return result
+        # The body and its audit row are one unit: run again whole if it collided with a concurrent one.
+        return repos.gateway.retrying(_audited, spec, repos, caller, arguments, started, _budget(state))
     except Exception as exc:
         record_failure(state, spec, caller, arguments, error_kind(exc), started)
         raise tool_error(spec.name, exc, spec.hint) from None
+
+
+def _audited(
+    spec: ToolSpec, repos: Repos, caller: Caller, arguments: dict[str, Any], started: float, budget: int
+) -> Any:
+    """The tool body and its audit row, in one transaction."""
+    with repos.gateway.transaction():
+        result = spec.fn(Call(repos, caller.actor, caller.scope, budget), **arguments)
+        spec.output.validate_python(result)
+        repos.audit.log(
+            user_id=caller.actor,
+            action=spec.name,
+            resource=_cut(spec.resource_of(arguments, result)),
+            params=redact(arguments),
+            result="ok",
+            duration_ms=_elapsed_ms(started),
+        )
+    return result
 
 
 def record_failure(

@@ -37,7 +37,7 @@ from mcp_state.server.sessions import (
     DEFAULT_SESSION_IDLE,
 )
 from mcp_state.sharing import default_db_path
-from mcp_state.sql.engine import SqlEngine
+from mcp_state.sql.engine import ReadOnlySql, sql_engine_for
 from mcp_state.sql.hardening import harden, hardened_config
 
 Transport = Literal["stdio", "http"]
@@ -198,7 +198,7 @@ class AppState:
     settings: ServerSettings
     db: Database
     repos: Repos = field(repr=False)
-    sql: SqlEngine = field(repr=False)
+    sql: ReadOnlySql = field(repr=False)
 
     def close(self) -> None:
         self.sql.close()
@@ -231,7 +231,10 @@ class Runtime:
         if self._state is None:
             db = self._open_db(self.settings)
             self._state = AppState(
-                self.settings, db, Repos.on(db, self.settings.code_ttl or DEFAULT_CODE_TTL), SqlEngine(db)
+                self.settings,
+                db,
+                Repos.on(db, self.settings.code_ttl or DEFAULT_CODE_TTL),
+                sql_engine_for(db),
             )
         self._users += 1
         try:

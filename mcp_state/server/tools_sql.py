@@ -1,6 +1,7 @@
 """The ``sql`` toolset: ``sql_query``, ``sql_schema`` and ``sql_explain`` on an ``MCPServer``.
 
-Thin entry points: each tool calls one ``SqlEngine`` method and returns its typed result as
+Thin entry points: each tool calls one method of the engine (``SqlEngine`` on DuckDB,
+``PgSqlEngine`` on PostgreSQL) and returns its typed result as
 structured content, with a markdown rendering as text. Errors are translated by
 ``mcp_state.server.errors.tool_error`` like every other tool's (the engine's messages already
 say what was refused and what is allowed instead). The tools
@@ -25,8 +26,7 @@ from pydantic import Field
 from mcp_state.errors import QueryTimeoutError
 from mcp_state.server.errors import tool_error
 from mcp_state.server.live import live_of
-from mcp_state.sql.engine import DEFAULT_LIMIT, MAX_LIMIT, SqlEngine
-from mcp_state.sql.guard import ALLOWED
+from mcp_state.sql.engine import DEFAULT_LIMIT, MAX_LIMIT, ReadOnlySql
 from mcp_state.sql.render import explain_markdown, query_markdown, schema_markdown
 from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaResult
 
@@ -35,7 +35,7 @@ logger = logging.getLogger("mcp_state.server")
 SqlText = Annotated[
     str,
     Field(
-        description=f"One read-only DuckDB statement: {ALLOWED}. Tables are the redacted views listed by sql_schema.",
+        description="One read-only SQL query (SELECT, WITH, VALUES) over the redacted views sql_schema lists, in its dialect.",
         min_length=1,
     ),
 ]
@@ -47,15 +47,15 @@ def _annotations(title: str) -> ToolAnnotations:
     )
 
 
-def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine]) -> None:
+def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], ReadOnlySql]) -> None:
     """Add the read-only SQL tools to ``mcp``; ``engine_for(ctx)`` gives the engine of a request."""
 
     @mcp.tool(
         name="sql_query",
         title="Run a read-only SQL query",
         description=(
-            "Answer questions the other tools cannot: one read-only DuckDB SELECT over the redacted state tables; "
-            "rows as JSON."
+            "Answer questions the other tools cannot: one read-only SQL SELECT over the redacted state tables "
+            "(dialect: see sql_schema); rows as JSON."
         ),
         annotations=_annotations("Run a read-only SQL query"),
     )
@@ -88,7 +88,7 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     @mcp.tool(
         name="sql_schema",
         title="List the tables SQL can read",
-        description="List the tables and columns sql_query can read, with types and descriptions, before writing SQL.",
+        description="Before writing SQL: the SQL dialect (DuckDB or PostgreSQL) and the tables and columns sql_query can read.",
         annotations=_annotations("List the tables SQL can read"),
     )
     def sql_schema(
@@ -111,7 +111,7 @@ def register_sql_tools(mcp: MCPServer, engine_for: Callable[[Context], SqlEngine
     @mcp.tool(
         name="sql_explain",
         title="Explain a read-only SQL query",
-        description="Show DuckDB's plan for one read-only statement without running it, to check a slow query.",
+        description="Show the database's plan for one read-only statement without running it, to check a slow query.",
         annotations=_annotations("Explain a read-only SQL query"),
     )
     def sql_explain(sql: SqlText, ctx: Context) -> Annotated[CallToolResult, SqlExplainResult]:

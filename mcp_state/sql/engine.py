@@ -20,11 +20,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import duckdb
 
 from mcp_state.db import Database, system_db_path
+from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError, InvalidSQLError
 from mcp_state.sql.guard import MAX_SQL_CHARS, check_size
 from mcp_state.sql.hardening import hardened_database
@@ -41,6 +42,31 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MEMORY_CEILING = 1536 * 2**20
 DEFAULT_MEMORY_LIMIT = "1GB"
 WORKER_THREADS = 2
+
+
+class ReadOnlySql(Protocol):
+    """What the SQL tools and commands call: ``SqlEngine`` (DuckDB) or ``PgSqlEngine`` (PostgreSQL)."""
+
+    timeout: float
+
+    def query(self, sql: str, limit: int = DEFAULT_LIMIT) -> SqlQueryResult: ...
+
+    def explain(self, sql: str) -> SqlExplainResult: ...
+
+    def schema(self, table: str | None = None) -> SqlSchemaResult: ...
+
+    def close(self) -> None: ...
+
+
+def sql_engine_for(db: Database, **engine_options: Any) -> ReadOnlySql:
+    """The read-only SQL engine of ``db``: DuckDB's worker sandbox over copies of the redacted
+    views, or on PostgreSQL a reader role in read-only transactions (``pg_engine``)."""
+    url = getattr(db, "url", None)  # the location decides the engine
+    if isinstance(url, str) and is_postgres_url(url):
+        from mcp_state.sql.pg_engine import PgSqlEngine
+
+        return PgSqlEngine(url, **engine_options)
+    return SqlEngine(db, **engine_options)
 
 
 class SqlEngine:
@@ -81,7 +107,7 @@ class SqlEngine:
         started = time.perf_counter()
         limit = self._check_limit(limit)
         check_size(sql, self.max_sql_chars)
-        self._precheck(sql)
+        reads = self._precheck(sql)
         result = self._run(
             {
                 "op": "query",
@@ -89,7 +115,8 @@ class SqlEngine:
                 "limit": limit,
                 "max_output_chars": self.max_output_chars,
                 "max_limit": self.max_limit,
-            }
+            },
+            reads,
         )
         result["elapsed_ms"] = _elapsed_ms(started)
         return cast(SqlQueryResult, result)
@@ -98,27 +125,27 @@ class SqlEngine:
         """DuckDB's plan of one read-only statement; the statement itself is not run."""
         started = time.perf_counter()
         check_size(sql, self.max_sql_chars)
-        self._precheck(sql)
-        result = self._run({"op": "explain", "sql": sql})
+        result = self._run({"op": "explain", "sql": sql}, self._precheck(sql))
         result["elapsed_ms"] = _elapsed_ms(started)
         return cast(SqlExplainResult, result)
 
     def schema(self, table: str | None = None) -> SqlSchemaResult:
         """The redacted views the SQL tool reads: columns, types and descriptions."""
-        return cast(SqlSchemaResult, self._run({"op": "schema", "table": table}))
+        return cast(SqlSchemaResult, self._run({"op": "schema", "table": table}, frozenset()))
 
     def close(self) -> None:
         """Stop the worker processes (a later call starts new ones)."""
         self.pool.close()
 
-    def _precheck(self, sql: str) -> None:
+    def _precheck(self, sql: str) -> frozenset[str] | None:
+        """The views ``sql`` reads (None: every view), or a refusal."""
         try:
-            self.snapshot.precheck(sql)
+            return self.snapshot.precheck(sql)
         except duckdb.Error as exc:
             raise InvalidSQLError(f"the statement could not be checked: {message_of(exc)}") from None
 
-    def _run(self, request: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.pool.run(self.snapshot, request, self.timeout)
+    def _run(self, request: dict[str, Any], reads: frozenset[str] | None) -> dict[str, Any]:
+        result: dict[str, Any] = self.pool.run(self.snapshot, request, self.timeout, reads)
         return result
 
     def _check_limit(self, limit: int) -> int:
@@ -130,12 +157,22 @@ class SqlEngine:
 
 
 @contextmanager
-def open_engine(path: str | os.PathLike[str] | None = None, **engine_options: Any) -> Iterator[SqlEngine]:
-    """An engine over the existing database at ``path`` (default: ``system_db_path()``), closed after.
+def open_engine(path: str | os.PathLike[str] | None = None, **engine_options: Any) -> Iterator[ReadOnlySql]:
+    """An engine over the existing database at ``path`` (default: ``system_db_path()``; a
+    ``postgresql://`` URL names a PostgreSQL database), closed after.
 
     For one-shot callers such as the CLI: a missing file is an error, never created.
     """
     target = str(path) if path else str(system_db_path())
+    if is_postgres_url(target):
+        from mcp_state.sql.pg_engine import PgSqlEngine
+
+        pg_engine = PgSqlEngine(target, **engine_options)
+        try:
+            yield pg_engine
+        finally:
+            pg_engine.close()
+        return
     if target != ":memory:" and not Path(target).is_file():
         raise DatabaseUnavailableError(
             f"no database at {target}; point to an existing state database with --db PATH or DATA_DIR"

@@ -167,13 +167,7 @@ def check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
         statements = cursor.extract_statements(sql)
     except duckdb.Error as exc:
         raise InvalidSQLError(f"the SQL does not parse: {first_line(str(exc))}") from None
-    if len(statements) != 1:
-        if not statements:
-            raise InvalidSQLError(f"no SQL statement was given; send one read-only statement ({ALLOWED})")
-        raise InvalidSQLError(
-            f"only one read-only statement is allowed per call; found {len(statements)}. "
-            "Send each statement in its own call."
-        )
+    check_count(len(statements), ALLOWED)
     statement = statements[0]
     kind = statement_kind(statement)
     if kind == "SELECT":
@@ -195,6 +189,16 @@ def check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
     )
 
 
+def check_count(count: int, allowed: str) -> None:
+    """Exactly one statement was parsed, or a refusal saying what to send instead."""
+    if count == 0:
+        raise InvalidSQLError(f"no SQL statement was given; send one read-only statement ({allowed})")
+    if count > 1:
+        raise InvalidSQLError(
+            f"only one read-only statement is allowed per call; found {count}. Send each statement in its own call."
+        )
+
+
 def statement_kind(statement: Any) -> str:
     """The statement's type name; ``UNKNOWN`` for one the Python client cannot name (UPDATE EXTENSIONS)."""
     try:
@@ -203,12 +207,13 @@ def statement_kind(statement: Any) -> str:
         return "UNKNOWN"
 
 
-def check_tree(serialized: str, catalog: Catalog) -> None:
+def check_tree(serialized: str, catalog: Catalog) -> frozenset[str]:
     """Walk the ``json_serialize_sql`` tree of one statement; refuse anything not known to be a read.
 
     Names are resolved per scope, as DuckDB binds them: a CTE name is a CTE only inside the
     query that defines it (in the bodies of the CTEs declared after it, in its own body when
     it is recursive, and in that query's main part). Anywhere else the name is a table.
+    Returns the (lower-case) names of the redacted views the statement reads.
     """
     try:
         tree = json.loads(serialized)
@@ -223,6 +228,7 @@ def check_tree(serialized: str, catalog: Catalog) -> None:
     if not isinstance(statements, list) or len(statements) != 1:
         raise InvalidSQLError("only one read-only statement is allowed per call")
     stack: list[tuple[Any, frozenset[str]]] = [(statements, frozenset())]
+    views: set[str] = set()
     while stack:
         node, scope = stack.pop()
         if isinstance(node, list):
@@ -237,7 +243,7 @@ def check_tree(serialized: str, catalog: Catalog) -> None:
             stack.extend((v, inner) for k, v in node.items() if k != "cte_map" and isinstance(v, dict | list))
             continue
         elif "alias" in node and "sample" in node:
-            _check_table_ref(node, scope, catalog)
+            _check_table_ref(node, scope, catalog, views)
             if kind == "TABLE_FUNCTION":
                 # The function itself was checked as a table function; walk only its arguments.
                 function = node.get("function") or {}
@@ -247,6 +253,7 @@ def check_tree(serialized: str, catalog: Catalog) -> None:
                 )
                 continue
         stack.extend((v, scope) for v in node.values() if isinstance(v, dict | list))
+    return frozenset(views)
 
 
 def _push_ctes(
@@ -329,8 +336,9 @@ def _dotted(*parts: Any) -> str:
     return ".".join(str(part) for part in parts if part)
 
 
-def _check_table_ref(node: dict[str, Any], scope: frozenset[str], catalog: Catalog) -> None:
-    """A FROM item: a redacted view, a CTE in scope, a metadata view or an allowed table function."""
+def _check_table_ref(node: dict[str, Any], scope: frozenset[str], catalog: Catalog, views: set[str]) -> None:
+    """A FROM item: a redacted view (added to ``views``), a CTE in scope, a metadata view or an
+    allowed table function."""
     kind = node.get("type")
     if kind not in _TABLE_REFS:
         raise InvalidSQLError(
@@ -346,7 +354,7 @@ def _check_table_ref(node: dict[str, Any], scope: frozenset[str], catalog: Catal
                 "write the table's name (see sql_schema)"
             )
         _check_table(
-            node.get("catalog_name"), node.get("schema_name"), node.get("table_name"), catalog, scope
+            node.get("catalog_name"), node.get("schema_name"), node.get("table_name"), catalog, scope, views
         )
     elif kind == "TABLE_FUNCTION":
         function = node.get("function") or {}
@@ -354,7 +362,7 @@ def _check_table_ref(node: dict[str, Any], scope: frozenset[str], catalog: Catal
             raise InvalidSQLError("call table functions by their bare name, e.g. range(10)")
         _check_table_function(str(function.get("function_name", "")))
     elif kind == "SHOW_REF":
-        _check_show(node, scope, catalog)
+        _check_show(node, scope, catalog, views)
     elif kind == "PIVOT" and node.get("pivot_enum"):
         raise InvalidSQLError(
             "PIVOT over an enum type is not available; list the values: PIVOT t ON col IN ('a', 'b')"
@@ -362,7 +370,12 @@ def _check_table_ref(node: dict[str, Any], scope: frozenset[str], catalog: Catal
 
 
 def _check_table(
-    catalog_name: Any, schema_name: Any, table_name: Any, catalog: Catalog, ctes: frozenset[str]
+    catalog_name: Any,
+    schema_name: Any,
+    table_name: Any,
+    catalog: Catalog,
+    ctes: frozenset[str],
+    views: set[str],
 ) -> None:
     cat = str(catalog_name or "").lower()
     schema = str(schema_name or "").lower()
@@ -371,6 +384,7 @@ def _check_table(
         return
     in_redacted = schema == "" or (schema == REDACTED_SCHEMA and (cat or catalog.database != REDACTED_SCHEMA))
     if name in catalog.views and cat in ("", catalog.database) and in_redacted:
+        views.add(name)
         return
     if schema == "information_schema" and cat in ("", catalog.database) and name in METADATA_VIEWS:
         return
@@ -407,13 +421,13 @@ def _check_table_function(name: str) -> None:
     )
 
 
-def _check_show(node: dict[str, Any], scope: frozenset[str], catalog: Catalog) -> None:
+def _check_show(node: dict[str, Any], scope: frozenset[str], catalog: Catalog, views: set[str]) -> None:
     show = node.get("show_type")
     table = str(node.get("table_name") or "")
     if show in ("DESCRIBE", "SUMMARY", "SHOW_FROM") and not table:
         return  # DESCRIBE/SUMMARIZE <query>: the query is walked; SHOW TABLES FROM lists names.
     if show in ("DESCRIBE", "SUMMARY", "SHOW"):
-        _check_table(node.get("catalog_name"), node.get("schema_name"), table, catalog, scope)
+        _check_table(node.get("catalog_name"), node.get("schema_name"), table, catalog, scope, views)
         return
     if show == "SHOW_SPECIAL" and table.strip('"').lower() in _SHOW_SPECIAL:
         return

@@ -1,7 +1,7 @@
 """The server's side of the SQL worker processes: start, feed, time-limit, kill, restart.
 
 Each SQL call takes an idle worker (starting one, up to ``size``), brings its copy of the
-data up to date (``Snapshot``: only tables whose fingerprint changed are sent), sends the
+data up to date (``Snapshot``: only the views the statement reads, and only what changed), sends the
 request and waits at most the time limit plus ``KILL_GRACE`` for the answer. A worker that
 has not answered by then is killed (``SIGKILL``) and the call fails with a time-out; one that
 died (its address space is capped, see ``worker``) fails the call with an out-of-memory
@@ -37,6 +37,8 @@ from mcp_state.sql.worker import FRAME_HEADER, write_frame
 KILL_GRACE = 0.5
 START_TIMEOUT = 30.0
 LOAD_TIMEOUT = 60.0
+# Requests sent to a worker before its answers are read (each answer is a few bytes of a pipe).
+PIPELINE = 64
 
 _ERRORS: dict[str, type[StateError]] = {
     cls.kind: cls for cls in (InvalidSQLError, QueryTimeoutError, NotFoundError, InvalidArgumentError)
@@ -66,10 +68,26 @@ class Worker:
 
     def call(self, request: dict[str, Any] | None, seconds: float) -> Any:
         """Send ``request`` (None: only read) and return the answer, within ``seconds``."""
-        assert self.process.stdin is not None and self.process.stdout is not None
+        if request is not None:
+            self.send(request)
+        return self.receive(seconds)
+
+    def send(self, request: dict[str, Any]) -> None:
+        """Send ``request`` without waiting for its answer (``receive`` reads the answers in order)."""
+        assert self.process.stdin is not None
+        parts = request.get("parts")
+        if parts is not None:
+            request = {key: value for key, value in request.items() if key != "parts"}
         try:
-            if request is not None:
-                write_frame(self.process.stdin, request)
+            write_frame(self.process.stdin, request, parts)
+        except OSError:
+            self.kill()
+            raise WorkerDiedError("died") from None
+
+    def receive(self, seconds: float) -> Any:
+        """The next answer, within ``seconds``."""
+        assert self.process.stdout is not None
+        try:
             deadline = time.monotonic() + seconds
             header = _read_exact(self.process.stdout, FRAME_HEADER.size, deadline)
             body = (
@@ -115,11 +133,18 @@ class WorkerPool:
         self._starting = 0
         self._finalizer = weakref.finalize(self, _kill_all, self._idle)
 
-    def run(self, snapshot: Snapshot, request: dict[str, Any], timeout: float) -> Any:
+    def run(
+        self,
+        snapshot: Snapshot,
+        request: dict[str, Any],
+        timeout: float,
+        wanted: frozenset[str] | None = None,
+    ) -> Any:
+        """``request`` on a worker whose copies of ``wanted`` (None: every view) are up to date."""
         worker = self._acquire()
         healthy = False
         try:
-            self._sync(worker, snapshot)
+            self._sync(worker, snapshot, wanted)
             try:
                 result = worker.call(request, timeout + KILL_GRACE)
             except WorkerDiedError as died:
@@ -140,19 +165,33 @@ class WorkerPool:
         finally:
             self._release(worker, healthy)
 
-    def _sync(self, worker: Worker, snapshot: Snapshot) -> None:
-        """Bring the worker's copy of the data up to date with the database."""
-        for request in snapshot.changes(worker.loaded):
-            if request["op"] == "state":
-                worker.loaded = request["state"]
-                return
-            try:
-                worker.call(request, LOAD_TIMEOUT)
-            except WorkerDiedError:
-                raise DatabaseUnavailableError(
-                    "the SQL tool could not load a copy of the data within its memory ceiling; "
-                    "retry, or give the SQL tool more memory (SqlEngine memory_ceiling)"
-                ) from None
+    def _sync(self, worker: Worker, snapshot: Snapshot, wanted: frozenset[str] | None) -> None:
+        """Bring the worker's copy of the data up to date with the database.
+
+        Pipelined: the worker loads one chunk while the next is read from the database; its
+        answers (short) are read once all is sent, or every ``PIPELINE`` requests."""
+        sent = 0
+        try:
+            for request in snapshot.changes(worker.loaded, wanted):
+                if request["op"] == "state":
+                    for _ in range(sent):
+                        worker.receive(LOAD_TIMEOUT)
+                    worker.loaded = request["state"]
+                    return
+                worker.send(request)
+                sent += 1
+                if sent >= PIPELINE:
+                    for _ in range(sent):
+                        worker.receive(LOAD_TIMEOUT)
+                    sent = 0
+        except WorkerDiedError:
+            raise DatabaseUnavailableError(
+                "the SQL tool could not load a copy of the data within its memory ceiling; "
+                "retry, or give the SQL tool more memory (SqlEngine memory_ceiling)"
+            ) from None
+        except BaseException:
+            worker.kill()  # answers may be left unread: it cannot serve another call
+            raise
 
     def _acquire(self) -> Worker:
         with self._state:

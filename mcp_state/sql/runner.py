@@ -13,7 +13,6 @@ translation into ``StateError``s; the worker sends the error's kind and message 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -23,12 +22,11 @@ from typing import Any
 
 import duckdb
 
-from mcp_state.errors import InvalidSQLError, NotFoundError, QueryTimeoutError, StateError
+from mcp_state.errors import InvalidSQLError, QueryTimeoutError, StateError
 from mcp_state.gateway import column_names
-from mcp_state.schema import COLUMN_DESCRIPTIONS, REDACTED_FLAG_COLUMNS, REDACTED_SCHEMA, TABLE_DESCRIPTIONS
+from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.convert import converter
 from mcp_state.sql.guard import (
-    METADATA_VIEWS,
     TABLE_FUNCTIONS,
     Catalog,
     check_statement,
@@ -37,9 +35,24 @@ from mcp_state.sql.guard import (
 )
 from mcp_state.sql.hardening import NO_EXTENSIONS_OR_SECRETS
 from mcp_state.sql.pivot import rewrite_pivot
+from mcp_state.sql.results import cap_rows, row_messages, schema_result
+
+# The SQL dialect statements are written in (sql_schema says it; PostgreSQL's engine has its own).
+DIALECT = "DuckDB"
 
 # Accepted statements whose verdict is kept (per loaded snapshot), most recently used first.
 VERDICTS_KEPT = 512
+
+# Tables of the SQL tool that are not views of the database (``snapshot`` fills them): name ->
+# (the view whose columns and column descriptions it has, its description).
+ARCHIVE = "audit_archive"
+SQL_ONLY_TABLES: dict[str, tuple[str, str]] = {
+    ARCHIVE: (
+        "audit_log",
+        "Audit rows moved out of audit_log by `mcp-state audit archive` (its Parquet files), same columns.",
+    ),
+    "audit_all": ("audit_log", "Every audit row, live (audit_log) or archived (audit_archive)."),
+}
 
 
 def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
@@ -78,15 +91,17 @@ class Runner:
         self.conn = conn
         self.timeout = timeout
         self.columns: dict[str, list[tuple[str, str]]] = {}
+        self._views: set[str] = set()  # the copies that are views over others (``union``)
         self._catalog: Catalog | None = None
         self._verdicts: OrderedDict[str, str] = OrderedDict()
         self._watchdog = Watchdog(conn.interrupt)
         self._compressed = True  # every copy is checkpointed (compressed) since the last load
 
     # -- the snapshot ----------------------------------------------------------------
-    def load(self, table: str, columns: list[list[str]], rows: str, replace: bool) -> None:
-        """Add ``rows`` (a JSON array of row objects) to the copy of ``table``; ``replace``
-        starts the copy afresh with these ``columns`` (``[[name, type], ...]``)."""
+    def load(self, table: str, columns: list[list[str]], parts: list[str], replace: bool) -> None:
+        """Add rows to the copy of ``table``: ``parts`` has one JSON array per column, of the
+        column's values as text (``["1", null]``), all of one length. ``replace`` starts the copy
+        afresh with these ``columns`` (``[[name, type], ...]``)."""
         if replace or table not in self.columns:
             self.drop(table)
             typed = [(str(c), str(t)) for c, t in columns]
@@ -94,22 +109,44 @@ class Runner:
             self.conn.execute(f"CREATE TABLE {_table(table)} ({struct})")
             self.columns[table] = typed
         typed = self.columns[table]
-        struct = ", ".join(f"{quote_identifier(c)} {t}" for c, t in typed)
-        picks = ", ".join(f"r.{quote_identifier(c)}" for c, _ in typed)
-        self.conn.execute(
-            f"INSERT INTO {_table(table)} SELECT {picks} "
-            f"FROM (SELECT unnest(CAST($1::JSON AS STRUCT({struct})[])) AS r)",
-            [rows],
+        if len(parts) != len(typed):
+            raise ValueError(f"{len(parts)} columns sent for {table}, which has {len(typed)}")
+        if any(part != "[]" for part in parts):
+            picks = ", ".join(
+                f"CAST(unnest(CAST(${i}::JSON AS VARCHAR[])) AS {t})" for i, (_, t) in enumerate(typed, 1)
+            )
+            self.conn.execute(f"INSERT INTO {_table(table)} SELECT {picks}", parts)
+        self._changed()
+
+    def union(self, table: str, of: list[str], key: str) -> None:
+        """``table`` as a view over the copies ``of`` (their rows one after the other, by column
+        name), each row once: a later copy adds only the rows whose ``key`` the first lacks."""
+        self.drop(table)
+        first, *rest = of
+        body = " UNION ALL BY NAME ".join(
+            [f"SELECT * FROM {_table(first)}"]
+            + [
+                f"SELECT * FROM (SELECT r.* FROM {_table(name)} AS r ANTI JOIN {_table(first)} "
+                f"USING ({quote_identifier(key)}))"
+                for name in rest
+            ]
         )
+        self.conn.execute(f"CREATE VIEW {_table(table)} AS {body}")
+        self.columns[table] = list(self.columns[of[0]])
+        self._views.add(table)
+        self._changed()
+
+    def _changed(self) -> None:
         self._catalog = None
         self._verdicts.clear()
         self._compressed = False
 
     def drop(self, table: str) -> None:
-        self.conn.execute(f"DROP TABLE IF EXISTS {_table(table)}")
+        kind = "VIEW" if table in self._views else "TABLE"
+        self.conn.execute(f"DROP {kind} IF EXISTS {_table(table)}")
         self.columns.pop(table, None)
-        self._catalog = None
-        self._verdicts.clear()
+        self._views.discard(table)
+        self._changed()
 
     # -- the three operations ---------------------------------------------------------
     def query(self, sql: str, limit: int, max_output_chars: int, max_limit: int) -> dict[str, Any]:
@@ -120,7 +157,7 @@ class Runner:
         types = [str(col[1]) for col in description]
         convert = [converter(t) for t in types]
         rows = [[c(v) for c, v in zip(convert, row, strict=True)] for row in raw[:limit]]
-        rows, capped = _cap(rows, max_output_chars)
+        rows, capped = cap_rows(rows, max_output_chars)
         result: dict[str, Any] = {
             "columns": [
                 {"name": name, "type": type_}
@@ -131,16 +168,9 @@ class Runner:
             "truncated": more or capped,
             "limit": limit,
         }
-        if capped:
-            result["message"] = (
-                f"output capped at {max_output_chars:,} characters after {len(rows)} rows; narrow the query: "
-                "select fewer or shorter columns (left(col, 100)), aggregate, filter with WHERE, or lower the limit"
-            )
-        elif more:
-            result["message"] = (
-                f"more rows exist beyond the limit of {limit}; aggregate, filter with WHERE, ORDER BY what matters, "
-                f"or raise the limit (at most {max_limit:,})"
-            )
+        message = row_messages(more, capped, limit, len(rows), max_output_chars, max_limit)
+        if message:
+            result["message"] = message
         return result
 
     def explain(self, sql: str) -> dict[str, Any]:
@@ -154,33 +184,7 @@ class Runner:
         return {"plan": "\n".join(str(row[-1]).rstrip() for row in plan_rows)}
 
     def schema(self, table: str | None) -> dict[str, Any]:
-        tables = {
-            name: [{"name": c, "type": t, "description": _describe(name, c)} for c, t in cols]
-            for name, cols in self.columns.items()
-        }
-        if table is not None:
-            wanted = table.strip().lower()
-            if wanted.startswith(f"{REDACTED_SCHEMA}."):
-                wanted = wanted[len(REDACTED_SCHEMA) + 1 :]
-            matches = {name: cols for name, cols in tables.items() if name.lower() == wanted}
-            if not matches:
-                raise NotFoundError(
-                    f"no table '{table}' is visible to the SQL tool; it can read: {', '.join(sorted(tables))}"
-                )
-            tables = matches
-        return {
-            "schema": REDACTED_SCHEMA,
-            "tables": [
-                {"name": name, "description": TABLE_DESCRIPTIONS.get(name, ""), "columns": cols}
-                for name, cols in sorted(tables.items())
-            ],
-            "note": (
-                f"Each table is a view in schema {REDACTED_SCHEMA} without its secret columns (flags such as "
-                f"has_password say whether one is set); write users or {REDACTED_SCHEMA}.users. Also readable: "
-                f"CTEs, information_schema ({', '.join(sorted(METADATA_VIEWS))}), and the table functions "
-                f"{', '.join(sorted(TABLE_FUNCTIONS))}."
-            ),
-        }
+        return schema_result(DIALECT, self.columns, table, TABLE_FUNCTIONS, SQL_ONLY_TABLES)
 
     # -- one call: cursor, read-only transaction, time limit, translation --------------
     @contextmanager
@@ -291,18 +295,6 @@ class Watchdog:
                 self._wake.wait(left)
 
 
-def _cap(rows: list[list[Any]], max_chars: int) -> tuple[list[list[Any]], bool]:
-    """The leading rows whose JSON fits in ``max_chars``, and whether any were left out."""
-    if len(json.dumps(rows, ensure_ascii=False)) <= max_chars:
-        return rows, False
-    size = 0
-    for index, row in enumerate(rows):
-        size += len(json.dumps(row, ensure_ascii=False)) + 1
-        if size > max_chars:
-            return rows[:index], True
-    return rows, False
-
-
 def quote_identifier(name: str) -> str:
     """``name`` as a DuckDB identifier: ``audit_log`` -> ``"audit_log"``."""
     return '"' + name.replace('"', '""') + '"'
@@ -310,12 +302,6 @@ def quote_identifier(name: str) -> str:
 
 def _table(name: str) -> str:
     return f"{quote_identifier(REDACTED_SCHEMA)}.{quote_identifier(name)}"
-
-
-def _describe(table: str, column: str) -> str:
-    return COLUMN_DESCRIPTIONS.get(table, {}).get(column) or REDACTED_FLAG_COLUMNS.get(table, {}).get(
-        column, ""
-    )
 
 
 def message_of(exc: BaseException) -> str:

@@ -52,8 +52,9 @@ class SqlSchemaTable(TypedDict):
 
 
 class SqlSchemaResult(TypedDict):
-    """The tables (redacted views) the SQL tools can read."""
+    """The tables (redacted views) the SQL tools can read, and the SQL dialect to write."""
 
+    dialect: str
     schema: str
     tables: list[SqlSchemaTable]
     note: str

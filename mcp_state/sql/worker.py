@@ -1,13 +1,17 @@
 """The SQL worker process: ``python -m mcp_state.sql.worker CONFIG`` serves ``Runner`` calls.
 
 It talks over its stdin and stdout in frames (a 4-byte big-endian length, then UTF-8 JSON;
-JSON, not pickle, so nothing it sends can run code in the server). It first caps its own
+JSON, not pickle, so nothing it sends can run code in the server). A request may carry raw
+parts after its frame (``"parts": [length, ...]``, each part UTF-8 text): the columns of a
+``load``, which are large and sent without escaping them into the JSON. It first caps its own
 address space (``RLIMIT_AS``) at its idle size plus the memory ceiling, so no statement can
 grow it past that: an allocation beyond fails inside DuckDB (an out-of-memory error) or ends
 the process, and the server starts a new one. It exits when its stdin closes.
 
-Requests: ``{"op": "load", "table", "columns", "rows", "replace"}``, ``{"op": "drop", "table"}``, ``{"op": "query", "sql", "limit",
-"max_output_chars", "max_limit"}``, ``{"op": "explain", "sql"}``, ``{"op": "schema", "table"}``.
+Requests: ``{"op": "load", "table", "columns", "replace", "parts"}`` (one part per column: a
+JSON array of its values as text), ``{"op": "union", "table", "of", "key"}``, ``{"op": "drop", "table"}``,
+``{"op": "query", "sql", "limit", "max_output_chars", "max_limit"}``, ``{"op": "explain", "sql"}``,
+``{"op": "schema", "table"}``.
 Replies: ``{"ok": result}`` or ``{"error": kind, "message": text}``.
 """
 
@@ -23,9 +27,14 @@ from typing import IO, Any
 FRAME_HEADER = struct.Struct(">I")
 
 
-def write_frame(stream: IO[bytes], message: dict[str, Any]) -> None:
+def write_frame(stream: IO[bytes], message: dict[str, Any], parts: list[bytes] | None = None) -> None:
+    """``message`` as one frame; ``parts`` (raw bytes) follow it, their lengths in ``message["parts"]``."""
+    if parts is not None:
+        message = {**message, "parts": [len(part) for part in parts]}
     data = json.dumps(message, ensure_ascii=False).encode("utf-8")
     stream.write(FRAME_HEADER.pack(len(data)) + data)
+    for part in parts or ():
+        stream.write(part)
     stream.flush()
 
 
@@ -39,6 +48,13 @@ def read_frame(stream: IO[bytes]) -> dict[str, Any] | None:
     if len(data) < size:
         return None
     message: dict[str, Any] = json.loads(data)
+    texts = []
+    for length in message.get("parts") or ():
+        part = stream.read(int(length))
+        if len(part) < int(length):
+            return None
+        texts.append(part.decode("utf-8"))
+    message["parts"] = texts
     return message
 
 
@@ -72,7 +88,9 @@ def main(argv: list[str]) -> int:
             op = request.get("op")
             result: Any = {}
             if op == "load":
-                runner.load(request["table"], request["columns"], request["rows"], request["replace"])
+                runner.load(request["table"], request["columns"], request["parts"], request["replace"])
+            elif op == "union":
+                runner.union(request["table"], request["of"], request["key"])
             elif op == "drop":
                 runner.drop(request["table"])
             elif op == "query":

@@ -20,7 +20,7 @@ serve`` processes over stdio and streamable HTTP:
    checked in the file. Targets: 0 locked errors, p95 at most 5x p50.
 
     python tests/benchmarks/bench_sharing.py [--quick] [--rows 1000000] [--pauses 5 10 30] [--rounds 6]
-        [--settle 1] [--pause-only] [--json FILE]
+        [--settle 1] [--pause-only | --two-only] [--seconds 60] [--json FILE]
 """
 
 from __future__ import annotations
@@ -285,6 +285,14 @@ def two_clients(
         raw[name] = {"ms": [t * 1000 for t in out["times"]], "errors": out["errors"], "missing": missing}
     cli_runs = cli["runs"]
     failed = [run for run in cli_runs if run[2] != 0]
+    for command in ("query", "token"):
+        took = sorted(r[1] for r in cli_runs if r[0] == command)
+        if took:
+            print(
+                f"mcp-state {command} during the two clients ({' + '.join(transports)}): {len(took)} runs, "
+                f"min {took[0]:.2f} s, median {Stats(took).p50:.2f} s, max {took[-1]:.2f} s",
+                flush=True,
+            )
     figures.append(
         Figure(
             name=f"CLI runs during the two clients ({' + '.join(transports)}): slowest vs median",
@@ -313,12 +321,17 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         "--settle", type=float, default=1.0, help="seconds between two servers' first calls after a pause"
     )
     parser.add_argument("--pause-only", action="store_true", help="skip the two-client experiment")
+    parser.add_argument("--two-only", action="store_true", help="skip the pause experiment")
+    parser.add_argument(
+        "--seconds", type=float, help="length of each two-client run (default: 60; --quick 15)"
+    )
     parser.add_argument("--json", type=Path, help="write the report here (default: results/sharing.json)")
     args = parser.parse_args(argv)
     pauses, rounds, burst, seconds = (
         ([3.0, 5.0], 2, 3, 15.0) if args.quick else ([5.0, 10.0, 30.0], 6, 4, 60.0)
     )
     pauses, rounds = args.pauses or pauses, args.rounds or rounds
+    seconds = args.seconds or seconds
     os.environ.setdefault("MCP_STATE_LOCK_TIMEOUT", "10")
     with tempfile.TemporaryDirectory(prefix="bench-sharing-") as tmp:
         work = Path(tmp)
@@ -330,8 +343,11 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             f"{args.rows:,} audit rows: {size:.0f} MB, built in {time.perf_counter() - started:.1f}s",
             flush=True,
         )
-        figures, raw = pause_experiment(work, template, pauses, rounds, burst, work / "logs", args.settle)
-        print_table(figures)
+        figures: list[Figure] = []
+        raw: dict[str, Any] = {}
+        if not args.two_only:
+            figures, raw = pause_experiment(work, template, pauses, rounds, burst, work / "logs", args.settle)
+            print_table(figures)
         for transports in () if args.pause_only else (("stdio", "stdio"), ("http", "stdio")):
             more, raw[" + ".join(transports)] = two_clients(
                 work, template, transports, seconds, work / "logs"
@@ -345,6 +361,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         "rounds": rounds,
         "quick": args.quick,
         "settle": args.settle,
+        "two_client_seconds": seconds,
     }
     print(f"report: {write_report('sharing', figures, {**meta, 'raw': raw}, path=args.json)}")
     return figures
