@@ -24,8 +24,8 @@ from typing import Any
 
 import duckdb
 
+from mcp_state.knowledge_index import WORDS_SELECT
 from mcp_state.repositories.tokens import token_file
-from mcp_state.schema import KNOWLEDGE_WORDS_OF
 
 NAMED = 5  # mismatches named one by one per check; the rest are counted
 
@@ -34,6 +34,7 @@ SEQUENCED = (
     ("audit_log", "seq", "audit_log_seq"),
     ("sync_history", "seq", "sync_history_seq"),
     ("knowledge_items", "change_seq", "knowledge_change_seq"),
+    ("knowledge_items", "item_key", "knowledge_item_key_seq"),
 )
 
 
@@ -73,7 +74,7 @@ def check(conn: duckdb.DuckDBPyConnection, db_path: str) -> Findings:
     if {"knowledge_items", "knowledge_votes"} <= tables:
         _votes(conn, found)
     if {"knowledge_items", "knowledge_words"} <= tables:
-        _words(conn, found)
+        _words(conn, found, keyed=("knowledge_words", "item_key") in columns)
     if "api_tokens" in tables:
         _tokens(conn, found, db_path)
     return found
@@ -185,13 +186,19 @@ def _votes(conn: duckdb.DuckDBPyConnection, found: Findings) -> None:
     )
 
 
-def _words(conn: duckdb.DuckDBPyConnection, found: Findings) -> None:
-    # The index's own query, without its INSERT INTO line and its ORDER BY (no use here).
-    expected = KNOWLEDGE_WORDS_OF.format(where="").split("\n", 2)[2].rsplit("ORDER BY", 1)[0]
+_COLUMNS = "word, item_id, in_title, in_tags, hits"
+
+
+def _words(conn: duckdb.DuckDBPyConnection, found: Findings, *, keyed: bool) -> None:
+    # The index's own query; before migration 6 neither items nor index rows had an item_key.
+    expected, key = WORDS_SELECT.format(where=""), ", item_key"
+    if not keyed:
+        expected = expected.replace("SELECT id, item_key,", "SELECT id, NULL AS item_key,", 1)
+        expected, key = f"SELECT * EXCLUDE (item_key) FROM ({expected}) AS v ({_COLUMNS}, item_key)", ""
     rows = conn.execute(
         f"""
-        WITH expected (word, item_id, in_title, in_tags, hits) AS ({expected}),
-        actual AS (SELECT word, item_id, in_title, in_tags, hits FROM knowledge_words),
+        WITH expected ({_COLUMNS}{key}) AS ({expected}),
+        actual AS (SELECT {_COLUMNS}{key} FROM knowledge_words),
         missing AS (SELECT * FROM expected EXCEPT ALL SELECT * FROM actual),
         extra AS (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected)
         SELECT item_id, (SELECT count(*) FROM missing m WHERE m.item_id = i.item_id) AS missing,
