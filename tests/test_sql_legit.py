@@ -271,7 +271,7 @@ LEGIT: list[tuple[str, Expected]] = [
     ),
     ("SELECT max(COLUMNS('^(rows|duration_ms)$')) FROM sync_history", [[100, 3000]]),
     (
-        "SELECT * EXCLUDE (content, created_at, updated_at, tags, contributors, change_seq) "
+        "SELECT * EXCLUDE (content, created_at, updated_at, tags, contributors, change_seq, item_key) "
         "FROM knowledge_items WHERE id = 'k2'",
         [["k2", "Churn", "metrics", "approved", "u2", "all"]],
     ),

@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -262,7 +263,8 @@ class Live:
                 logger.warning("%s is waiting for the database, which another process holds", what)
             doing = "waiting for the database" if waiting() else "running"
             message = f"{what}: {doing} for {seconds:.0f} s"
-            task = loop.create_task(_quietly(session.report_progress(round(seconds, 1), None, message)))
+            progress = functools.partial(session.report_progress, round(seconds, 1), None, message)
+            task = loop.create_task(_quietly(progress))
             sending.add(task)
             task.add_done_callback(sending.discard)
             handle = loop.call_later(PROGRESS_EVERY, tick)
@@ -278,9 +280,11 @@ class Live:
             _current.reset(reset)
 
 
-async def _quietly(coro: Coroutine[Any, Any, None]) -> None:
+async def _quietly(send: Callable[[], Awaitable[None]]) -> None:
+    """Await ``send()``, made only once the task runs: a task cancelled before it starts (the
+    call ended first) leaves no coroutine that was never awaited."""
     with contextlib.suppress(Exception):  # a client gone or a stream closed: nothing to tell
-        await coro
+        await send()
 
 
 class _Forward(logging.Handler):
