@@ -277,7 +277,10 @@ class Live:
     def watching(self, db: Database) -> Callable[[], None]:
         """Until the returned stop: tell subscribers of the writes other processes commit to ``db``
         (called on the server's event loop; the database calls back on its listener's thread)."""
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on asyncio (trio): subscribers see other processes' changes on reading
+            return lambda: None
 
         def heard(tables: frozenset[str] | None) -> None:
             if (self.bus.listeners or self._subscribed) and not loop.is_closed():
