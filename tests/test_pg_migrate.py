@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import SAMPLE_DATA
 from server_support import contents
 
@@ -50,6 +51,7 @@ def wrote(out: str) -> str:
     return next(line for line in out.splitlines() if line.startswith(("Wrote", "Would write")))
 
 
+@pytest.mark.slow  # seven migrations
 def test_migrating_again_into_postgresql_behaves_as_into_a_file(pg_state_url, tmp_path, capsys):
     file = str(tmp_path / "state.duckdb")
     for db in (file, pg_state_url):
