@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_state.dialect import Dialect, dialect_of
+from mcp_state.knowledge_index import WORDS_SELECT
 from mcp_state.repositories.tokens import token_file
 
 NAMED = 5  # mismatches named one by one per check; the rest are counted
@@ -36,6 +37,7 @@ SEQUENCED = (
     ("audit_log", "seq", "audit_log_seq"),
     ("sync_history", "seq", "sync_history_seq"),
     ("knowledge_items", "change_seq", "knowledge_change_seq"),
+    ("knowledge_items", "item_key", "knowledge_item_key_seq"),
 )
 
 
@@ -70,7 +72,7 @@ def check(conn: Any, db_path: str) -> Findings:
     if {"knowledge_items", "knowledge_votes"} <= tables:
         _votes(conn, found)
     if {"knowledge_items", "knowledge_words"} <= tables:
-        _words(conn, found, dialect)
+        _words(conn, found, dialect, keyed=("knowledge_words", "item_key") in columns)
     if "api_tokens" in tables:
         _tokens(conn, found, db_path)
     return found
@@ -180,13 +182,23 @@ def _votes(conn: Any, found: Findings) -> None:
     )
 
 
-def _words(conn: Any, found: Findings, dialect: Dialect) -> None:
-    # The index's own query, without its INSERT INTO line and its ORDER BY (no use here).
-    expected = dialect.knowledge_words_of("").split("\n", 2)[2].rsplit("ORDER BY", 1)[0]
+_COLUMNS = "word, item_id, in_title, in_tags, hits"
+
+
+def _words(conn: Any, found: Findings, dialect: Dialect, *, keyed: bool) -> None:
+    # The index's own query (the engine's), without its INSERT INTO line and its ORDER BY.
+    written = dialect.knowledge_words_of("")
+    expected = written[written.index("WITH ") :].rsplit("ORDER BY", 1)[0]
+    key = ", item_key"
+    if not keyed:  # a file from before migration 6 (PostgreSQL is always migrated to open it)
+        expected = WORDS_SELECT.format(where="").replace(
+            "SELECT id, item_key,", "SELECT id, NULL AS item_key,", 1
+        )
+        expected, key = f"SELECT * EXCLUDE (item_key) FROM ({expected}) AS v ({_COLUMNS}, item_key)", ""
     rows = conn.execute(
         f"""
-        WITH expected (word, item_id, in_title, in_tags, hits) AS ({expected}),
-        actual AS (SELECT word, item_id, in_title, in_tags, hits FROM knowledge_words),
+        WITH expected ({_COLUMNS}{key}) AS ({expected}),
+        actual AS (SELECT {_COLUMNS}{key} FROM knowledge_words),
         missing AS (SELECT * FROM expected EXCEPT ALL SELECT * FROM actual),
         extra AS (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected)
         SELECT item_id, (SELECT count(*) FROM missing m WHERE m.item_id = i.item_id) AS missing,

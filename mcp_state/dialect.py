@@ -17,7 +17,8 @@ from typing import Any
 
 from mcp_state import schema_pg
 from mcp_state.errors import ConflictError, DatabaseUnavailableError, SchemaError, TransientConflictError
-from mcp_state.schema import COLUMN_DESCRIPTIONS, KNOWLEDGE_WORDS_OF, Migration
+from mcp_state.knowledge_index import WORDS_OF
+from mcp_state.schema import COLUMN_DESCRIPTIONS, Migration
 
 # A commit that cannot reach the disk surfaces as a TransactionException with the OS error in its text.
 _IO_FAILURE = re.compile(
@@ -165,7 +166,7 @@ class Dialect:
 
     def knowledge_words_of(self, where: str) -> str:
         """The statement that fills the knowledge word index for the items ``where`` selects."""
-        return KNOWLEDGE_WORDS_OF.format(where=where)
+        return WORDS_OF.format(where=where)
 
     def upsert(
         self,

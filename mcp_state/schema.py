@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mcp_state.knowledge_index import V6_ITEM_KEYS
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -205,11 +207,9 @@ CREATE OR REPLACE VIEW redacted.dataset_permissions AS SELECT * FROM main.datase
 CREATE OR REPLACE VIEW redacted.schema_version AS SELECT * FROM main.schema_version;
 """
 
-# The words of knowledge items (title, tags, content), one row per (word, item): the index
-# search_knowledge reads. Written in the same transaction as the item (KnowledgeRepository).
-# Rows go in sorted by word, so that after a bulk build (this migration, a legacy import) the
-# row groups' min/max let a lookup of one word skip nearly all of the table.
-KNOWLEDGE_WORDS_OF = r"""
+# The words of knowledge items (title, tags, content), one row per (word, item), as migration 4
+# built them; since migration 6 the index's rows are written by mcp_state.knowledge_index.
+_V4_WORDS_OF = r"""
 INSERT INTO knowledge_words (word, item_id, in_title, in_tags, hits)
 WITH src AS (SELECT id, title, tags, content FROM knowledge_items {where}),
 words AS (
@@ -235,7 +235,7 @@ CREATE TABLE IF NOT EXISTS knowledge_words (
 );
 CREATE OR REPLACE VIEW redacted.knowledge_words AS SELECT * FROM main.knowledge_words;
 """
-    + KNOWLEDGE_WORDS_OF.format(where="")
+    + _V4_WORDS_OF.format(where="")
     + ";\n"
 )
 
@@ -271,6 +271,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _V4_KNOWLEDGE_WORDS + _V4_COMMIT_ORDER,
     ),
     Migration(5, "every knowledge item has a change_seq (a plain sort column)", _V5_CHANGE_SEQ_EVERYWHERE),
+    Migration(6, "knowledge item_key: an integer key for the word index", V6_ITEM_KEYS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -361,6 +362,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "created_at": "When the item was created (UTC).",
         "updated_at": "When the item last changed (UTC).",
         "change_seq": "Commit order of the item's last change: most recently changed is highest.",
+        "item_key": "Integer key of the item (never changes), used by the word index.",
     },
     "knowledge_votes": {
         "item_id": "The knowledge item.",
@@ -374,6 +376,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "in_title": "Whether the word is in the title.",
         "in_tags": "Whether the word is in a tag.",
         "hits": "How many times the word occurs in the item.",
+        "item_key": "The knowledge item's item_key.",
     },
     "audit_log": {
         "id": "Entry id.",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from mcp_state import schema
+from mcp_state import knowledge_index, schema
 
 NOW = "(now() AT TIME ZONE 'UTC')"
 # A word of the knowledge index: a run of letters and digits (DuckDB: '[\pL\pN]+'). PostgreSQL's
@@ -85,8 +85,22 @@ ORDER BY word
 """
 
 # What writes an item's rows of the index now (``Dialect.knowledge_words_of``): a migration that
-# changes the index's columns changes this too.
-WORDS_OF = V4_WORDS_OF
+# changes the index's columns changes this too. Since migration 6, with the item's item_key.
+WORDS_OF = f"""
+INSERT INTO knowledge_words (word, item_id, in_title, in_tags, hits, item_key)
+WITH src AS (SELECT id, item_key, title, tags, content FROM knowledge_items {{where}}),
+words AS (
+    SELECT id, item_key, 1 AS part, m[1] AS word FROM src, regexp_matches(lower(title), '{WORD}', 'g') AS m
+    UNION ALL
+    SELECT id, item_key, 2, m[1]
+    FROM src, regexp_matches(lower(coalesce(CAST(tags AS TEXT), '')), '{WORD}', 'g') AS m
+    UNION ALL
+    SELECT id, item_key, 3, m[1] FROM src, regexp_matches(lower(coalesce(content, '')), '{WORD}', 'g') AS m
+)
+SELECT word, id, bool_or(part = 1), bool_or(part = 2), CAST(count(*) AS INTEGER), item_key
+FROM words WHERE length(word) <= 64 GROUP BY word, id, item_key
+ORDER BY word
+"""
 
 V4_KNOWLEDGE_WORDS_AND_COMMIT_ORDER = (
     port(  # DuckDB's table and view, with PostgreSQL's statement filling the index
@@ -111,6 +125,13 @@ V5_CHANGE_SEQ_EVERYWHERE = (
     + "CREATE INDEX IF NOT EXISTS knowledge_items_change_seq_idx ON knowledge_items (change_seq);\n"
 )
 
+# Migration 6 is plain SQL (knowledge_index.V6_ITEM_KEYS); PostgreSQL also gets an index for
+# the join of filtered searches on item_key.
+V6_ITEM_KEYS = (
+    port(knowledge_index.V6_ITEM_KEYS)
+    + "CREATE INDEX IF NOT EXISTS knowledge_items_item_key_idx ON knowledge_items (item_key);\n"
+)
+
 # Each migration's PostgreSQL text, by version (``schema.Migration.postgres``).
 MIGRATIONS: dict[int, str] = {
     1: port(schema._V1_SEED_SCHEMA) + V1_INDEXES,
@@ -118,4 +139,5 @@ MIGRATIONS: dict[int, str] = {
     3: V3_REDACTED_VIEWS,
     4: V4_KNOWLEDGE_WORDS_AND_COMMIT_ORDER,
     5: V5_CHANGE_SEQ_EVERYWHERE,
+    6: V6_ITEM_KEYS,
 }

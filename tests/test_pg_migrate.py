@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_DATA
+from docs_support import SAMPLE as SAMPLE_DATA
 from server_support import contents
 
 from mcp_state.cli import main

@@ -104,7 +104,7 @@ DAMAGE = {
         ["knowledge_words: item k1 is indexed wrongly (1 of its words missing, 0 rows"],
     ),
     "index row of a missing item": (
-        ["INSERT INTO knowledge_words VALUES ('ghost', 'gone', true, false, 1)"],
+        ["INSERT INTO knowledge_words VALUES ('ghost', 'gone', true, false, 1, 99)"],
         ["knowledge_words: 1 rows for item gone, which does not exist"],
     ),
     "seq shared": (
@@ -118,6 +118,17 @@ DAMAGE = {
     "change_seq beyond its sequence": (
         ["UPDATE knowledge_items SET change_seq = 999 WHERE id = 'k2'"],
         ["knowledge_items: change_seq 999 is beyond its sequence knowledge_change_seq"],
+    ),
+    "item_key beyond its sequence": (
+        [
+            "UPDATE knowledge_items SET item_key = 999 WHERE id = 'k2'",
+            "UPDATE knowledge_words SET item_key = 999 WHERE item_id = 'k2'",
+        ],
+        ["knowledge_items: item_key 999 is beyond its sequence knowledge_item_key_seq"],
+    ),
+    "index rows with another item's key": (
+        ["UPDATE knowledge_words SET item_key = 999 WHERE item_id = 'k2'"],
+        ["knowledge_words: item k2 is indexed wrongly"],
     ),
     "token revoked, file not rewritten": (
         ["UPDATE api_tokens SET revoked_at = now() WHERE actor = 'analyst'"],

@@ -16,10 +16,9 @@ from mcp_state.repositories.base import (
     check_id,
     check_page,
     check_str_list,
-    keyset,
     like_pattern,
-    order_sql,
 )
+from mcp_state.repositories.knowledge_search import ranked_page
 from mcp_state.types import KNOWLEDGE_STATUSES, KnowledgeItem, KnowledgeVote, VoteCounts
 
 # Most recently changed first, in commit order (``change_seq``, a new number on every change
@@ -49,10 +48,6 @@ _VOTES = """(SELECT item_id, count(*) FILTER (WHERE vote > 0) AS upvotes,
              FROM knowledge_votes GROUP BY item_id)"""
 
 
-# One word's rows of the index: an equality, so the scan can skip row groups by their min/max.
-_ONE_WORD = "SELECT item_id, in_title, in_tags FROM knowledge_words WHERE word = ?"
-
-
 def reindex_sql(ids_sql: str, dialect: Dialect = DUCKDB) -> list[str]:
     """Statements that rebuild the word index of the items whose ids ``ids_sql`` selects."""
     return [
@@ -79,7 +74,7 @@ class KnowledgeRepository(Repository):
     table = "knowledge_items"
     order_by = ITEM_ORDER
     noun = "knowledge item"
-    hidden = ("change_seq",)
+    hidden = ("change_seq", "item_key")
 
     def get_by_id(self, item_id: str) -> KnowledgeItem | None:
         return self._get(item_id)  # type: ignore[return-value]
@@ -305,39 +300,15 @@ class KnowledgeRepository(Repository):
         """Items with any word of ``query`` in their title, tags or content, best first.
 
         ``score``: the number of query words the item has, plus up to 0.5 for words in its
-        title and 0.25 for words in its tags (so more words, then title matches, rank higher).
-        Read from the word index; a summary's snippet is taken around the first match.
+        title and 0.25 for words in its tags (so more words, then title matches, rank higher),
+        ties by id. Read from the word index (``knowledge_search``); a summary's snippet is
+        taken around the first match.
         """
         words = self.query_words(query)
         if not words:
             raise InvalidArgumentError("query has no words to search for (letters or digits)")
         where, params = self._filters(statuses, None, tag)
-        n = len(words)
-        order: Order = (("score", True), ("id", False))
-        condition, more = keyset(order, after)
-        # Filters on the item need the item's row; without them the index alone ranks the page.
-        items = f"JOIN knowledge_items k ON k.id = h.item_id WHERE {where}" if where else ""
-        # The index has one row per word and item: one word needs no grouping, its rows are the
-        # hits (a top-N over them, not a hash aggregate of every hit, at 1M items ~10x cheaper).
-        hits = (
-            "SELECT item_id, 1 AS matched, in_title::INT AS titled, in_tags::INT AS tagged "
-            "FROM knowledge_words WHERE word = ?"
-            if n == 1
-            else f"""SELECT item_id, count(*) AS matched, count(*) FILTER (WHERE in_title) AS titled,
-                           count(*) FILTER (WHERE in_tags) AS tagged
-                    FROM ({" UNION ALL ".join(_ONE_WORD for _ in words)}) AS w GROUP BY item_id"""
-        )
-        score = self.db.dialect.double(f"h.matched + 0.5 * h.titled / {n} + 0.25 * h.tagged / {n}", 6)
-        page = self.db.fetch_all(
-            f"""WITH hits AS ({hits}),
-                ranked AS (
-                    SELECT h.item_id AS id,
-                           {score} AS score
-                    FROM hits h {items})
-                SELECT id, score FROM ranked {"WHERE " + condition if condition else ""}
-                ORDER BY {order_sql(order)} LIMIT ?""",
-            [*words, *params, *more, limit],
-        )
+        page = ranked_page(self.db, words, (where, params), limit, after)
         scores = {row["id"]: row["score"] for row in page}
         rows = self._summaries(list(scores), extra=", left(content, 20000) AS _text")
         return [_summary({**row, "score": scores[row["id"]]}, words) for row in rows]

@@ -35,7 +35,7 @@ from agent_data import audit_data, knowledge_data, sync_data
 from common import Figure, Stats, alternate_async, print_table, write_report
 
 from mcp_state.db import Database
-from mcp_state.schema import KNOWLEDGE_WORDS_OF
+from mcp_state.knowledge_index import WORDS_OF
 
 TARGET = 3.0
 # (label, tool, arguments): default calls, plus the filters agents use most.
@@ -64,7 +64,7 @@ def generate(path: Path, size: int) -> float:
     now = datetime.now(UTC)
     with duckdb.connect(str(path)) as conn:
         knowledge_data(conn, size, now)
-        conn.execute(KNOWLEDGE_WORDS_OF.format(where=""))
+        conn.execute(WORDS_OF.format(where=""))
         audit_data(conn, size, now)
         sync_data(conn, now, filler=max(0, size - 12 * 14))
         conn.execute("CHECKPOINT")

@@ -29,8 +29,8 @@ from pathlib import Path
 from mcp_state import consistency
 from mcp_state.backup import backup, verify
 from mcp_state.db import Database, connect
+from mcp_state.knowledge_index import WORDS_OF
 from mcp_state.repositories.audit import AuditRepository
-from mcp_state.schema import KNOWLEDGE_WORDS_OF
 
 OURS = textwrap.dedent(
     """
@@ -108,7 +108,7 @@ def seed_agreeing(path: Path, items: int) -> None:
                   'ops', ['t' || (i % 20)]::JSON FROM range(?) r(i)""",
         [items],
     )
-    conn.execute(KNOWLEDGE_WORDS_OF.format(where=""))
+    conn.execute(WORDS_OF.format(where=""))
     conn.execute(
         """INSERT INTO knowledge_votes SELECT 'k' || i, 'u' || j, CASE WHEN j % 3 = 0 THEN -1 ELSE 1 END, NULL
            FROM range(?) r(i), range(3) s(j)""",
