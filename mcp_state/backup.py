@@ -156,9 +156,9 @@ def verify(db_path: str) -> Report:
 
 
 def verify_server(url: str) -> Report:
-    """A PostgreSQL database, read-only: its schema version (refused when newer than this code)
-    and every table read (its rows counted). The agreement checks (``consistency``) are DuckDB SQL:
-    they run on a file copy of it (``mcp-state copy``), which the report notes."""
+    """A PostgreSQL database, read-only: its schema version (refused when newer than this code),
+    every table read (its rows counted), and the agreement checks (``consistency``, in one snapshot:
+    a read-only REPEATABLE READ transaction)."""
     from mcp_state.db import Database
     from mcp_state.gateway import Gateway
     from mcp_state.sharing import shown_location
@@ -171,14 +171,17 @@ def verify_server(url: str) -> Report:
                 Gateway(db).fetch_value("SELECT max(version) FROM schema_version") or 0
             )
             report.rows = count_rows(db)
+            with db.hold() as conn:
+                conn.execute(db.dialect.begin_snapshot)
+                try:
+                    found = consistency.check(conn, url)
+                finally:
+                    conn.execute("ROLLBACK")
     except StateError as exc:
         report.problems.append(str(exc))
         return report
-    report.notes.append(
-        "on PostgreSQL only the schema and every table's rows are checked; for the agreement checks "
-        "(sequences, sync history, votes, word index) verify a copy: "
-        "`mcp-state copy --from URL --to FILE`, then `mcp-state verify --db FILE`"
-    )
+    report.problems.extend(found.problems)
+    report.notes.extend(found.notes)
     return report
 
 

@@ -12,7 +12,11 @@ check, then how many more), and never a secret (tokens are named by id, never by
 - knowledge: every vote is +1 or -1 on an item that exists (the counts agents see are counted
   from the votes), and ``knowledge_words`` is exactly the words of the items;
 - tokens: the tokens file beside the database (``PATH.tokens``, which the HTTP server checks
-  bearer tokens against) lists exactly the active rows of ``api_tokens``.
+  bearer tokens against) lists exactly the active rows of ``api_tokens`` (a file's only: on
+  PostgreSQL the server checks tokens in the database).
+
+The same checks run on both engines (``check`` takes a DuckDB connection or a PostgreSQL one from
+``PostgresDatabase.hold()``): what their SQL says differently comes from ``mcp_state.dialect``.
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from mcp_state.dialect import Dialect, dialect_of
 from mcp_state.knowledge_index import WORDS_SELECT
 from mcp_state.repositories.tokens import token_file
 
@@ -55,16 +58,11 @@ class Findings:
             target.append(f"{what}: {len(rows) - NAMED} more like the above")
 
 
-def check(conn: duckdb.DuckDBPyConnection, db_path: str) -> Findings:
-    """Every agreement check on an open (read-only) connection to ``db_path``."""
+def check(conn: Any, db_path: str) -> Findings:
+    """Every agreement check on an open (read-only) connection to ``db_path`` (a file or a URL)."""
     found = Findings()
-    columns = {
-        (table, column)
-        for table, column in conn.execute(
-            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND schema_name = 'main'"
-        ).fetchall()
-    }
+    dialect = dialect_of(conn)
+    columns = {(table, column) for table, column in conn.execute(dialect.catalog_columns).fetchall()}
     tables = {table for table, _ in columns}
     for table, column, sequence in SEQUENCED:
         if (table, column) in columns:
@@ -74,24 +72,20 @@ def check(conn: duckdb.DuckDBPyConnection, db_path: str) -> Findings:
     if {"knowledge_items", "knowledge_votes"} <= tables:
         _votes(conn, found)
     if {"knowledge_items", "knowledge_words"} <= tables:
-        _words(conn, found, keyed=("knowledge_words", "item_key") in columns)
+        _words(conn, found, dialect, keyed=("knowledge_words", "item_key") in columns)
     if "api_tokens" in tables:
         _tokens(conn, found, db_path)
     return found
 
 
-def _sequence(
-    conn: duckdb.DuckDBPyConnection, found: Findings, table: str, column: str, sequence: str
-) -> None:
+def _sequence(conn: Any, found: Findings, table: str, column: str, sequence: str) -> None:
     # Identifiers from SEQUENCED only (checked against the catalog above), never from data.
     shared = conn.execute(
         f"SELECT {column}, count(*) FROM {table} WHERE {column} IS NOT NULL "
         f"GROUP BY {column} HAVING count(*) > 1 ORDER BY {column}"
     ).fetchall()
     found.each(shared, lambda seq, n: f"{table}: {n} rows share {column} {seq}", table)
-    last = conn.execute(
-        "SELECT coalesce(last_value, 0) FROM duckdb_sequences() WHERE sequence_name = ?", [sequence]
-    ).fetchone()
+    last = conn.execute(dialect_of(conn).sequence_last_value, [sequence]).fetchone()
     top = conn.execute(f"SELECT coalesce(max({column}), 0) FROM {table}").fetchone()
     if last is not None and top is not None and top[0] > last[0]:
         found.problems.append(
@@ -100,14 +94,15 @@ def _sequence(
         )
 
 
-def _sync(conn: duckdb.DuckDBPyConnection, found: Findings, *, noted: bool) -> None:
-    note = "h.note" if noted else "NULL"
+def _sync(conn: Any, found: Findings, *, noted: bool) -> None:
+    note = "h.note" if noted else "CAST(NULL AS VARCHAR)"
+    arg_max = dialect_of(conn).arg_max
     rows = conn.execute(
         f"""
         WITH created AS (SELECT min(applied_at) AS applied FROM schema_version),
         history AS (
             SELECT table_id, count(*) AS runs, max(synced_at) AS latest,
-                   arg_max(synced_at, seq) AS newest, arg_max({note}, seq) AS newest_note
+                   {arg_max("synced_at", "seq")} AS newest, {arg_max(note, "seq")} AS newest_note
             FROM sync_history h GROUP BY table_id
         )
         SELECT s.table_id, s.last_sync, h.runs, h.latest, h.newest, h.newest_note,
@@ -162,9 +157,10 @@ def _sync(conn: duckdb.DuckDBPyConnection, found: Findings, *, noted: bool) -> N
         )
 
 
-def _votes(conn: duckdb.DuckDBPyConnection, found: Findings) -> None:
+def _votes(conn: Any, found: Findings) -> None:
     orphans = conn.execute(
-        """SELECT v.item_id, count(*) FROM knowledge_votes v ANTI JOIN knowledge_items k ON k.id = v.item_id
+        """SELECT v.item_id, count(*) FROM knowledge_votes v
+           WHERE NOT EXISTS (SELECT 1 FROM knowledge_items k WHERE k.id = v.item_id)
            GROUP BY v.item_id ORDER BY v.item_id"""
     ).fetchall()
     found.each(
@@ -189,11 +185,15 @@ def _votes(conn: duckdb.DuckDBPyConnection, found: Findings) -> None:
 _COLUMNS = "word, item_id, in_title, in_tags, hits"
 
 
-def _words(conn: duckdb.DuckDBPyConnection, found: Findings, *, keyed: bool) -> None:
-    # The index's own query; before migration 6 neither items nor index rows had an item_key.
-    expected, key = WORDS_SELECT.format(where=""), ", item_key"
-    if not keyed:
-        expected = expected.replace("SELECT id, item_key,", "SELECT id, NULL AS item_key,", 1)
+def _words(conn: Any, found: Findings, dialect: Dialect, *, keyed: bool) -> None:
+    # The index's own query (the engine's), without its INSERT INTO line and its ORDER BY.
+    written = dialect.knowledge_words_of("")
+    expected = written[written.index("WITH ") :].rsplit("ORDER BY", 1)[0]
+    key = ", item_key"
+    if not keyed:  # a file from before migration 6 (PostgreSQL is always migrated to open it)
+        expected = WORDS_SELECT.format(where="").replace(
+            "SELECT id, item_key,", "SELECT id, NULL AS item_key,", 1
+        )
         expected, key = f"SELECT * EXCLUDE (item_key) FROM ({expected}) AS v ({_COLUMNS}, item_key)", ""
     rows = conn.execute(
         f"""
@@ -220,7 +220,7 @@ def _words(conn: duckdb.DuckDBPyConnection, found: Findings, *, keyed: bool) -> 
     found.each(rows, line, "knowledge_words")
 
 
-def _tokens(conn: duckdb.DuckDBPyConnection, found: Findings, db_path: str) -> None:
+def _tokens(conn: Any, found: Findings, db_path: str) -> None:
     path = token_file(db_path)
     if path is None or not Path(path).exists():
         return  # written by the HTTP server and `mcp-state token`; a backup has none

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -356,8 +356,7 @@ class Database:
                 thread.join(timeout=5)
 
     def _let_go(self, reason: str) -> None:
-        """The one place the open file is closed (under ``_state``, nothing in flight); ``reason``:
-        "asked", "idle", "release" or "close". Anything due before letting go (a checkpoint) goes first."""
+        """The one place the open file is closed (under ``_state``, nothing in flight), after a checkpoint."""
         assert self._conn is not None and self._active == 0
         recovery.before_close(self)  # a checkpoint, if anything was written since the last one
         self._conn.close()
@@ -397,8 +396,8 @@ class Database:
     def _hold(
         self, *, writes: bool, tracked: bool = False
     ) -> Iterator[tuple[duckdb.DuckDBPyConnection, int | None]]:
-        """The root, kept open, and the generation a read's answer may be cached under (or None).
-        ``tracked``: the caller names the tables it writes (``marks.wrote``)."""
+        """The root, kept open, and the generation a read may be cached under (or None); ``tracked``:
+        the caller names the tables it writes (``marks.wrote``)."""
         depth = getattr(self._holding, "depth", 0)
         with self._state:
             while self._yielding and not depth:  # another process asked for the file: it goes first
@@ -442,14 +441,16 @@ class Database:
                 cursor.close()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor on the open database (keeps no idle accounting and turns the read cache
-        off; prefer ``session()``)."""
+        """A cursor on the open database (no idle accounting, read cache off; prefer ``session()``)."""
         return self.open().cursor()
 
     def write_marks(self) -> tuple[int, dict[str, int]] | None:
-        """``marks.read()``, or None while the file is closed (another process may write it
-        meanwhile) or also opened raw (``connect()``)."""
+        """``marks.read()``; None while the file is closed (others may write it) or opened raw."""
         return None if self._conn is None or self._real_path in _RAW_PATHS else self.marks.read()
+
+    def watch(self, callback: Callable[[frozenset[str] | None], None]) -> Callable[[], None]:
+        """Hear other processes' writes (``PostgresDatabase``); a file tells no one. Returns a stop."""
+        return lambda: None
 
     # -- the read cache ------------------------------------------------------------------
     @property

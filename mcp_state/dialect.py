@@ -69,6 +69,13 @@ class Dialect:
     transient_errors = False
     # Begins a read of several statements that all see one moment (``transfer``: a whole-state copy).
     begin_snapshot = "BEGIN TRANSACTION"
+    # (table_name, column_name) of every column of the state's tables (``consistency``: verify).
+    catalog_columns = (
+        "SELECT table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = 'main'"
+    )
+    # The last number a sequence (the one ``?``: its name) gave out, 0 if none yet.
+    sequence_last_value = "SELECT coalesce(last_value, 0) FROM duckdb_sequences() WHERE sequence_name = ?"
 
     @cached_property
     def errors(self) -> tuple[type[BaseException], ...]:
@@ -193,6 +200,13 @@ class PostgresDialect(Dialect):
     lone_writes = False
     transient_errors = True  # deadlocks; serialization failures above READ COMMITTED
     begin_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+    catalog_columns = (
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+    )
+    sequence_last_value = (
+        "SELECT coalesce(last_value, 0) FROM pg_sequences "
+        "WHERE schemaname = current_schema() AND sequencename = ?"
+    )
 
     @cached_property
     def errors(self) -> tuple[type[BaseException], ...]:

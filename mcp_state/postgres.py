@@ -261,12 +261,18 @@ class PostgresDatabase(Database):
         if pool is not None:
             pool.close()
 
-    def watch(self, callback: Callable[[frozenset[str] | None], None]) -> None:
+    def watch(self, callback: Callable[[frozenset[str] | None], None]) -> Callable[[], None]:
         """Call ``callback(tables)`` (on the listener's thread) after each transaction that another
         process, or another ``Database``, committed here; None: tables it could not name. This
-        Database's own writes are not reported (their caller knows them)."""
+        Database's own writes are not reported (their caller knows them). Returns how to stop."""
         self._watchers.append(callback)
         self._start_listening()
+
+        def stop() -> None:
+            if callback in self._watchers:
+                self._watchers.remove(callback)
+
+        return stop
 
     def _start_listening(self) -> None:
         """The listener starts with the first caller of ``watch`` or ``write_marks`` (one connection)."""

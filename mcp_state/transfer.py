@@ -151,19 +151,24 @@ def _snapshot(db: Database) -> Iterator[Any]:
 
 
 def _copy_table(read: Any, target: Gateway, table: str, columns: list[str]) -> int:
-    names = ", ".join(columns)
-    row_sql = "(" + ", ".join("?" for _ in columns) + ")"
-    per_insert = max(1, PARAMS_PER_INSERT // len(columns))
-    result = read.execute(f"SELECT {names} FROM {table}")
+    result = read.execute(f"SELECT {', '.join(columns)} FROM {table}")
     copied = 0
     while chunk := result.fetchmany(CHUNK_ROWS):
         rows = rows_to_dicts(result.description, chunk)
-        for start in range(0, len(rows), per_insert):
-            part = rows[start : start + per_insert]
-            params = [_value(column, row[column]) for row in part for column in columns]
-            target.execute(f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(part))}", params)
+        insert_rows(target, table, columns, rows)
         copied += len(rows)
     return copied
+
+
+def insert_rows(target: Gateway, table: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts by column) into ``table``, many rows a statement."""
+    names = ", ".join(columns)
+    row_sql = "(" + ", ".join("?" for _ in columns) + ")"
+    per_insert = max(1, PARAMS_PER_INSERT // len(columns))
+    for start in range(0, len(rows), per_insert):
+        part = rows[start : start + per_insert]
+        params = [_value(column, row[column]) for row in part for column in columns]
+        target.execute(f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(part))}", params)
 
 
 def _value(column: str, value: Any) -> Any:

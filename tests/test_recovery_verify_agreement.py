@@ -24,27 +24,31 @@ _BASE: dict[str, Path] = {}
 
 
 def written(folder: Path) -> Path:
-    """A state written through the repositories only: syncs (one across a clock step back),
-    knowledge items with votes, audit rows and two tokens (with their tokens file)."""
+    """A state written through the repositories only (``fill``), with its tokens file."""
     path = folder / "base.duckdb"
     with Database(path, idle_release=None) as db:
-        sync = SyncStateRepository(db)
-        sync.update_sync("orders", rows=10, file_size_bytes=100, hash="a")
-        sync.update_sync("orders", rows=12, file_size_bytes=120, hash="b")
-        later = utc_now() + timedelta(hours=1)
-        sync.update_sync("jumpy", rows=1, file_size_bytes=1, hash="c", synced_at=later)
-        sync.update_sync("jumpy", rows=2, file_size_bytes=2, hash="d")  # the clock is "behind": noted
-        knowledge = KnowledgeRepository(db)
-        knowledge.create("k1", "Orders arrive nightly", "Loaded at 02:00 from the shop", "ops", tags=["etl"])
-        knowledge.create("k2", "Invoices", "Monthly", "finance")
-        knowledge.vote("k1", "petr", 1)
-        knowledge.vote("k1", "jana", -1)
-        for i in range(3):
-            AuditRepository(db).log(user_id="u", action="write", params={"i": i})
-        tokens = TokenRepository(db)
-        tokens.create("agent", "write")
-        tokens.create("analyst", "read")
+        fill(db)
     return path
+
+
+def fill(db: Database) -> None:
+    """Syncs (one across a clock step back), knowledge items with votes, audit rows, two tokens."""
+    sync = SyncStateRepository(db)
+    sync.update_sync("orders", rows=10, file_size_bytes=100, hash="a")
+    sync.update_sync("orders", rows=12, file_size_bytes=120, hash="b")
+    later = utc_now() + timedelta(hours=1)
+    sync.update_sync("jumpy", rows=1, file_size_bytes=1, hash="c", synced_at=later)
+    sync.update_sync("jumpy", rows=2, file_size_bytes=2, hash="d")  # the clock is "behind": noted
+    knowledge = KnowledgeRepository(db)
+    knowledge.create("k1", "Orders arrive nightly", "Loaded at 02:00 from the shop", "ops", tags=["etl"])
+    knowledge.create("k2", "Invoices", "Monthly", "finance")
+    knowledge.vote("k1", "petr", 1)
+    knowledge.vote("k1", "jana", -1)
+    for i in range(3):
+        AuditRepository(db).log(user_id="u", action="write", params={"i": i})
+    tokens = TokenRepository(db)
+    tokens.create("agent", "write")
+    tokens.create("analyst", "read")
 
 
 @pytest.fixture
@@ -80,7 +84,7 @@ DAMAGE = {
         ["sync_state: table orders (last_sync ", ") has no sync_history row"],
     ),
     "last_sync moved": (
-        ["UPDATE sync_state SET last_sync = last_sync + INTERVAL 1 MINUTE WHERE table_id = 'orders'"],
+        ["UPDATE sync_state SET last_sync = last_sync + INTERVAL '1 minute' WHERE table_id = 'orders'"],
         ["sync_state: table orders has last_sync ", ", its latest sync_history row says "],
     ),
     "clock-jump note removed": (

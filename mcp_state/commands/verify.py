@@ -16,8 +16,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Open the database read-only, read every table and index, check the schema version "
             "and that the audit and sync history rows agree with their sequences. Exits 1 and "
-            "names what is wrong when a check fails. Changes nothing. On PostgreSQL: the schema "
-            "version and every table's rows."
+            "names what is wrong when a check fails. Changes nothing. On PostgreSQL: the same checks "
+            "(but the tokens file, a file's own)."
         ),
         epilog="example: mcp-state verify --db backups/system-20260327T020000Z.duckdb",
     )

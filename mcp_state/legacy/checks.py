@@ -194,15 +194,32 @@ def key_match(kind: Kind) -> str:
     return " AND ".join(f"t.{k} = s.{k}" for k in kind.key)
 
 
+# JSON compared by value: the same text, or (only then asked) the same value with keys in any order.
+# A state that went through PostgreSQL's JSONB keeps an object's keys in JSONB's own order.
+JSON_BY_VALUE = "mcp_state_json_by_value"
+
+
+def json_by_value(text: str) -> str:
+    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+
+
+def register_json_by_value(conn: duckdb.DuckDBPyConnection) -> None:
+    """Let ``differs_any`` compare JSON by value on ``conn`` (the run's connection)."""
+    conn.create_function(JSON_BY_VALUE, json_by_value, ["VARCHAR"], "VARCHAR", side_effects=False)
+
+
 def differs_any(kind: Kind) -> str:
     """Stored row ``t`` differs from staged row ``s`` in a column the layout carries (JSON by value)."""
-    return (
-        " OR ".join(
-            f"json(t.{c}) IS DISTINCT FROM s.{c}" if c in JSON_COLUMNS else f"t.{c} IS DISTINCT FROM s.{c}"
-            for c in kind.compared
+
+    def differs(c: str) -> str:
+        if c not in JSON_COLUMNS:
+            return f"t.{c} IS DISTINCT FROM s.{c}"
+        return (
+            f"(json(t.{c}) IS DISTINCT FROM s.{c} AND "
+            f"{JSON_BY_VALUE}(CAST(t.{c} AS VARCHAR)) IS DISTINCT FROM {JSON_BY_VALUE}(CAST(s.{c} AS VARCHAR)))"
         )
-        or "false"
-    )
+
+    return " OR ".join(differs(c) for c in kind.compared) or "false"
 
 
 def count_of(result: duckdb.DuckDBPyConnection) -> int:

@@ -19,7 +19,8 @@ What it guarantees:
 
 - File values are kept: timestamps with an offset, naive (UTC) or a bare date (midnight
   UTC) are stored as UTC; a timestamp missing from a file stays NULL (never "now").
-- Idempotent: entries are matched by key; a sync-history or audit entry without an id gets
+- Idempotent: entries are matched by key (JSON values compared by value, keys in any order:
+  a state that went through PostgreSQL's JSONB has its own order); a sync-history or audit entry without an id gets
   one made from its content (``h-``/``a-`` + MD5 of its values, ``-2``, ``-3``... for exact
   repeats), so a second run finds every row unchanged and writes nothing.
 - Up to date: a run over changed files inserts new entries and updates entries whose values
@@ -51,11 +52,12 @@ import duckdb
 from mcp_state.db import _remove_partial, connect, get_schema_version, lock_timeout, system_db_path
 from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseLockedError, MigrationError
+from mcp_state.legacy.checks import register_json_by_value
 from mcp_state.legacy.layout import KINDS, LAYOUT_FILES
 from mcp_state.legacy.report import KindReport, MigrationReport, Progress
 from mcp_state.legacy.stage import Run
 from mcp_state.legacy.write import write_all
-from mcp_state.sharing import DATABASE_URL_ENV, database_location, shown_location
+from mcp_state.sharing import DATABASE_URL_ENV, database_location
 
 # DuckDB's memory during a run; staged entries beyond it spill to a temporary file.
 MEMORY_LIMIT = "1GB"
@@ -114,6 +116,7 @@ def migrate(
     target = Path(db_path) if db_path is not None else system_db_path(source)
     report = MigrationReport(source, target, dry_run, [KindReport(k.name, k.file, k.table) for k in KINDS])
     with _open(target, dry_run, on_wait) as conn, _memory_bounded(conn):
+        register_json_by_value(conn)
         run = Run(conn, source, report, skip_invalid, progress)
         # Staging only fills temporary tables (and a file that cannot be parsed must not abort
         # the transaction), so it runs before it; the writes run in one transaction.
@@ -131,26 +134,13 @@ def migrate(
 def _migrate_to_server(
     source: Path, url: str, dry_run: bool, skip_invalid: bool, progress: Progress | None
 ) -> MigrationReport:
-    """Into an empty PostgreSQL database: migrate into a temporary DuckDB file (the staging and
-    checks are DuckDB SQL), then copy that file into ``url`` in one transaction (``transfer``)."""
-    import tempfile
+    """Into PostgreSQL: through a temporary DuckDB file (the staging and checks are DuckDB SQL)."""
+    from mcp_state.legacy.to_server import migrate_to_server
 
-    from mcp_state.transfer import copy_state, require_empty
+    def into(staged: Path) -> MigrationReport:
+        return migrate(source, db_path=staged, dry_run=dry_run, skip_invalid=skip_invalid, progress=progress)
 
-    # Before the work, and for a dry run too (it plans against an empty database).
-    require_empty(
-        url,
-        "legacy files go into a PostgreSQL database only while it is empty: create a new one (createdb NAME)",
-    )
-    with tempfile.TemporaryDirectory(prefix="mcp-state-migrate-") as folder:  # owner-only: it holds secrets
-        staged = Path(folder) / "state.duckdb"
-        report = migrate(
-            source, db_path=staged, dry_run=dry_run, skip_invalid=skip_invalid, progress=progress
-        )
-        if not dry_run:
-            copy_state(str(staged), url)
-    report.db_path = shown_location(url)
-    return report
+    return migrate_to_server(url, into, dry_run)
 
 
 @contextmanager

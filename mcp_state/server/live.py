@@ -5,8 +5,11 @@
   or ``state://audit/recent``: with ``resources/subscribe`` up to 2025-11-25, with a
   ``subscriptions/listen`` stream from 2026-07-28. When a write of *this process* commits, the
   write wrapper (``server/audit.py``) calls ``Live.committed`` and every subscriber of an
-  affected URI gets ``notifications/resources/updated`` at once. Changes made by another process
-  on the same file are not watched: a client sees them when it next reads.
+  affected URI gets ``notifications/resources/updated`` at once. On PostgreSQL, other processes'
+  committed writes are heard too (``Database.watch``: the tables each transaction wrote, through
+  LISTEN/NOTIFY): every subscribed URI whose resource reads one of those tables (``reads``) is
+  updated the same way, from the server's event loop (``Live.watching``, for the lifespan).
+  A file tells no one: another process's change to it is seen when a client next reads.
 - **Logging.** ``logging/setLevel`` (up to 2025-11-25), or the request's own log level (from
   2026-07-28): warnings of the ``mcp_state`` loggers (a call waiting for the database lock, a
   query stopped by its time limit, a refused bearer token) go to those clients
@@ -28,6 +31,7 @@ import logging
 import time
 import warnings
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -45,9 +49,12 @@ from mcp_types import (
     RequestParams,
     SetLevelRequestParams,
     SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
     UnsubscribeRequestParams,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_state.db import Database
 
 logger = logging.getLogger("mcp_state.server")
 
@@ -94,6 +101,27 @@ def affected(tool: str, toolset: str, arguments: Mapping[str, Any]) -> set[str]:
     elif toolset == "registry" and (table := named("table_id", "id")):
         uris.add(f"state://tables/{table}")
     return uris
+
+
+# The tables each resource reads, for writes of other processes (heard as the tables they wrote).
+_USER_TABLES = frozenset({"users", "dataset_permissions", "user_sync_settings", "telegram_links"})
+_READS: tuple[tuple[str, str, frozenset[str]], ...] = (  # (prefix, suffix, tables), first match wins
+    (AUDIT, "", frozenset({"audit_log"})),
+    ("state://sync/", "/history", frozenset({"sync_history"})),
+    ("state://sync", "", frozenset({"sync_state"})),
+    ("state://knowledge/", "", frozenset({"knowledge_items", "knowledge_votes"})),
+    ("state://users/", "", _USER_TABLES),
+    ("state://tables/", "", frozenset({"table_registry", "table_profiles", "sync_state"})),
+)
+
+
+def reads(uri: str) -> frozenset[str]:
+    """The tables the resource at ``uri`` reads (none for ``state://schema``: it never changes)."""
+    bare = uri.split("?", 1)[0]
+    for prefix, suffix, tables in _READS:
+        if bare.startswith(prefix) and bare.endswith(suffix):
+            return tables
+    return frozenset()
 
 
 def _mcp_level(levelno: int) -> LoggingLevel:
@@ -176,6 +204,7 @@ class Live:
         # Handshake-era clients, by connection: subscribed URIs; log level (and the loop to send on).
         self._subscribed: dict[int, tuple[Connection, set[str]]] = {}
         self._logging: dict[int, tuple[Connection, asyncio.AbstractEventLoop, int]] = {}
+        self._listened: Counter[str] = Counter()  # URIs of the open subscriptions/listen streams
         _HANDLER.servers.add(self)
 
     def install(self, mcp: MCPServer[Any]) -> None:
@@ -195,6 +224,22 @@ class Live:
             return result
 
         lowlevel.add_request_handler("server/discover", RequestParams, discover)
+        listen = lowlevel._request_handlers.get("subscriptions/listen")
+        if listen is not None:  # the SDK's stream handler, noting which URIs its streams watch
+            inner = listen.handler
+
+            async def listening(
+                ctx: ServerRequestContext[Any], params: SubscriptionsListenRequestParams
+            ) -> Any:
+                uris = [str(uri) for uri in params.notifications.resource_subscriptions or ()]
+                self._listened.update(uris)
+                try:
+                    return await inner(ctx, params)
+                finally:
+                    self._listened.subtract(uris)
+                    self._listened += Counter()  # drops the URIs no stream watches any more
+
+            lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, listening)
 
     async def _subscribe(self, ctx: ServerRequestContext[Any], params: SubscribeRequestParams) -> EmptyResult:
         connection = _connection(ctx)
@@ -229,6 +274,28 @@ class Live:
                         await connection.send_resource_updated(uri)
                     except Exception:  # the client went away
                         self._subscribed.pop(key, None)
+
+    def watching(self, db: Database) -> Callable[[], None]:
+        """Until the returned stop: tell subscribers of the writes other processes commit to ``db``
+        (called on the server's event loop; the database calls back on its listener's thread)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on asyncio (trio): subscribers see other processes' changes on reading
+            return lambda: None
+
+        def heard(tables: frozenset[str] | None) -> None:
+            if (self.bus.listeners or self._subscribed) and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: no one to tell
+                    asyncio.run_coroutine_threadsafe(self.changed(tables), loop)
+
+        return db.watch(heard)
+
+    async def changed(self, tables: frozenset[str] | None) -> None:
+        """Another process committed writes to ``tables`` (None: any): update the URIs reading them."""
+        subscribed = set(self._listened)
+        for _, uris in list(self._subscribed.values()):
+            subscribed |= uris
+        await self.committed(uri for uri in subscribed if tables is None or reads(uri) & tables)
 
     def log(self, record: logging.LogRecord) -> None:
         """Send a log record to the clients that asked for its level."""

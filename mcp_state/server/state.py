@@ -202,8 +202,10 @@ class AppState:
     db: Database
     repos: Repos = field(repr=False)
     sql: ReadOnlySql = field(repr=False)
+    unwatch: Callable[[], None] = field(default=lambda: None, repr=False)
 
     def close(self) -> None:
+        self.unwatch()  # other processes' writes (PostgreSQL): no subscriber to tell any more
         self.sql.close()
         self.db.close()
 
@@ -230,7 +232,7 @@ class Runtime:
         return self._state
 
     @asynccontextmanager
-    async def lifespan(self, _server: object) -> AsyncIterator[AppState]:
+    async def lifespan(self, server: object) -> AsyncIterator[AppState]:
         if self._state is None:
             db = self._open_db(self.settings)
             self._state = AppState(
@@ -239,6 +241,9 @@ class Runtime:
                 Repos.on(db, self.settings.code_ttl or DEFAULT_CODE_TTL),
                 sql_engine_for(db),
             )
+            live = getattr(server, "live", None)  # the server's subscribers (server/live.py)
+            if live is not None:
+                self._state.unwatch = live.watching(db)
         self._users += 1
         try:
             yield self._state
