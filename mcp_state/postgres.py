@@ -26,19 +26,28 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
-import psycopg_pool
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.types.string import TextLoader
+from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError, SchemaError
+
+try:
+    import psycopg
+    import psycopg_pool
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.types.string import TextLoader
+except ImportError as missing:  # the driver is the optional [postgres] extra
+    raise DatabaseUnavailableError(
+        f"a postgresql:// database needs the PostgreSQL driver ({missing.name} is not installed): "
+        'pip install "mcp-state[postgres]"'
+    ) from None
 
 from mcp_state.db import MISS, Database, lock_timeout
 from mcp_state.dialect import ALL_TABLES, CHANNEL, POSTGRES
-from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError, SchemaError
 from mcp_state.migrations import apply_migrations, check_schema_version
 from mcp_state.schema import LATEST_VERSION
 from mcp_state.write_marks import WriteMarks
 
 logger = logging.getLogger("mcp_state.postgres")
+# The pool logs each failed attempt to connect; callers get one translated error instead (``unreachable``).
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 POOL_MAX_ENV = "MCP_STATE_PG_POOL_MAX"
 DEFAULT_POOL_MAX = 10

@@ -192,3 +192,24 @@ def test_snippets_use_absolute_paths_and_never_a_package_cache(tmp_path):
     program, *rest = launcher(cached, str(cached / "bin/mcp-state"))
     assert rest == ["mcp-state"] and Path(program).name == "uvx"
     assert os.path.isabs(program) or program == "uvx"  # absolute whenever uvx can be found
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [(["token", "list"], "token list"), (["query", "SELECT 1"], "query"), (["serve"], "serve")],
+)
+def test_a_postgresql_url_without_the_driver_says_what_to_install(command, name):
+    """Installed without the [postgres] extra (psycopg hidden from this process): one line
+    naming the extra, no traceback, exit 1."""
+    code = (
+        "import sys; sys.modules['psycopg'] = None; from mcp_state.cli import main; "
+        f"sys.exit(main({[*command, '--db', 'postgresql://bob:pw@127.0.0.1:1/state']!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"mcp-state {name}: error: a postgresql:// database needs the PostgreSQL driver "
+        '(psycopg is not installed): pip install "mcp-state[postgres]"'
+    ]

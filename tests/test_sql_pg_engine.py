@@ -330,3 +330,18 @@ def test_a_huge_result_never_leaves_the_database_server(pg):
 def test_statements_keep_their_names_order_and_shape(pg, sql, columns, rows):
     result = pg[1].query(sql)
     assert [c["name"] for c in result["columns"]] == columns and result["rows"] == rows
+
+
+def test_an_unreachable_server_is_named_in_one_line_without_the_password(capfd):
+    """Nothing listens on port 1: the answer names the server and the way forward, not a busy
+    pool, and the pool's own connection warnings stay out of the output."""
+    engine = PgSqlEngine("postgresql://bob:s3cret-pw@127.0.0.1:1/nope", timeout=2)
+    try:
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            engine.query("SELECT 1")
+    finally:
+        engine.close()
+    message = str(caught.value)
+    assert message.startswith("cannot connect to the PostgreSQL database postgresql://bob@127.0.0.1:1/nope")
+    assert "s3cret-pw" not in message and "\n" not in message
+    assert "error connecting" not in capfd.readouterr().err

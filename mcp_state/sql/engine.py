@@ -63,6 +63,7 @@ def sql_engine_for(db: Database, **engine_options: Any) -> ReadOnlySql:
     views, or on PostgreSQL a reader role in read-only transactions (``pg_engine``)."""
     url = getattr(db, "url", None)  # the location decides the engine
     if isinstance(url, str) and is_postgres_url(url):
+        import mcp_state.postgres  # noqa: F401 (a missing driver: one line saying what to install)
         from mcp_state.sql.pg_engine import PgSqlEngine
 
         return PgSqlEngine(url, **engine_options)
@@ -165,6 +166,7 @@ def open_engine(path: str | os.PathLike[str] | None = None, **engine_options: An
     """
     target = str(path) if path else str(system_db_path())
     if is_postgres_url(target):
+        import mcp_state.postgres  # noqa: F401 (a missing driver: one line saying what to install)
         from mcp_state.sql.pg_engine import PgSqlEngine
 
         pg_engine = PgSqlEngine(target, **engine_options)

@@ -33,6 +33,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from mcp_state import postgres
 from mcp_state.errors import (
     DatabaseUnavailableError,
     InvalidArgumentError,
@@ -261,6 +262,7 @@ class PgSqlEngine:
         with self._lock:
             try:
                 if self._pool is None:
+                    postgres.connect(self._url).close()  # an unreachable server: one line saying so
                     self._pool = ConnectionPool(
                         self._url,
                         min_size=0,
@@ -280,6 +282,7 @@ class PgSqlEngine:
 
     def _translate(self, exc: psycopg.Error) -> StateError:
         if isinstance(exc, PoolTimeout):
+            postgres.connect(self._url).close()  # the server gone: say that, not "busy"
             return DatabaseUnavailableError(
                 f"the SQL tool is busy: {self.pool_size} queries are running; retry in a few seconds"
             )
