@@ -118,3 +118,13 @@ def test_cte_names_are_scoped(sql: str) -> None:
 def test_a_cte_may_shadow_a_table_name_and_recursive_ctes_see_each_other() -> None:
     check_pg_statement("WITH pg_authid AS (SELECT 1) SELECT * FROM pg_authid", VIEWS)
     check_pg_statement("WITH RECURSIVE a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a", VIEWS)
+
+
+def test_duckdb_only_syntax_is_refused_with_the_dialect_named():
+    with pytest.raises(InvalidSQLError) as caught:
+        check_pg_statement(
+            "SELECT status, count(*) FROM sync_history GROUP BY ALL", frozenset({"sync_history"})
+        )
+    message = str(caught.value)
+    assert message.startswith("the SQL does not parse as PostgreSQL: syntax error")
+    assert "takes PostgreSQL 15 SQL, not DuckDB's (no GROUP BY ALL" in message

@@ -118,7 +118,10 @@ def check_pg_statement(sql: str, views: frozenset[str], max_chars: int | None = 
     try:
         statements = parse_sql(sql)
     except ParseError as exc:
-        raise InvalidSQLError(f"the SQL does not parse as PostgreSQL: {exc}") from None
+        raise InvalidSQLError(
+            f"the SQL does not parse as PostgreSQL: {exc}. This database takes PostgreSQL 15 SQL, not "
+            "DuckDB's (no GROUP BY ALL, EXCLUDE, QUALIFY or list literals); sql_schema shows the views"
+        ) from None
     except RecursionError:
         raise InvalidSQLError("the statement is nested too deeply to check; simplify it") from None
     check_count(len(statements), PG_ALLOWED)
