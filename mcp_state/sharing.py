@@ -67,14 +67,17 @@ def database_location(location: str | os.PathLike[str] | None = None) -> str:
     else ``default_db_path()``."""
     if location:
         return str(location)
+    return configured_url() or str(default_db_path())
+
+
+def configured_url() -> str | None:
+    """``$MCP_STATE_DATABASE_URL`` (refused unless a ``postgresql://`` URL), or None when it is unset."""
     url = os.environ.get(DATABASE_URL_ENV, "").strip()
-    if url:
-        if not is_postgres_url(url):
-            raise DatabaseUnavailableError(
-                f"{DATABASE_URL_ENV} must be a URL starting with postgresql:// (a file goes in --db or DATA_DIR)"
-            )
-        return url
-    return str(default_db_path())
+    if url and not is_postgres_url(url):
+        raise DatabaseUnavailableError(
+            f"{DATABASE_URL_ENV} must be a URL starting with postgresql:// (a file goes in --db or DATA_DIR)"
+        )
+    return url or None
 
 
 def shown_location(location: str | os.PathLike[str]) -> str:

@@ -8,12 +8,11 @@ each backend in turn.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pg_support import admin_url, with_database
+from pg_support import throwaway_database
 
 from mcp_state.db import Database
 from mcp_state.schema import COLUMN_DESCRIPTIONS
@@ -23,23 +22,11 @@ from mcp_state.schema import COLUMN_DESCRIPTIONS
 def _pg_shared() -> Iterator[tuple[str, Any]]:
     import psycopg
 
-    admin = admin_url()
-    name = f"mcp_shared_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(admin, name)
-    with Database(url):  # applies the migrations
-        pass
-    try:
+    with throwaway_database("mcp_shared") as url:
+        with Database(url):  # applies the migrations
+            pass
         with psycopg.connect(url, autocommit=True) as keeper:  # empties the database before each test
             yield url, keeper
-    finally:
-        from mcp_state.sql.pg_role import reader_name
-
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'DROP ROLE IF EXISTS "{reader_name(name)}"')  # the SQL tool's, if it ran
 
 
 def empty(conn: Any) -> None:

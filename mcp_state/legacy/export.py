@@ -37,7 +37,7 @@ from mcp_state.errors import MigrationError
 from mcp_state.gateway import rows_to_dicts, to_utc
 from mcp_state.legacy.layout import KINDS, LAYOUT_FILES, Kind, Shape, Source
 from mcp_state.legacy.migrate import connect_waiting
-from mcp_state.sharing import DATABASE_URL_ENV, database_location
+from mcp_state.sharing import configured_url
 
 CHUNK_ROWS = 50_000
 
@@ -60,8 +60,8 @@ def export_all(
             f"{target} already holds {', '.join(taken)}; an export never overwrites files. "
             "Export into an empty (or new) directory."
         )
-    if db_path is None and os.environ.get(DATABASE_URL_ENV, "").strip():
-        db_path = database_location(None)
+    if db_path is None:
+        db_path = configured_url()
     if is_postgres_url(db_path):
         return _export_from_server(target, str(db_path))
     source = Path(db_path) if db_path is not None else system_db_path()

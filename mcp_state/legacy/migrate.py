@@ -57,7 +57,7 @@ from mcp_state.legacy.layout import KINDS, LAYOUT_FILES
 from mcp_state.legacy.report import KindReport, MigrationReport, Progress
 from mcp_state.legacy.stage import Run
 from mcp_state.legacy.write import write_all
-from mcp_state.sharing import DATABASE_URL_ENV, database_location
+from mcp_state.sharing import configured_url
 
 # DuckDB's memory during a run; staged entries beyond it spill to a temporary file.
 MEMORY_LIMIT = "1GB"
@@ -109,8 +109,8 @@ def migrate(
             f"{source} holds none of the legacy files ({', '.join(LAYOUT_FILES[:2])}, ...); nothing was "
             "written. Pass the folder that holds src_data/, notifications/, corporate-memory/, auth/ and audit/"
         )
-    if db_path is None and os.environ.get(DATABASE_URL_ENV, "").strip():
-        db_path = database_location(None)
+    if db_path is None:
+        db_path = configured_url()
     if is_postgres_url(db_path):
         return _migrate_to_server(source, str(db_path), dry_run, skip_invalid, progress)
     target = Path(db_path) if db_path is not None else system_db_path(source)
