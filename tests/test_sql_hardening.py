@@ -227,7 +227,7 @@ def test_fact_interrupt_from_another_thread_stops_a_running_query(hardened):
         started = time.monotonic()
         with pytest.raises(duckdb.InterruptException):
             cursor.execute("SELECT count(*) FROM range(1e13::BIGINT)").fetchall()
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # uninterrupted, it would run for hours
         assert cursor.execute("SELECT 1").fetchone() == (1,)
 
 

@@ -160,7 +160,7 @@ def test_a_runaway_raises_a_timeout_error_and_the_engine_recovers(engine):
     started = time.monotonic()
     with pytest.raises(QueryTimeoutError, match="1 s time limit"):
         engine.query(RUNAWAYS[0])
-    assert time.monotonic() - started <= LIMIT + 0.5
+    assert time.monotonic() - started <= LIMIT + 2.0  # slack for a loaded machine; unstopped, hours
     assert engine.query("SELECT 2 AS two")["rows"] == [[2]]
 
 

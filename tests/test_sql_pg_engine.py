@@ -157,7 +157,7 @@ def test_a_hundred_million_rows_return_a_hundred_quickly(pg):
     started = time.monotonic()
     result = pg[1].query("SELECT generate_series(1, 100000000) AS n")
     assert result["rows"][-1] == [100] and result["truncated"] and "more rows exist" in result["message"]
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 4.0
 
 
 def test_output_is_capped_with_a_message(pg):
@@ -194,7 +194,7 @@ def test_runaways_stop_at_the_time_limit_and_the_engine_recovers(pg, sql):
         started = time.monotonic()
         with pytest.raises(QueryTimeoutError, match=r"longer than the 0\.5 s time limit"):
             engine.query(sql)
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 3.0  # slack for a loaded machine; unstopped, far longer
         assert engine.query("SELECT count(*) FROM users")["rows"] == [[4]]
     finally:
         engine.close()
@@ -206,7 +206,7 @@ def test_pg_sleep_past_the_gate_stops_at_the_time_limit(pg):
         started = time.monotonic()
         with pytest.raises(QueryTimeoutError):
             engine.query("SELECT pg_sleep(30)")
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 3.0
     finally:
         engine.close()
 
