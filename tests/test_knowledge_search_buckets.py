@@ -72,13 +72,27 @@ def paged(repo: KnowledgeRepository, query: str, limit: int, **filters: Any) -> 
         after = (page[-1]["score"], page[-1]["id"])
 
 
-@pytest.mark.parametrize("listed", [knowledge_search.MULTI_LISTED, 1])
+@pytest.mark.parametrize(
+    ("listed", "probes"),
+    [
+        (knowledge_search.MULTI_LISTED, None),
+        (1, None),
+        (knowledge_search.MULTI_LISTED, (1, 1, 6)),
+        (1, (1, 1, 1000)),
+    ],
+    ids=["listed", "found-again", "batches-then-join", "batches-to-the-end"],
+)
 def test_steps_rank_and_page_exactly_as_scoring_every_hit(
-    state_db: Database, monkeypatch: pytest.MonkeyPatch, listed: int
+    state_db: Database, monkeypatch: pytest.MonkeyPatch, listed: int, probes: tuple[int, int, int] | None
 ) -> None:
     """On each backend; also with the items of several words found again by each step (more
-    than MULTI_LISTED)."""
+    than MULTI_LISTED), and with filters checked in small batches (``probes``: the first batch,
+    per row needed, the largest): several batches, then the rest joined at once (6), or
+    batches until the hits run out (1000)."""
     monkeypatch.setattr(knowledge_search, "MULTI_LISTED", listed)
+    if probes:
+        for name, value in zip(("PROBE_FIRST", "PROBE_PER_ROW", "PROBED"), probes, strict=True):
+            monkeypatch.setattr(knowledge_search, name, value)
     repo = KnowledgeRepository(state_db)
     items = random_items(repo, 30, seed=9)
     for query in ("alpha beta", "beta delta alpha gamma", "delta nothing", "a b gamma alpha beta"):

@@ -19,12 +19,18 @@ aggregate over all of them (at 1M items with two words in half of them: 500,000 
    (in_title, in_tags, item_id), the same order as (score, id) among them; scores are
    computed for the page's rows only.
 
-Filters (``status``, ``tag``) join the items' rows on ``item_key``; snippets are read for
-the page's items only (by the caller).
+Filters (``status``, ``tag``) join the items' rows on ``item_key`` in steps 1 and 2. In
+step 3 the one-word items are read in their order in batches (``PROBE_FIRST`` candidates,
+then as many as the share the filters kept so far predicts), each batch's keys checked
+against the filters, until the page is full: joining every hit with the items instead cost
+~120 ms at 1M items (~9x the cost at 1,000). When a batch would be larger than ``PROBED``
+(filters that keep few items), the rest is joined in one query. Snippets are read for the
+page's items only (by the caller).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mcp_state.gateway import Gateway
@@ -35,6 +41,9 @@ ORDER: Order = (("score", True), ("id", False))
 MULTI_LISTED = 10_000
 PAIRED = 4  # up to this many words, items with two or more are found pair by pair (_multi)
 _SCORE = "matched + 0.5 * titled / {n} + 0.25 * tagged / {n}"  # rounded to 6 decimals
+PROBE_FIRST = 1024  # step 3 with filters: the first batch of candidates, or PROBE_PER_ROW
+PROBE_PER_ROW = 8  # ... per row needed if that is more
+PROBED = 8192  # a batch the filters' share predicts larger than this: the rest joined at once
 # An item with one word: its rank among those is this (3: in title and tags ... 0: content).
 _FLAGS = "(2 * CAST(h.in_title AS INTEGER) + CAST(h.in_tags AS INTEGER))"
 
@@ -93,8 +102,7 @@ def ranked_page(
     score = db.dialect.double(_SCORE.format(n=n), 6)
     where, params = filters
     hits, hit_params = _hits(words, "item_key, item_id, in_title, in_tags")
-    # Filters need the item's row; without them the index alone ranks the page.
-    items = f"JOIN knowledge_items k ON k.item_key = h.item_key AND {where}" if where else ""
+    items = _joined(where)
     rows: list[dict[str, Any]] = []
     condition, more = keyset(ORDER, after)  # (a cursor of the wrong shape is refused here)
     past_multi = after is not None and isinstance(after[0], int | float) and after[0] < 2
@@ -116,16 +124,71 @@ def ranked_page(
             clauses.append(f"h.item_key NOT IN ({multi[0]})")
         if condition:
             clauses.append(condition)
-        rows += db.fetch_all(
-            f"""SELECT id, {score} AS score FROM (
-                    SELECT h.item_id AS id, 1 AS matched, CAST(h.in_title AS INTEGER) AS titled,
-                           CAST(h.in_tags AS INTEGER) AS tagged
-                    FROM ({hits}) AS h {items} WHERE {" AND ".join(clauses)}
+        steps = " AND ".join(clauses)
+
+        def single(join: str, past: str) -> str:
+            return f"""SELECT item_key, id, flags, {score} AS score FROM (
+                    SELECT h.item_key, h.item_id AS id, {_FLAGS} AS flags, 1 AS matched,
+                           CAST(h.in_title AS INTEGER) AS titled, CAST(h.in_tags AS INTEGER) AS tagged
+                    FROM ({hits}) AS h {join} WHERE {steps}{past}
                     ORDER BY {_FLAGS} DESC, h.item_id LIMIT ?) AS page
-                ORDER BY {order_sql(ORDER)}""",
-            [*hit_params, *params, *(multi[1] if multi else []), *more, limit - len(rows)],
+                ORDER BY flags DESC, id"""
+
+        tail = [*(multi[1] if multi else []), *more]
+        rows += _single_page(db, single, (hit_params, tail), filters, limit - len(rows))
+    return [{"id": row["id"], "score": row["score"]} for row in rows]
+
+
+def _single_page(
+    db: Gateway,
+    single: Callable[[str, str], str],
+    params: tuple[list[Any], list[Any]],
+    filters: tuple[str, list[Any]],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """``limit`` rows of step 3: ``single(join, past)`` is its query, joined with ``join`` and
+    after the candidate ``past``; ``params`` are its parameters before and after the join's.
+    With filters, the candidates are read in batches (the module's doc)."""
+    head, tail = params
+    where, where_params = filters
+    if not where:
+        return db.fetch_all(single("", ""), [*head, *tail, limit])
+    rows: list[dict[str, Any]] = []
+    past, past_params = "", list[Any]()
+    batch = max(PROBE_FIRST, PROBE_PER_ROW * limit)
+    read = kept_count = 0
+    while batch <= PROBED:
+        candidates = db.fetch_all(single("", past), [*head, *tail, *past_params, batch])
+        kept = (
+            {
+                row["item_key"]
+                for row in db.fetch_all(
+                    "SELECT item_key FROM knowledge_items "
+                    f"WHERE item_key IN (SELECT unnest(CAST(? AS BIGINT[]))) AND {where}",
+                    [[row["item_key"] for row in candidates], *where_params],
+                )
+            }
+            if candidates
+            else set()
         )
-    return rows
+        rows += [row for row in candidates if row["item_key"] in kept][: limit - len(rows)]
+        if len(rows) == limit or len(candidates) < batch:
+            return rows
+        last = candidates[-1]
+        past = f" AND ({_FLAGS} < ? OR ({_FLAGS} = ? AND h.item_id > ?))"
+        past_params = [last["flags"], last["flags"], last["id"]]
+        read, kept_count = read + len(candidates), kept_count + len(kept)
+        # Twice the candidates that the share kept so far predicts for the rows still needed.
+        batch = -(-2 * (limit - len(rows)) * read // kept_count) if kept_count else PROBED + 1
+    return rows + db.fetch_all(
+        single(_joined(where), past), [*head, *where_params, *tail, *past_params, limit - len(rows)]
+    )
+
+
+def _joined(where: str) -> str:
+    """The join of the hits ``h`` with the items that pass the filters ``where``: filters need
+    the item's row; without them the index alone ranks the page."""
+    return f"JOIN knowledge_items k ON k.item_key = h.item_key AND {where}" if where else ""
 
 
 def _single_after(n: int, after: tuple[Any, ...] | None) -> tuple[str, list[Any]]:

@@ -43,6 +43,8 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("list_knowledge_items", "list_knowledge_items", {}),
     ("search_knowledge", "search_knowledge", {"query": "revenue mrr"}),
     ("search_knowledge(one word)", "search_knowledge", {"query": "revenue"}),
+    ("search_knowledge(status)", "search_knowledge", {"query": "revenue mrr", "status": ["archived"]}),
+    ("search_knowledge(tag)", "search_knowledge", {"query": "revenue", "tag": "t4"}),
     ("get_knowledge_item", "get_knowledge_item", {"item_id": "k-7"}),
     ("get_sync_history", "get_sync_history", {}),
     ("get_sync_history(table)", "get_sync_history", {"table_id": "table_03"}),

@@ -38,7 +38,9 @@ HERE = Path(__file__).resolve().parents[2]
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("two words", {"query": "revenue mrr"}),
     ("one word", {"query": "revenue"}),
-    ("two words, status", {"query": "revenue mrr", "status": ["approved"]}),
+    ("two words, status (none kept)", {"query": "revenue mrr", "status": ["approved"]}),
+    ("two words, status (half kept)", {"query": "revenue mrr", "status": ["archived"]}),
+    ("one word, tag", {"query": "revenue", "tag": "t4"}),
 ]
 _GENERATE = """
 import sys
