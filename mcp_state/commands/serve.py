@@ -115,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
     from mcp_state.server.app import build_server
 
     settings = settings_from(args)
-    ctrl_c = _CtrlC() if settings.transport != "http" else None  # uvicorn handles its own
     _database_for(settings.db_path, create=args.create)
     mcp = build_server(settings)
     if settings.transport == "http":
@@ -129,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         # One line always (a client's log shows which file is served); how to connect on a terminal.
         first, _, rest = stdio_banner(settings, len(anyio.run(mcp.list_tools)), args).partition("\n")
         _say(first + (f"\n{rest}" if sys.stdin.isatty() else ""))
-        return anyio.run(ctrl_c.serve, mcp)  # type: ignore[union-attr]
+        return anyio.run(_serve_stdio, mcp)
     return 0
 
 
@@ -160,52 +159,41 @@ def _check_port_free(host: str, port: int) -> None:
 CTRL_C_GRACE = 0.5
 
 
-class _CtrlC:
-    """Ctrl-C ends ``serve`` over stdio at once and quietly, whatever was typed or read.
+async def _serve_stdio(mcp: Any) -> int:
+    """Serve over stdio until stdin closes (0) or Ctrl-C (130), which ends it at once and quietly.
 
-    While serving, Ctrl-C cancels the server, which then shuts down normally when it can. The SDK
-    reads stdin on a worker thread blocked in ``readline``, which no cancellation wakes, so the
-    process ends ``CTRL_C_GRACE`` seconds later whatever it waits for. Before serving starts,
-    the process ends at once. Every acknowledged write is already durable, as after ``kill -9``.
-    (A KeyboardInterrupt raised from the signal handler would land wherever the event loop
-    happens to be, and asyncio then prints its traceback.)
+    Ctrl-C cancels the server, which then shuts down normally when it can. The SDK reads stdin on
+    a worker thread blocked in ``readline``, which no cancellation wakes, so the process ends
+    ``CTRL_C_GRACE`` seconds later whatever it waits for. Every acknowledged write is already
+    durable, as after ``kill -9``. (A KeyboardInterrupt raised from a signal handler instead
+    lands wherever the event loop happens to be, and asyncio then prints its traceback.)
     """
+    import os
+    import signal
+    import threading
 
-    def __init__(self) -> None:
-        import signal
-        import threading
+    import anyio
 
-        self.stopped = False
-        self._cancel: Any = None
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._on_ctrl_c)
+    stopped = False
 
-    def _on_ctrl_c(self, signum: int, frame: Any) -> None:
-        import os
-        import threading
+    async def stop_on_ctrl_c(scope: anyio.CancelScope) -> None:
+        nonlocal stopped
+        with anyio.open_signal_receiver(signal.SIGINT) as signals:
+            async for _ in signals:
+                stopped = True
+                sys.stderr.flush()
+                ender = threading.Timer(CTRL_C_GRACE, os._exit, args=(130,))
+                ender.daemon = True
+                ender.start()
+                scope.cancel()
+                return
 
-        sys.stderr.flush()
-        if self._cancel is None:
-            os._exit(130)
-        if not self.stopped:
-            self.stopped = True
-            ender = threading.Timer(CTRL_C_GRACE, os._exit, args=(130,))
-            ender.daemon = True
-            ender.start()
-            self._cancel()
-
-    async def serve(self, mcp: Any) -> int:
-        """Serve until stdin closes (0) or Ctrl-C (130)."""
-        import asyncio
-
-        import anyio
-
-        async with anyio.create_task_group() as group:
-            loop = asyncio.get_running_loop()
-            self._cancel = lambda: loop.call_soon_threadsafe(group.cancel_scope.cancel)
-            await mcp.run_stdio_async()
-            group.cancel_scope.cancel()
-        return 130 if self.stopped else 0
+    async with anyio.create_task_group() as group:
+        if threading.current_thread() is threading.main_thread():  # signals reach only that one
+            group.start_soon(stop_on_ctrl_c, group.cancel_scope)
+        await mcp.run_stdio_async()
+        group.cancel_scope.cancel()
+    return 130 if stopped else 0
 
 
 def _database_for(path: str, *, create: bool) -> None:
