@@ -154,23 +154,22 @@ def _single_page(
     if not where:
         return db.fetch_all(single("", ""), [*head, *tail, limit])
     rows: list[dict[str, Any]] = []
-    past, past_params = "", list[Any]()
+    past = ""
+    past_params: list[Any] = []
     batch = max(PROBE_FIRST, PROBE_PER_ROW * limit)
     read = kept_count = 0
     while batch <= PROBED:
         candidates = db.fetch_all(single("", past), [*head, *tail, *past_params, batch])
-        kept = (
-            {
-                row["item_key"]
-                for row in db.fetch_all(
-                    "SELECT item_key FROM knowledge_items "
-                    f"WHERE item_key IN (SELECT unnest(CAST(? AS BIGINT[]))) AND {where}",
-                    [[row["item_key"] for row in candidates], *where_params],
-                )
-            }
-            if candidates
-            else set()
-        )
+        if not candidates:
+            return rows
+        kept = {
+            row["item_key"]
+            for row in db.fetch_all(
+                "SELECT item_key FROM knowledge_items "
+                f"WHERE item_key IN (SELECT unnest(CAST(? AS BIGINT[]))) AND {where}",
+                [[row["item_key"] for row in candidates], *where_params],
+            )
+        }
         rows += [row for row in candidates if row["item_key"] in kept][: limit - len(rows)]
         if len(rows) == limit or len(candidates) < batch:
             return rows
