@@ -17,6 +17,7 @@ The URL's password never appears in ``path``, a message or a log line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -53,14 +54,23 @@ POOL_MAX_ENV = "MCP_STATE_PG_POOL_MAX"
 DEFAULT_POOL_MAX = 10
 CONNECT_TIMEOUT = 10  # seconds to reach the server before saying it cannot be reached
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):[^@/?#]*@")
+# A URL's password (group 2): after the user name, or as a parameter.
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):([^@/?#]*)@")
+_PASSWORD_PARAM = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
 _NOISE = re.compile(r"connection failed:\s*|connection to server at .*? failed:\s*|FATAL:\s*")
-_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 def shown_url(url: str) -> str:
     """``url`` without its password: what messages, logs and ``Database.path`` show."""
     return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1@", url))
+
+
+def _passwords(url: str) -> set[str]:
+    """Every password ``url`` holds, as written and as libpq reads it (when it can)."""
+    found = {m.group(2) for pattern in (_PASSWORD_IN_URL, _PASSWORD_PARAM) for m in pattern.finditer(url)}
+    with contextlib.suppress(psycopg.Error):  # malformed: libpq's reason may repeat its tokens
+        found.add(conninfo_to_dict(url).get("password") or "")
+    return {password for password in found if password}
 
 
 def pool_max() -> int:
@@ -151,13 +161,8 @@ def unreachable(url: str, exc: BaseException) -> DatabaseUnavailableError:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     reason = lines[0] if lines else type(exc).__name__
     reason = _NOISE.sub("", reason).strip()
-    try:
-        password = conninfo_to_dict(url).get("password")
-    except psycopg.Error:
-        found = _PASSWORD_IN_URL.search(url)
-        password = found.group(0).split(":", 2)[-1][:-1] if found else None
-    if password:
-        reason = reason.replace(str(password), "***")
+    for password in sorted(_passwords(url), key=len, reverse=True):
+        reason = reason.replace(password, "***")
     return DatabaseUnavailableError(
         f"cannot connect to the PostgreSQL database {shown_url(url)}: {reason}. "
         "Check that the server is running and the URL (user, password, database) is right."

@@ -222,10 +222,14 @@ def test_a_failing_migration_is_rolled_back_whole(pg_url, monkeypatch):
         conn.close()
 
 
-@pytest.mark.parametrize("problem", ["refused", "password"])
+@pytest.mark.parametrize("problem", ["refused", "password", "malformed", "malformed-param"])
 def test_an_unreachable_server_is_one_line_without_the_password(pg_state_url, problem):
     if problem == "refused":
         url = "postgresql://someone:s3cr3t-pw@127.0.0.1:1/state"
+    elif problem == "malformed":  # libpq's reason repeats the token it could not read
+        url = "postgresql://someone:s3cr3t%zz@127.0.0.1:1/state"
+    elif problem == "malformed-param":
+        url = "postgresql://someone@127.0.0.1:1/state?password=s3cr3t%zz"
     else:
         user = pg_state_url.split("://", 1)[1].split(":", 1)[0]
         url = with_database(pg_state_url.replace("://" + user + ":", "://" + user + ":s3cr3t-pw-", 1), "x")
@@ -235,7 +239,8 @@ def test_an_unreachable_server_is_one_line_without_the_password(pg_state_url, pr
     message = str(info.value)
     assert "\n" not in message and "s3cr3t" not in message
     assert message.startswith("cannot connect to the PostgreSQL database postgresql://")
-    assert ("refused" if problem == "refused" else "password authentication failed") in message
+    expected = {"refused": "refused", "password": "password authentication failed"}
+    assert expected.get(problem, "invalid percent-encoded token") in message
 
 
 def test_timestamps_are_utc_whatever_the_session_zone(pg_state_url):
