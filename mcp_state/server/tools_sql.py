@@ -26,8 +26,9 @@ from pydantic import Field
 from mcp_state.errors import QueryTimeoutError
 from mcp_state.server.errors import tool_error
 from mcp_state.server.live import live_of
-from mcp_state.sql.engine import DEFAULT_LIMIT, MAX_LIMIT, ReadOnlySql
+from mcp_state.sql.engine import ReadOnlySql
 from mcp_state.sql.render import explain_markdown, query_markdown, schema_markdown
+from mcp_state.sql.results import DEFAULT_LIMIT, MAX_LIMIT
 from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaResult
 
 logger = logging.getLogger("mcp_state.server")

@@ -30,14 +30,11 @@ from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError, Inv
 from mcp_state.sql.guard import MAX_SQL_CHARS, check_size
 from mcp_state.sql.hardening import hardened_database
 from mcp_state.sql.pool import WorkerPool, default_workers
+from mcp_state.sql.results import DEFAULT_LIMIT, DEFAULT_TIMEOUT, MAX_LIMIT, MAX_OUTPUT_CHARS, check_limit
 from mcp_state.sql.runner import message_of
 from mcp_state.sql.snapshot import Snapshot
 from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaResult
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 10_000
-MAX_OUTPUT_CHARS = 50_000
-DEFAULT_TIMEOUT = 10.0
 # What a statement may add to the worker's address space, and DuckDB's own limit inside it.
 DEFAULT_MEMORY_CEILING = 1536 * 2**20
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -106,7 +103,7 @@ class SqlEngine:
     def query(self, sql: str, limit: int = DEFAULT_LIMIT) -> SqlQueryResult:
         """Run one read-only statement; at most ``limit`` rows, ``truncated`` when more exist."""
         started = time.perf_counter()
-        limit = self._check_limit(limit)
+        limit = check_limit(limit, self.max_limit)
         check_size(sql, self.max_sql_chars)
         reads = self._precheck(sql)
         result = self._run(
@@ -148,13 +145,6 @@ class SqlEngine:
     def _run(self, request: dict[str, Any], reads: frozenset[str] | None) -> dict[str, Any]:
         result: dict[str, Any] = self.pool.run(self.snapshot, request, self.timeout, reads)
         return result
-
-    def _check_limit(self, limit: int) -> int:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.max_limit:
-            raise InvalidArgumentError(
-                f"limit must be a whole number from 1 to {self.max_limit:,}; got {limit!r}"
-            )
-        return limit
 
 
 @contextmanager

@@ -47,14 +47,19 @@ from mcp_state.sql.guard import MAX_SQL_CHARS
 from mcp_state.sql.pg_functions import PG_TABLE_FUNCTIONS
 from mcp_state.sql.pg_guard import check_pg_statement, check_text
 from mcp_state.sql.pg_role import ensure_reader
-from mcp_state.sql.results import cap_rows, row_messages, schema_result
+from mcp_state.sql.results import (
+    DEFAULT_LIMIT,
+    DEFAULT_TIMEOUT,
+    MAX_LIMIT,
+    MAX_OUTPUT_CHARS,
+    cap_rows,
+    check_limit,
+    row_messages,
+    schema_result,
+)
 from mcp_state.sql.types import SqlExplainResult, SqlQueryResult, SqlSchemaResult
 
 DIALECT = "PostgreSQL 15"
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 10_000
-MAX_OUTPUT_CHARS = 50_000
-DEFAULT_TIMEOUT = 10.0
 DEFAULT_WORK_MEM = "64MB"
 DEFAULT_TEMP_FILE_LIMIT = "1GB"
 KILL_GRACE = 0.5
@@ -109,7 +114,7 @@ class PgSqlEngine:
     def query(self, text: str, limit: int = DEFAULT_LIMIT) -> SqlQueryResult:
         """Run one read-only statement; at most ``limit`` rows, ``truncated`` when more exist."""
         started = time.perf_counter()
-        limit = self._check_limit(limit)
+        limit = check_limit(limit, self.max_limit)
         checked = self._check(text)
         with self._session() as conn:
             probe, cursor = conn.cursor(name="mcp_state_sql_probe"), conn.cursor(name="mcp_state_sql")
@@ -309,13 +314,6 @@ class PgSqlEngine:
                 "select fewer columns"
             )
         return InvalidSQLError(f"the query failed: {_first_line(exc)}")
-
-    def _check_limit(self, limit: int) -> int:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.max_limit:
-            raise InvalidArgumentError(
-                f"limit must be a whole number from 1 to {self.max_limit:,}; got {limit!r}"
-            )
-        return limit
 
 
 class Deadlines:

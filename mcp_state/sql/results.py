@@ -1,5 +1,6 @@
-"""What both SQL engines return, shaped in one place: the row budget's messages, the character
-cap, and the ``sql_schema`` result (DuckDB's worker, ``runner``, and PostgreSQL's ``pg_engine``)."""
+"""What both SQL engines take and return, shaped in one place: their limits, the row budget's
+messages, the character cap, and the ``sql_schema`` result (DuckDB's worker, ``runner``, and
+PostgreSQL's ``pg_engine``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_state.errors import NotFoundError
+from mcp_state.errors import InvalidArgumentError, NotFoundError
 from mcp_state.schema import COLUMN_DESCRIPTIONS, REDACTED_FLAG_COLUMNS, REDACTED_SCHEMA, TABLE_DESCRIPTIONS
 from mcp_state.sql.guard import METADATA_VIEWS
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+MAX_OUTPUT_CHARS = 50_000
+DEFAULT_TIMEOUT = 10.0
+
+
+def check_limit(limit: int, max_limit: int) -> int:
+    """``limit`` if it is a whole number from 1 to ``max_limit``; otherwise what to pass."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit:
+        raise InvalidArgumentError(f"limit must be a whole number from 1 to {max_limit:,}; got {limit!r}")
+    return limit
 
 
 def row_messages(
