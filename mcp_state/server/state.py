@@ -18,7 +18,6 @@ from typing import Any, Literal
 import duckdb
 
 from mcp_state.db import DEFAULT_IDLE_RELEASE, Database, lock_timeout
-from mcp_state.dialect import is_postgres_url
 from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError
 from mcp_state.gateway import Gateway
 from mcp_state.repositories.audit import AuditRepository
@@ -143,8 +142,7 @@ def open_database(
     """
     if not settings.db_path:
         raise DatabaseUnavailableError("no database: pass --db, or set MCP_STATE_DATABASE_URL or DATA_DIR")
-    if is_postgres_url(settings.db_path):  # PostgreSQL: the DuckDB file settings do not apply
-        return Database(settings.db_path, idle_release=None, read_only=settings.read_only)
+    # (The file settings, cache and release are DuckDB's: PostgreSQL's Database does not use them.)
     return Database(
         settings.db_path,
         config=hardened_config(settings.db_path) if config is None else config,

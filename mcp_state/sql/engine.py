@@ -60,7 +60,6 @@ def sql_engine_for(db: Database, **engine_options: Any) -> ReadOnlySql:
     views, or on PostgreSQL a reader role in read-only transactions (``pg_engine``)."""
     url = getattr(db, "url", None)  # the location decides the engine
     if isinstance(url, str) and is_postgres_url(url):
-        import mcp_state.postgres  # noqa: F401 (a missing driver: one line saying what to install)
         from mcp_state.sql.pg_engine import PgSqlEngine
 
         return PgSqlEngine(url, **engine_options)
@@ -155,22 +154,12 @@ def open_engine(path: str | os.PathLike[str] | None = None, **engine_options: An
     For one-shot callers such as the CLI: a missing file is an error, never created.
     """
     target = str(path) if path else str(system_db_path())
-    if is_postgres_url(target):
-        import mcp_state.postgres  # noqa: F401 (a missing driver: one line saying what to install)
-        from mcp_state.sql.pg_engine import PgSqlEngine
-
-        pg_engine = PgSqlEngine(target, **engine_options)
-        try:
-            yield pg_engine
-        finally:
-            pg_engine.close()
-        return
-    if target != ":memory:" and not Path(target).is_file():
+    if not is_postgres_url(target) and target != ":memory:" and not Path(target).is_file():
         raise DatabaseUnavailableError(
             f"no database at {target}; point to an existing state database with --db PATH or DATA_DIR"
         )
     db = hardened_database(target, idle_release=None)
-    engine = SqlEngine(db, **engine_options)
+    engine = sql_engine_for(db, **engine_options)
     try:
         yield engine
     finally:

@@ -33,7 +33,6 @@ from typing import Any
 import duckdb
 
 from mcp_state.db import Database
-from mcp_state.dialect import is_postgres_url
 
 DEFAULT_MEMORY_LIMIT = "1GB"
 DEFAULT_SPILL_LIMIT = "2GB"
@@ -100,11 +99,9 @@ def harden(conn: duckdb.DuckDBPyConnection) -> None:
 
 def hardened_database(path: str | os.PathLike[str], **kwargs: Any) -> Database:
     """A ``Database`` opened hardened every time it (re)opens; ``kwargs`` go to ``Database``.
-    A PostgreSQL database (a URL) is opened as it is: these are DuckDB's settings."""
+    (These are DuckDB's settings: a PostgreSQL database, a URL, does not use them.)"""
     memory_limit = kwargs.pop("memory_limit", DEFAULT_MEMORY_LIMIT)
     threads = kwargs.pop("threads", None)
-    if is_postgres_url(str(path)):
-        return Database(path, **kwargs)
     return Database(
         path,
         config=hardened_config(path, memory_limit=memory_limit, threads=threads),
