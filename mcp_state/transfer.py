@@ -49,8 +49,8 @@ def copy_state(source: str, target: str) -> dict[str, Any]:
     try:
         with Database(source, idle_release=None) as src, Database(target, idle_release=None) as dst:
             tables = state_tables(src)
-            _check_same_schema(src, dst, tables, target)
-            _require_empty(dst, tables, target)
+            _check_same_schema(dst, tables, target)
+            _require_empty(dst, target)
             counts = _copy(src, dst, tables)
             _verify(dst, counts, target)
             TokenRepository(dst).publish()  # a file's token list for the HTTP server
@@ -75,7 +75,7 @@ def require_empty(location: str, advice: str = EMPTY_ONLY) -> None:
     if not is_postgres_url(location) and not Path(location).exists():
         return
     with Database(location, idle_release=None) as db:
-        _require_empty(db, state_tables(db), location, advice)
+        _require_empty(db, location, advice)
 
 
 # -- what is copied ----------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def state_tables(db: Database) -> dict[str, list[str]]:
     return tables
 
 
-def _check_same_schema(src: Database, dst: Database, tables: dict[str, list[str]], target: str) -> None:
+def _check_same_schema(dst: Database, tables: dict[str, list[str]], target: str) -> None:
     theirs = state_tables(dst)
     for table, columns in tables.items():
         if sorted(theirs.get(table, [])) != sorted(columns):
@@ -109,16 +109,8 @@ def _check_same_schema(src: Database, dst: Database, tables: dict[str, list[str]
             )
 
 
-def _require_empty(
-    db: Database, tables: dict[str, list[str]], location: str, advice: str = EMPTY_ONLY
-) -> None:
-    g = Gateway(db)
-    held = []
-    for table in tables:
-        if table != "schema_version":
-            n = int(g.fetch_value(f"SELECT count(*) FROM {table}"))
-            if n:
-                held.append(f"{n} rows in {table}")
+def _require_empty(db: Database, location: str, advice: str = EMPTY_ONLY) -> None:
+    held = [f"{n} rows in {table}" for table, n in count_rows(db).items() if n and table != "schema_version"]
     if held:
         raise ConflictError(
             f"{shown_location(location)} already holds state ({', '.join(held[:3])}"
