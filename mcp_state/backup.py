@@ -160,18 +160,15 @@ def verify_server(url: str) -> Report:
     every table read (its rows counted), and the agreement checks (``consistency``, in one snapshot:
     a read-only REPEATABLE READ transaction)."""
     from mcp_state.db import Database
-    from mcp_state.gateway import Gateway
     from mcp_state.sharing import shown_location
     from mcp_state.transfer import count_rows
 
     report = Report(shown_location(url))
     try:
         with Database(url, idle_release=None, read_only=True) as db:
-            report.schema_version = int(
-                Gateway(db).fetch_value("SELECT max(version) FROM schema_version") or 0
-            )
             report.rows = count_rows(db)
             with db.hold() as conn:
+                report.schema_version = get_schema_version(conn)
                 conn.execute(db.dialect.begin_snapshot)
                 try:
                     found = consistency.check(conn, url)
