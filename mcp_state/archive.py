@@ -127,10 +127,6 @@ def archive_folder(db_path: str | os.PathLike[str] | None) -> Path | None:
     return Path(db_path).resolve().parent / "archive" / "audit"
 
 
-def archive_glob(folder: str | os.PathLike[str]) -> str:
-    return str(Path(folder).resolve() / ARCHIVE_PATTERN)
-
-
 class ArchiveReader:
     """The Parquet files of one archive folder, read for the SQL tool (in the server process)."""
 
@@ -190,11 +186,6 @@ class ArchiveReader:
             ) from None
         finally:
             conn.close()
-
-
-def archive_view_sql(folder: str | os.PathLike[str]) -> str:
-    """The statement that exposes the archive in ``folder`` as the view ``audit_archive``."""
-    return f"CREATE OR REPLACE TEMP VIEW audit_archive AS SELECT * FROM read_parquet({_literal(Path(archive_glob(folder)))})"
 
 
 def allow_archive(conn: duckdb.DuckDBPyConnection, folder: str | os.PathLike[str]) -> None:

@@ -15,7 +15,7 @@ import pytest
 from recovery_support import cli, crash_writer, one_line_error
 
 import mcp_state
-from mcp_state.archive import allow_archive, archive_view_sql
+from mcp_state.archive import ArchiveReader
 from mcp_state.db import Database, connect
 from mcp_state.repositories.audit import AuditRepository
 
@@ -159,16 +159,14 @@ def test_audit_archive_moves_old_rows_to_parquet_that_stays_queryable_read_only(
     assert "Archived 5 audit rows" in done.stdout and "3 rows stay in the live table" in done.stdout
     live = contents(path)["audit_log"]
     assert {row[3] for row in live} == {"new"}
-    # A read-only engine that may read exactly the archive folder (the SQL tool's mechanism).
-    conn = duckdb.connect()
-    allow_archive(conn, folder)
-    conn.execute("SET GLOBAL enable_external_access = false")
-    conn.execute("SET GLOBAL lock_configuration = true")
-    conn.execute(archive_view_sql(folder))
-    archived = conn.execute("SELECT * FROM audit_archive ORDER BY ALL").fetchall()
+    # Read as the SQL tool reads it: an engine that may read exactly the archive folder.
+    with duckdb.connect(str(path), read_only=True) as db:
+        columns = [[name, kind] for name, kind, *_ in db.execute("DESCRIBE audit_log").fetchall()]
+    with ArchiveReader(folder).reading(columns) as (conn, source):
+        archived = conn.execute(f"SELECT * FROM {source} ORDER BY ALL").fetchall()
+        with pytest.raises(duckdb.PermissionException):
+            conn.execute(f"SELECT * FROM read_text('{path}')")
     assert sorted(archived + live) == sorted(before)
-    with pytest.raises(duckdb.PermissionException):
-        conn.execute(f"SELECT * FROM read_text('{path}')")
     again = cli("audit", "archive", "--before", "90d", "--to", str(folder), "--db", str(path))
     assert again.returncode == 0 and "nothing archived" in again.stdout
     line = one_line_error(cli("audit", "archive", "--before", "soon", "--to", str(folder), "--db", str(path)))
