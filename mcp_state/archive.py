@@ -33,6 +33,7 @@ import duckdb
 from mcp_state import recovery
 from mcp_state.db import WRITE_LOCK, Database
 from mcp_state.errors import DatabaseUnavailableError, InvalidArgumentError
+from mcp_state.gateway import quote_identifier
 
 ARCHIVE_ENV = "MCP_STATE_AUDIT_ARCHIVE"
 ARCHIVE_PATTERN = "audit-*.parquet"
@@ -160,7 +161,6 @@ class ArchiveReader:
         """A cursor and a subquery over the archive with ``columns`` (``[[name, type], ...]``, those
         of the redacted audit view): no rows when there are no files."""
         from mcp_state.sql.hardening import NO_EXTENSIONS_OR_SECRETS
-        from mcp_state.sql.runner import quote_identifier
 
         conn = duckdb.connect(":memory:", config={**NO_EXTENSIONS_OR_SECRETS, "temp_directory": ""})
         try:

@@ -28,6 +28,7 @@ from mcp_state.errors import (
     InvalidArgumentError,
     StateError,
 )
+from mcp_state.gateway import quote_identifier
 from mcp_state.schema import LATEST_VERSION
 from mcp_state.walfile import commits_after_damage, scan_wal
 
@@ -193,14 +194,14 @@ def _check(conn: duckdb.DuckDBPyConnection, report: Report) -> None:
         "AND schema_name = 'main' ORDER BY table_name"
     ).fetchall()
     for (table,) in tables:
-        quoted = '"' + table.replace('"', '""') + '"'
+        quoted = quote_identifier(table)
         # Reading one aggregate per column reads every block of every column.
         conn.execute(f"SELECT count(*), min(hash(COLUMNS(*))) FROM {quoted}").fetchall()
         report.rows[table] = int(conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])  # type: ignore[index]
     for table, expressions in conn.execute(
         "SELECT table_name, expressions FROM duckdb_indexes() WHERE database_name = current_database()"
     ).fetchall():
-        quoted = '"' + table.replace('"', '""') + '"'
+        quoted = quote_identifier(table)
         column = expressions.strip("[]").split(",")[0].strip().strip("'")  # from the catalog, not data
         # An equality lookup on the indexed column goes through the index.
         conn.execute(

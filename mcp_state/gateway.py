@@ -109,6 +109,11 @@ def _out(name: str, value: Any) -> Any:
     return value
 
 
+def quote_identifier(name: str) -> str:
+    """``name`` as an SQL identifier (both engines): ``audit_log`` -> ``"audit_log"``."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def column_names(description: Sequence[Sequence[Any]] | None) -> list[str]:
     """Column names with duplicates kept apart: ``id``, ``id_2``, ``id_3``..."""
     names: list[str] = []

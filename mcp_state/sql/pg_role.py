@@ -31,6 +31,7 @@ import psycopg
 from psycopg import sql
 
 from mcp_state.errors import DatabaseUnavailableError
+from mcp_state.gateway import quote_identifier
 from mcp_state.schema import REDACTED_SCHEMA
 
 ROLE_PREFIX = "mcp_state_sql_"
@@ -52,7 +53,7 @@ def reader_name(database: str) -> str:
 
 def admin_statements(reader: str, login: str) -> list[str]:
     """What an admin (a superuser) runs once in the database when the login role may not."""
-    r, who = _ident(reader), _ident(login)
+    r, who = quote_identifier(reader), quote_identifier(login)
     return [
         f"CREATE ROLE {r} NOLOGIN",
         f"GRANT {r} TO {who}",
@@ -164,7 +165,3 @@ def reader_problems(conn: psycopg.Connection[Any], reader: str) -> list[str]:
 def _fetch_bool(conn: psycopg.Connection[Any], query: str, params: list[Any]) -> bool:
     row = conn.execute(query, params).fetchone()
     return bool(row and row[0])
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

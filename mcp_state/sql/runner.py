@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from mcp_state.errors import InvalidSQLError, QueryTimeoutError, StateError
-from mcp_state.gateway import column_names
+from mcp_state.gateway import column_names, quote_identifier
 from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.convert import converter
 from mcp_state.sql.guard import (
@@ -293,11 +293,6 @@ class Watchdog:
                     self._interrupt()
                     continue
                 self._wake.wait(left)
-
-
-def quote_identifier(name: str) -> str:
-    """``name`` as a DuckDB identifier: ``audit_log`` -> ``"audit_log"``."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _table(name: str) -> str:

@@ -46,9 +46,10 @@ import duckdb
 
 from mcp_state.archive import ArchiveReader
 from mcp_state.db import Database
+from mcp_state.gateway import quote_identifier
 from mcp_state.schema import REDACTED_SCHEMA
 from mcp_state.sql.guard import Catalog, check_statement, check_tree, statement_kind
-from mcp_state.sql.runner import ARCHIVE, VERDICTS_KEPT, quote_identifier
+from mcp_state.sql.runner import ARCHIVE, VERDICTS_KEPT
 
 CHUNK_ROWS = 25_000
 # Restarts of a chunked copy (its rows changed under it) before the last try holds the file.
