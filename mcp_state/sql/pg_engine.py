@@ -307,7 +307,7 @@ class PgSqlEngine:
                 "only (see sql_schema)"
             )
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and exc.sqlstate is None:
-            return DatabaseUnavailableError(f"the SQL tool could not reach PostgreSQL: {_first_line(exc)}")
+            return postgres.unreachable(self._url, exc)  # the connection lost: said as when connecting
         if isinstance(exc, psycopg.errors.OutOfMemory):
             return InvalidSQLError(
                 "the query needs more memory than the SQL tool allows; aggregate, filter with WHERE or "
